@@ -1,0 +1,186 @@
+"""Typed configuration: one YAML file (`orbitcast.yaml`) validated with pydantic.
+
+Every field has a default that serves the local demo, so `orbitcast demo` needs no file. A bad
+file raises `ConfigError` with one line per problem, each naming the field and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DEMO_SOURCE = (
+    "lavfi:testsrc2=size=1280x720:rate=30,format=yuv420p[out0];"
+    "sine=frequency=440:sample_rate=48000[out1]"
+)
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or invalid; the message names each bad field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(value: str, what: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '_' or '-', starting with a letter or digit")
+    return value
+
+
+class Rung(_Strict):
+    """One rendition of the adaptive ladder."""
+
+    name: str
+    width: int = Field(gt=0, le=7680)
+    height: int = Field(gt=0, le=4320)
+    video_bitrate: int = Field(gt=0, description="bits per second")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "rung name")
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        # yuv420p chroma subsampling needs even dimensions.
+        if v % 2:
+            raise ValueError("must be even")
+        return v
+
+
+DEFAULT_LADDER = (
+    Rung(name="720p", width=1280, height=720, video_bitrate=2_500_000),
+    Rung(name="480p", width=854, height=480, video_bitrate=1_200_000),
+    Rung(name="360p", width=640, height=360, video_bitrate=600_000),
+)
+
+
+class LadderConfig(_Strict):
+    rungs: tuple[Rung, ...] = DEFAULT_LADDER
+    audio_bitrate: int = Field(default=128_000, gt=0)
+    preset: str = "veryfast"
+    fps: int | None = Field(default=None, gt=0, le=120, description="output frame rate; default: the source's")
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, v: tuple[Rung, ...]) -> tuple[Rung, ...]:
+        if not v:
+            raise ValueError("the ladder needs at least one rung")
+        names = [r.name for r in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rung names must be unique, got {names}")
+        return v
+
+
+class FeedConfig(_Strict):
+    """One live source. `source` is a file path, `lavfi:<graph>`, or a network URL."""
+
+    name: str
+    source: str
+    loop: bool = Field(default=True, description="files: start again at the end")
+    realtime: bool = Field(default=True, description="files and lavfi: pace reading at real time")
+    options: dict[str, str] = Field(default_factory=dict, description="demuxer options passed to PyAV")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "feed name")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class ServeConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _replicas(self) -> "ServeConfig":
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        return self
+
+
+class OrbitcastConfig(_Strict):
+    feeds: tuple[FeedConfig, ...] = (FeedConfig(name="iss", source=DEMO_SOURCE),)
+    ladder: LadderConfig = LadderConfig()
+    segment_duration: float = Field(default=2.0, gt=0.1, le=30.0, description="seconds")
+    part_duration: float = Field(default=0.5, gt=0.02, le=10.0, description="seconds, LL-HLS parts")
+    live_window: int = Field(default=6, ge=3, le=1000, description="segments listed in a live playlist")
+    store: str = Field(default="./orbitcast-data", description="local folder or pyarrow.fs URI (s3://...)")
+    transcoders: int = Field(default=2, ge=1, le=256, description="transcoder pool members")
+    transcoder_cpus: float = Field(default=1.0, ge=0.0, description="logical CPUs each pool member reserves")
+    serve: ServeConfig = ServeConfig()
+
+    @field_validator("feeds")
+    @classmethod
+    def _feeds(cls, v: tuple[FeedConfig, ...]) -> tuple[FeedConfig, ...]:
+        names = [f.name for f in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"feed names must be unique, got {names}")
+        return v
+
+    @model_validator(mode="after")
+    def _parts(self) -> "OrbitcastConfig":
+        ratio = self.segment_duration / self.part_duration
+        if abs(ratio - round(ratio)) > 1e-6:
+            raise ValueError(
+                f"segment_duration ({self.segment_duration}) must be a whole multiple of part_duration ({self.part_duration})"
+            )
+        return self
+
+    def feed(self, name: str) -> FeedConfig:
+        for f in self.feeds:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, origin: str = "configuration") -> OrbitcastConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of fields, got {type(data).__name__}")
+    try:
+        return OrbitcastConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{origin}: invalid configuration\n{_format_errors(err)}") from None
+
+
+def load_config(path: str | Path | None) -> OrbitcastConfig:
+    """Load and validate a YAML file; `None` gives the demo defaults."""
+    if path is None:
+        return OrbitcastConfig()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    return parse_config(data, str(p))

@@ -1,0 +1,1 @@
+"""Media: sources (PyAV demux), the live transcoder (decode once, encode a ladder), CMAF fMP4."""

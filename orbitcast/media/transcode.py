@@ -1,0 +1,272 @@
+"""The live transcoder: one per feed. Decode once, scale to every rung, encode H.264 per rung
+and AAC once, and mux CMAF fMP4 per rung in fragments of part duration.
+
+A keyframe is forced on the first frame of every segment (seq = floor(time / D)) in every rung,
+so segment N of every rung covers the same time span and starts with an IDR frame. The mp4
+muxer cuts a fragment at every keyframe and every part duration; `FragmentSplitter` reads them
+back, and fragments are grouped into segments by the time they start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from fractions import Fraction
+
+import av
+from av.audio.frame import AudioFrame
+from av.video.frame import PictureType, VideoFrame
+from av.video.reformatter import VideoReformatter
+
+from ..config import LadderConfig, Rung
+from ..segment import Segment
+from .boundaries import segment_index
+from .fmp4 import Fragment, FragmentSplitter, codecs_string
+from .units import FeedStreams, MediaUnit, StreamInfo
+
+TIME_BASE = Fraction(1, 90000)
+AUDIO_RATE = 48000
+
+
+class TranscodeError(RuntimeError):
+    """The feed's media cannot be decoded or encoded; the message is the reason."""
+
+
+def _decoder(info: StreamInfo) -> av.CodecContext:
+    try:
+        ctx = av.CodecContext.create(info.codec, "r")
+    except (av.error.FFmpegError, ValueError) as err:
+        raise TranscodeError(f"unsupported {info.kind} codec {info.codec!r}: {err}") from None
+    if info.extradata:
+        ctx.extradata = info.extradata
+    if info.kind == "video":
+        if info.codec == "rawvideo":
+            ctx.width, ctx.height, ctx.pix_fmt = info.width, info.height, info.pix_fmt or "yuv420p"
+    else:
+        if info.sample_rate:
+            ctx.sample_rate = info.sample_rate
+        if info.layout:
+            ctx.layout = info.layout
+        if info.sample_format and info.codec.startswith("pcm_"):
+            ctx.format = info.sample_format
+    return ctx
+
+
+def _packet(unit: MediaUnit) -> av.Packet:
+    pkt = av.Packet(unit.data)
+    pkt.pts = round(unit.time * 90000)
+    pkt.time_base = TIME_BASE
+    return pkt
+
+
+@dataclass
+class _Pending:
+    """Parts of the segment a rung is still filling."""
+
+    seq: int
+    start: float
+    parts: list[bytes] = field(default_factory=list)
+
+
+class _RungOutput:
+    def __init__(self, rung: Rung, fps: float, part_duration: float, preset: str, audio: av.CodecContext | None) -> None:
+        self.rung = rung
+        self.splitter = FragmentSplitter()
+        self.container = av.open(
+            self.splitter, "w", format="mp4",
+            options={
+                # empty_moov+frag_*: fragmented MP4 from the first byte (an init segment, then
+                # moof+mdat pairs). frag_discont+use_editlist=0 keeps the feed's absolute media
+                # time in tfdt, so every rung and every later transcoder share one timeline.
+                "movflags": "empty_moov+default_base_moof+frag_keyframe+frag_discont+skip_trailer+cmaf",
+                "frag_duration": str(round(part_duration * 1_000_000)),
+                "use_editlist": "0",
+            },
+        )
+        vs = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        vs.width, vs.height, vs.pix_fmt = rung.width, rung.height, "yuv420p"
+        vs.bit_rate = rung.video_bitrate
+        vs.codec_context.time_base = TIME_BASE
+        kbps = rung.video_bitrate // 1000
+        vs.options = {
+            "preset": preset,
+            # zerolatency: no B-frames or lookahead, so a frame leaves the encoder at once.
+            "tune": "zerolatency",
+            "forced-idr": "1",
+            # Keyframes only where we force them, so segments and parts align across rungs.
+            "x264-params": f"scenecut=0:keyint=infinite:vbv-maxrate={int(kbps * 1.2)}:vbv-bufsize={kbps * 2}",
+            "profile": "high",
+        }
+        self.video = vs
+        self.audio = None
+        if audio is not None:
+            # The same AAC packets go into every rung; this stream's own encoder is only opened
+            # so that the muxer has codec parameters identical to the shared encoder's.
+            a = self.container.add_stream("aac", rate=audio.sample_rate)
+            a.layout = audio.layout.name
+            a.bit_rate = audio.bit_rate
+            a.codec_context.time_base = audio.time_base
+            self.audio = a
+        self.pending: _Pending | None = None
+        self.codecs: str | None = None
+
+    def mux_video(self, frame: VideoFrame) -> None:
+        self.container.mux(self.video.encode(frame))
+
+    def mux_audio(self, packets: Iterable[av.Packet]) -> None:
+        if self.audio is None:
+            return
+        for src in packets:
+            pkt = av.Packet(bytes(src))
+            pkt.pts, pkt.dts, pkt.time_base = src.pts, src.dts, src.time_base
+            pkt.duration = src.duration
+            pkt.stream = self.audio
+            self.container.mux(pkt)
+
+    def finish(self) -> None:
+        self.container.mux(self.video.encode(None))
+        self.container.close()
+
+
+class LiveTranscoder:
+    """Stateful streaming transcoder of one feed; `push` media units, get finished segments."""
+
+    def __init__(
+        self,
+        feed: str,
+        ladder: LadderConfig,
+        segment_duration: float,
+        part_duration: float,
+        streams: FeedStreams,
+    ) -> None:
+        self.feed = feed
+        self.ladder = ladder
+        self.segment_duration = segment_duration
+        self.part_duration = part_duration
+        self.fps = float(ladder.fps or streams.video.fps or 30.0)
+        self.generation = streams.generation
+        self._vdec = _decoder(streams.video)
+        self._adec = _decoder(streams.audio) if streams.audio else None
+        self._aenc: av.AudioCodecContext | None = None
+        if self._adec is not None:
+            enc = av.CodecContext.create("aac", "w")
+            enc.sample_rate = AUDIO_RATE
+            enc.layout = "stereo"
+            enc.format = "fltp"
+            enc.bit_rate = ladder.audio_bitrate
+            enc.time_base = Fraction(1, AUDIO_RATE)
+            enc.open()
+            self._aenc = enc
+        self._outputs = [_RungOutput(r, self.fps, part_duration, ladder.preset, self._aenc) for r in ladder.rungs]
+        self._reformatters = [VideoReformatter() for _ in ladder.rungs]
+        self._current_seq: int | None = None
+        self._capture_offset = 0.0  # wall clock minus media time, from the newest unit
+        self._pdt: dict[int, float] = {}  # seq -> capture time of its first frame
+        self._last_video_time: float | None = None
+        self._min_frame_gap = 1.0 / self.fps * 0.5
+
+    @property
+    def init_segments(self) -> dict[str, bytes]:
+        return {o.rung.name: o.splitter.init for o in self._outputs if o.splitter.init is not None}
+
+    @property
+    def codecs(self) -> dict[str, str]:
+        return {o.rung.name: o.codecs for o in self._outputs if o.codecs}
+
+    def push(self, units: Iterable[MediaUnit]) -> list[Segment]:
+        for unit in units:
+            self._capture_offset = unit.capture - unit.time
+            try:
+                if unit.kind == "video":
+                    for frame in self._vdec.decode(_packet(unit)):
+                        self._video_frame(frame)
+                elif self._adec is not None:
+                    for aframe in self._adec.decode(_packet(unit)):
+                        self._audio_frame(aframe)
+            except av.error.FFmpegError as err:
+                raise TranscodeError(f"{unit.kind} at {unit.time:.3f}s: {err}") from None
+        return self._collect(final=False)
+
+    def flush(self) -> list[Segment]:
+        for frame in self._vdec.decode(None):
+            self._video_frame(frame)
+        if self._aenc is not None:
+            tail = self._aenc.encode(None)
+            for o in self._outputs:
+                o.mux_audio(tail)
+        for o in self._outputs:
+            o.finish()
+        return self._collect(final=True)
+
+    def _video_frame(self, frame: VideoFrame) -> None:
+        if frame.pts is None:
+            return
+        t = float(frame.pts * TIME_BASE)
+        if self._last_video_time is not None and t - self._last_video_time < self._min_frame_gap:
+            return  # above the output rate (or a repeated timestamp): drop
+        self._last_video_time = t
+        seq = segment_index(t, self.segment_duration)
+        key = seq != self._current_seq
+        if key:
+            self._current_seq = seq
+            self._pdt[seq] = t + self._capture_offset
+        for out, ref in zip(self._outputs, self._reformatters):
+            scaled = ref.reformat(frame, width=out.rung.width, height=out.rung.height, format="yuv420p")
+            scaled.pts, scaled.time_base = frame.pts, TIME_BASE
+            scaled.pict_type = PictureType.I if key else PictureType.NONE
+            out.mux_video(scaled)
+
+    def _audio_frame(self, frame: AudioFrame) -> None:
+        assert self._aenc is not None
+        if frame.pts is not None:
+            frame.pts = round(frame.pts * TIME_BASE * frame.sample_rate)
+            frame.time_base = Fraction(1, frame.sample_rate)
+        packets = self._aenc.encode(frame)
+        for o in self._outputs:
+            o.mux_audio(packets)
+
+    def _collect(self, final: bool) -> list[Segment]:
+        done: list[Segment] = []
+        for o in self._outputs:
+            frags = o.splitter.take()
+            if o.codecs is None and o.splitter.init is not None:
+                o.codecs = codecs_string(o.splitter.init)
+            for frag in frags:
+                done.extend(self._add_fragment(o, frag))
+            if final and o.pending and o.pending.parts:
+                end = (self._last_video_time or o.pending.start) + 1.0 / self.fps
+                done.append(self._segment(o, end))
+                o.pending = None
+        # Forget program date-times no rung can still need.
+        if self._pdt:
+            oldest = min((o.pending.seq for o in self._outputs if o.pending), default=max(self._pdt))
+            for seq in [s for s in self._pdt if s < oldest]:
+                del self._pdt[seq]
+        return done
+
+    def _add_fragment(self, o: _RungOutput, frag: Fragment) -> list[Segment]:
+        seq = segment_index(frag.time, self.segment_duration)
+        out: list[Segment] = []
+        if o.pending is not None and seq != o.pending.seq:
+            out.append(self._segment(o, frag.time))
+            o.pending = None
+        if o.pending is None:
+            o.pending = _Pending(seq=seq, start=frag.time)
+        o.pending.parts.append(frag.data)
+        return out
+
+    def _segment(self, o: _RungOutput, end: float) -> Segment:
+        p = o.pending
+        assert p is not None
+        pdt = self._pdt.get(p.seq, p.start + self._capture_offset)
+        return Segment(
+            feed=self.feed,
+            rendition=o.rung.name,
+            seq=p.seq,
+            start=p.start,
+            duration=round(end - p.start, 6),
+            program_date_time=datetime.fromtimestamp(pdt, tz=timezone.utc),
+            data=b"".join(p.parts),
+            parts=tuple(len(x) for x in p.parts),
+        )

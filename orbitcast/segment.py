@@ -1,0 +1,60 @@
+"""The one currency between stages: a media segment of one rendition of one feed.
+
+Every hop (transcoder -> packager -> gateway -> edge) carries a `Segment` and checks its
+digest on arrival, so a corrupted hand-off is caught where it happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class DigestMismatch(ValueError):
+    """A segment's bytes do not match the digest it was handed over with."""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One CMAF media segment (a run of fMP4 fragments, starting with a keyframe).
+
+    `start` and `duration` are in seconds on the feed's media timeline (the same for every
+    rung of one `seq`); `program_date_time` is the wall-clock (UTC) time of its first frame.
+    """
+
+    feed: str
+    rendition: str
+    seq: int
+    start: float
+    duration: float
+    program_date_time: datetime
+    data: bytes = field(repr=False)
+    digest: str = ""
+    parts: tuple[int, ...] = ()  # byte lengths of the LL-HLS parts that make up `data`
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", sha256_hex(self.data))
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def bitrate(self) -> int:
+        """Bits per second of this segment's bytes over its duration."""
+        return int(len(self.data) * 8 / self.duration) if self.duration > 0 else 0
+
+    def verified(self) -> "Segment":
+        """Return self if the bytes match the digest, else raise `DigestMismatch`."""
+        actual = sha256_hex(self.data)
+        if actual != self.digest:
+            raise DigestMismatch(
+                f"{self.feed}/{self.rendition}/{self.seq}: digest {actual} != expected {self.digest}"
+            )
+        return self
