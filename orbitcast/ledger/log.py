@@ -1,0 +1,228 @@
+"""The per-feed certification ledger the packager appends to and the Serve deployment reads.
+
+One `FeedLedger` per feed: an RFC 6962 tree of canonical leaves, an index (rendition, seq) ->
+leaf index, the signed tree heads it has issued, and (optionally) the append-only file behind
+them. Thread-safe (one lock): a Serve replica may answer proofs while the packager appends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from nacl.signing import SigningKey, VerifyKey
+
+from .leaf import LeafFields, check_name, decode_leaf
+from .merkle import MerkleTree, leaf_hash
+from .store import FeedLogFile, LogStore, Recovery, RecordKind
+from .tree_head import BadSignature, SignedTreeHead
+
+log = logging.getLogger(__name__)
+
+
+class LedgerError(LookupError):
+    """A request the ledger cannot answer; `status` is the HTTP status it maps to."""
+
+    status = 400
+
+
+class UnknownLeaf(LedgerError):
+    status = 404
+
+
+class NotYetCertified(LedgerError):
+    """The leaf exists but no signed head covers it yet (at most one segment duration)."""
+
+    status = 404
+
+
+class ConflictingLeaf(LedgerError):
+    """Another leaf already holds this (rendition, seq): an append-only log never replaces."""
+
+    status = 409
+
+
+class FeedLedger:
+    def __init__(
+        self,
+        feed: str,
+        signing_key: SigningKey,
+        store: LogStore | None = None,
+    ) -> None:
+        self.feed = check_name("feed", feed)
+        self._key = signing_key
+        self.verify_key: VerifyKey = signing_key.verify_key
+        self._lock = threading.Lock()
+        self._tree = MerkleTree()
+        self._leaves: list[bytes] = []
+        self._index: dict[tuple[str, int], int] = {}
+        self._heads: dict[int, SignedTreeHead] = {}  # tree size -> latest head of that size
+        self._latest: SignedTreeHead | None = None
+        self._file: FeedLogFile | None = None
+        self.recovery: Recovery | None = None
+        if store is not None:
+            self._file, self.recovery = store.open(feed)
+            self._reload(self.recovery)
+
+    # -- restart ------------------------------------------------------------------------------
+
+    def _reload(self, recovery: Recovery) -> None:
+        """Rebuild from the stored records in O(n): decode leaves, build the tree bottom-up."""
+        hashes: list[bytes] = []
+        heads: list[SignedTreeHead] = []
+        for kind, payload in recovery.records:
+            if kind is RecordKind.LEAF:
+                fields = decode_leaf(payload)
+                if fields.feed != self.feed:
+                    raise ValueError(f"log of {self.feed} holds a leaf of {fields.feed}")
+                self._index[fields.key] = len(self._leaves)
+                self._leaves.append(payload)
+                hashes.append(leaf_hash(payload))
+            else:
+                heads.append(SignedTreeHead.decode(payload))
+        self._tree = MerkleTree.from_leaf_hashes(hashes)
+        for head in heads:
+            # A head is only kept if it still describes this tree: signed by this key, for a
+            # size we hold, with the root we recompute. A head that fails is evidence of a
+            # problem, not something to serve.
+            if head.tree_size <= self._tree.size and head.root_hash == self._tree.root(
+                head.tree_size
+            ):
+                try:
+                    head.verify(self.verify_key)
+                except BadSignature:
+                    log.warning("ledger %s: stored head of size %d is not signed by this key",
+                                self.feed, head.tree_size)
+                    continue
+                self._remember(head)
+
+    def _remember(self, head: SignedTreeHead) -> None:
+        self._heads[head.tree_size] = head
+        if self._latest is None or (head.tree_size, head.timestamp_ms) >= (
+            self._latest.tree_size,
+            self._latest.timestamp_ms,
+        ):
+            self._latest = head
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, segment: Any) -> int:
+        """Enter one segment; return its leaf index.
+
+        `segment` is a `LeafFields` or anything with the `Segment` attributes (feed, rendition,
+        seq, program_date_time, size, digest). Idempotent for the exact same leaf (a retried
+        hand-off gets the index it already has); a different leaf for a taken (rendition, seq)
+        raises `ConflictingLeaf`.
+        """
+        fields = segment if isinstance(segment, LeafFields) else LeafFields.from_segment(segment)
+        if fields.feed != self.feed:
+            raise ValueError(f"segment of {fields.feed} appended to the ledger of {self.feed}")
+        data = fields.encode()
+        with self._lock:
+            existing = self._index.get(fields.key)
+            if existing is not None:
+                if self._leaves[existing] == data:
+                    return existing
+                raise ConflictingLeaf(
+                    f"{self.feed}/{fields.rendition}/{fields.seq} is already leaf {existing}"
+                )
+            # Durable first, then visible: a leaf that is in the tree is on disk.
+            if self._file is not None:
+                self._file.append(RecordKind.LEAF, data)
+            index = self._tree.append_leaf(data)
+            self._leaves.append(data)
+            self._index[fields.key] = index
+            return index
+
+    def sign_head(self, timestamp_ms: int) -> SignedTreeHead:
+        """Sign the current tree at `timestamp_ms` (from the clock authority) and keep it.
+
+        Timestamps must not go backwards: a head older than the one before it would tell an
+        auditor that time ran backwards in the log.
+        """
+        with self._lock:
+            if self._latest is not None and timestamp_ms < self._latest.timestamp_ms:
+                raise ValueError(
+                    f"timestamp {timestamp_ms} is before the last head's {self._latest.timestamp_ms}"
+                )
+            size = self._tree.size
+            head = SignedTreeHead.sign(self._key, self.feed, size, timestamp_ms, self._tree.root())
+            if self._file is not None:
+                self._file.append(RecordKind.TREE_HEAD, head.encode())
+            self._remember(head)
+            return head
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._tree.size
+
+    @property
+    def latest_head(self) -> SignedTreeHead | None:
+        return self._latest
+
+    def head_at(self, tree_size: int) -> SignedTreeHead | None:
+        return self._heads.get(tree_size)
+
+    def root(self, tree_size: int | None = None) -> bytes:
+        with self._lock:
+            return self._tree.root(tree_size)
+
+    def index_of(self, rendition: str, seq: int) -> int | None:
+        return self._index.get((rendition, seq))
+
+    def leaf(self, index: int) -> bytes:
+        return self._leaves[index]
+
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        return self._leaves[start:end]
+
+    def proof(self, rendition: str, seq: int, tree_size: int | None = None) -> dict[str, Any]:
+        """Inclusion proof of (rendition, seq) against a signed head.
+
+        Against the head of `tree_size` if given (an auditor pinning one head), else the latest
+        head. Raises `UnknownLeaf`, `NotYetCertified`, or `LedgerError` for a size with no head.
+        """
+        with self._lock:
+            index = self._index.get((rendition, seq))
+            if index is None:
+                raise UnknownLeaf(f"no leaf for {self.feed}/{rendition}/{seq}")
+            if tree_size is None:
+                head = self._latest
+                if head is None or head.tree_size <= index:
+                    raise NotYetCertified(
+                        f"{self.feed}/{rendition}/{seq} is leaf {index}; no signed head covers it yet"
+                    )
+            else:
+                head = self._heads.get(tree_size)
+                if head is None:
+                    raise UnknownLeaf(f"no signed tree head of size {tree_size}")
+                if head.tree_size <= index:
+                    raise NotYetCertified(
+                        f"{self.feed}/{rendition}/{seq} is leaf {index}, beyond tree size {tree_size}"
+                    )
+            path = self._tree.inclusion_proof(index, head.tree_size)
+            data = self._leaves[index]
+        return {
+            "feed": self.feed,
+            "leaf_index": index,
+            "leaf": data.hex(),
+            "leaf_fields": decode_leaf(data).to_json(),
+            "audit_path": [h.hex() for h in path],
+            "tree_head": head.to_json(),
+        }
+
+    def consistency(self, first: int, second: int) -> list[bytes]:
+        """RFC 6962 consistency proof between two tree sizes (second <= current size)."""
+        with self._lock:
+            if not 0 <= first <= second <= self._tree.size:
+                raise LedgerError(
+                    f"need 0 <= first <= second <= {self._tree.size}, got {first}, {second}"
+                )
+            return self._tree.consistency_proof(first, second)
