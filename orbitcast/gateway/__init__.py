@@ -1,0 +1,18 @@
+"""An embedded Threema Gateway (pure Python; never imports ray).
+
+`core.Gateway` holds accounts, credits, per-recipient queues and blobs (via `pyarrow.fs`)
+and answers Threema's status codes; `delivery` POSTs callbacks with their MAC, in order,
+at least once; `http.build_gateway_app` exposes the HTTP API; `callback_app` is the
+recipient's endpoint; `client` talks to any gateway (real, embedded over HTTP, in-process).
+"""
+
+from .blobstore import BlobStore
+from .config import GatewayConfig, IdentityConfig
+from .core import Gateway, MessageStatus
+from .delivery import Backoff, Poster, RequestsPoster
+from .errors import BadRequest, GatewayRefusal, NoCredits, NotFound, TooLarge, Unauthorized, Unavailable
+
+__all__ = [
+    "Backoff", "BadRequest", "BlobStore", "Gateway", "GatewayConfig", "GatewayRefusal", "IdentityConfig",
+    "MessageStatus", "NoCredits", "NotFound", "Poster", "RequestsPoster", "TooLarge", "Unauthorized", "Unavailable",
+]

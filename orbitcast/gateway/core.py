@@ -1,0 +1,295 @@
+"""The gateway's state and rules, free of any HTTP framework.
+
+Every public method takes already-parsed request values and either returns the 200 body
+value or raises a `GatewayRefusal` carrying Threema's status code. `http.py` only maps
+requests to these calls. Thread-safe: Serve runs handlers on several threads and the
+callback workers run on their own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from collections import OrderedDict
+from typing import Callable, NoReturn
+
+from orbitcast.sealing.keys import is_identity
+
+from .blobstore import BlobStore
+from .config import GatewayConfig, IdentityConfig
+from .delivery import Backoff, Poster, RecipientWorker, RequestsPoster
+from .errors import BadRequest, GatewayRefusal, NoCredits, NotFound, TooLarge, Unauthorized
+from .lookup import email_hash, phone_hash
+from .queues import QueuedMessage, RecipientQueue
+
+_HEX_RE = re.compile(r"^[0-9a-fA-F]*$")
+_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+STATUS_HISTORY = 100_000  # message statuses kept for /status-style queries
+
+
+@dataclass
+class MessageStatus:
+    message_id: str
+    from_id: str
+    to_id: str
+    state: str = "queued"  # queued -> delivered
+    attempts: int = 0
+    delivered_at: float | None = None
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        blob_store: BlobStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.blobs = blob_store or BlobStore.from_uri(config.blob_store)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._accounts: dict[str, IdentityConfig] = {}
+        self._credits: dict[str, int] = {}
+        self._queues: dict[str, RecipientQueue] = {}
+        self._status: OrderedDict[str, MessageStatus] = OrderedDict()  # bounded, newest last
+        self._workers: dict[str, RecipientWorker] = {}
+        self._poster: Poster | None = None
+        self._backoff = Backoff(config.retry_initial_s, config.retry_factor, config.retry_max_s)
+        #: refusals by code, accepted sends, deliveries, callback failures
+        self.counters: Counter[str] = Counter()
+        for account in config.identities:
+            self.add_identity(account)
+
+    # -- accounts ------------------------------------------------------------------------
+
+    def add_identity(self, account: IdentityConfig) -> None:
+        """Register (or replace) an account; starts its callback worker if delivery runs."""
+        with self._lock:
+            self._accounts[account.identity] = account
+            self._credits.setdefault(account.identity, account.credits)
+            self._queues.setdefault(account.identity, RecipientQueue(account.identity, self.config.max_queue))
+            if self._poster is not None:
+                self._start_worker(account.identity)
+
+    def identities(self) -> list[str]:
+        with self._lock:
+            return sorted(self._accounts)
+
+    def authenticate(self, identity: str | None, secret: str | None) -> str:
+        """401 for an unknown API identity or a wrong secret, without saying which."""
+        with self._lock:
+            account = self._accounts.get(identity or "")
+        expected = account.secret if account else "x" * 16  # compare anyway: no timing oracle
+        if not hmac.compare_digest(expected.encode(), (secret or "").encode("utf-8", "replace")) or account is None:
+            return self._refuse(Unauthorized("wrong identity or secret"))
+        return account.identity
+
+    def _account(self, identity: str) -> IdentityConfig:
+        with self._lock:
+            account = self._accounts.get(identity)
+        if account is None:
+            self._refuse(NotFound("unknown identity"))
+        return account
+
+    def _refuse(self, refusal: GatewayRefusal) -> NoReturn:
+        self.counters[f"refused_{refusal.code}"] += 1
+        raise refusal
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def public_key_hex(self, target: str) -> str:
+        return self._account(target).public_key
+
+    def capabilities(self, target: str) -> list[str]:
+        return list(self._account(target).capabilities)
+
+    def lookup(self, kind: str, value: str) -> str:
+        with self._lock:
+            accounts = list(self._accounts.values())
+        if kind in ("phone_hash", "email_hash"):
+            if not _HASH_RE.match(value):
+                self._refuse(BadRequest("hash must be 64 lowercase hex"))
+            digest = value
+        elif kind == "phone":
+            if not value.isdigit():
+                self._refuse(BadRequest("phone must be digits"))
+            digest = phone_hash(value)
+        elif kind == "email":
+            if "@" not in value:
+                self._refuse(BadRequest("not an e-mail address"))
+            digest = email_hash(value)
+        else:
+            self._refuse(BadRequest("unknown lookup"))
+        hasher = phone_hash if kind.startswith("phone") else email_hash
+        attribute = "phone" if kind.startswith("phone") else "email"
+        for account in accounts:
+            known = getattr(account, attribute)
+            if known and hasher(known) == digest:
+                return account.identity
+        return self._refuse(NotFound("no identity for that lookup"))
+
+    def credits(self, identity: str) -> int:
+        with self._lock:
+            return self._credits.get(identity, 0)
+
+    def set_credits(self, identity: str, credits: int) -> None:
+        with self._lock:
+            self._account(identity)
+            self._credits[identity] = credits
+
+    # -- sending ------------------------------------------------------------------------
+
+    def send_simple(self, sender: str) -> str:
+        # Simple mode has the gateway encrypt with keys it holds for the recipient; this
+        # gateway never holds user keys, so only end-to-end mode is offered.
+        return self._refuse(BadRequest("simple mode not supported by this gateway; use send_e2e"))
+
+    def send_e2e(
+        self,
+        sender: str,
+        to: str | None,
+        nonce_hex: str | None,
+        box_hex: str | None,
+        *,
+        no_delivery_receipts: bool = False,
+    ) -> str:
+        if to is None or not is_identity(to):
+            self._refuse(BadRequest("bad recipient"))
+        account = self._account(to)
+        if nonce_hex is None or len(nonce_hex) != 48 or not _HEX_RE.match(nonce_hex):
+            self._refuse(BadRequest("nonce must be 48 hex"))
+        if box_hex is None or not box_hex or len(box_hex) % 2 or not _HEX_RE.match(box_hex):
+            self._refuse(BadRequest("box must be hex"))
+        if len(box_hex) // 2 > self.config.max_box_bytes:
+            self._refuse(TooLarge("box over the size limit"))
+        with self._lock:
+            if self._credits.get(sender, 0) <= 0:
+                self._refuse(NoCredits("no credits"))
+            message = QueuedMessage(
+                message_id=secrets.token_hex(8),
+                from_id=sender,
+                to_id=account.identity,
+                date=int(self._clock()),
+                nonce_hex=nonce_hex.lower(),
+                box_hex=box_hex.lower(),
+                nickname=self._accounts[sender].nickname if sender in self._accounts else None,
+                no_delivery_receipts=no_delivery_receipts,
+            )
+            try:
+                self._queues[account.identity].put(message)
+            except GatewayRefusal as refusal:
+                self._refuse(refusal)
+            self._credits[sender] -= 1  # charged only once the message is really queued
+            self._status[message.message_id] = MessageStatus(message.message_id, sender, account.identity)
+            while len(self._status) > STATUS_HISTORY:
+                self._status.popitem(last=False)
+            self.counters["sent"] += 1
+        return message.message_id
+
+    def message_status(self, message_id: str) -> MessageStatus:
+        with self._lock:
+            status = self._status.get(message_id)
+        if status is None:
+            self._refuse(NotFound("unknown message id"))
+        return status
+
+    def pending(self, identity: str) -> list[QueuedMessage]:
+        """Undelivered messages for `identity`, oldest first (for recipients without a URL)."""
+        return self._queue(identity).snapshot()
+
+    def acknowledge(self, identity: str, message_id: str) -> bool:
+        """Pull-mode delivery: the recipient took `message_id` (the head) itself."""
+        queue = self._queue(identity)
+        head = queue.head(timeout=0)
+        if head is None or not queue.ack(message_id):
+            return False
+        self._delivered(head)
+        return True
+
+    def _queue(self, identity: str) -> RecipientQueue:
+        with self._lock:
+            queue = self._queues.get(identity)
+        if queue is None:
+            self._refuse(NotFound("unknown identity"))
+        return queue
+
+    # -- blobs --------------------------------------------------------------------------
+
+    def upload_blob(self, sender: str, data: bytes) -> str:
+        if not data:
+            self._refuse(BadRequest("empty blob"))
+        if len(data) > self.config.max_blob_bytes:
+            self._refuse(TooLarge("blob over the size limit"))
+        if self.credits(sender) <= 0:
+            self._refuse(NoCredits("no credits"))
+        blob_id = self.blobs.put(data)
+        self.counters["blobs_uploaded"] += 1
+        return blob_id
+
+    def download_blob(self, blob_id: str) -> bytes:
+        try:
+            return self.blobs.get(blob_id)
+        except GatewayRefusal as refusal:
+            return self._refuse(refusal)
+
+    # -- callback delivery --------------------------------------------------------------
+
+    def start_delivery(self, poster: Poster | None = None) -> None:
+        """Start one worker per account that has a callback URL (idempotent)."""
+        with self._lock:
+            self._poster = poster or self._poster or RequestsPoster(self.config.callback_timeout_s)
+            for identity in self._accounts:
+                self._start_worker(identity)
+
+    def stop_delivery(self) -> None:
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+            self._poster = None
+        for worker in workers:
+            worker.stop()
+
+    def _start_worker(self, identity: str) -> None:
+        account = self._accounts[identity]
+        current = self._workers.get(identity)
+        if current is not None and current.url == account.callback_url:
+            return
+        if current is not None:
+            current.stop()
+            del self._workers[identity]
+        if not account.callback_url or self._poster is None:
+            return
+        worker = RecipientWorker(
+            self._queues[identity],
+            account.callback_url,
+            account.secret,  # the callback MAC is keyed with the RECIPIENT's API secret
+            self._poster,
+            self._backoff,
+            self._delivered,
+            self._delivery_failed,
+        )
+        self._workers[identity] = worker
+        worker.start()
+
+    def _delivered(self, message: QueuedMessage) -> None:
+        with self._lock:
+            status = self._status.get(message.message_id)
+            if status is not None:
+                status.state = "delivered"
+                status.attempts = message.attempts
+                status.delivered_at = self._clock()
+            self.counters["delivered"] += 1
+
+    def _delivery_failed(self, message: QueuedMessage, reason: str) -> None:
+        with self._lock:
+            status = self._status.get(message.message_id)
+            if status is not None:
+                status.attempts = message.attempts
+            self.counters["callback_failures"] += 1
+            self.counters[f"callback_failure_{reason}"] += 1

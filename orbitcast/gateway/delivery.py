@@ -1,0 +1,134 @@
+"""Callback delivery: POST each queued message, with its MAC, to the recipient's URL.
+
+One worker thread per recipient keeps delivery in order: it retries the head with
+exponential backoff until the receiver answers 200 (at least once), then moves on. The
+HTTP client is injected (`Poster`), so the same logic runs with `requests` in production
+and against real local servers in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import requests
+
+from orbitcast.sealing.callback import build_callback_fields, encode_callback
+
+from .queues import QueuedMessage, RecipientQueue
+
+log = logging.getLogger(__name__)
+
+
+class Poster(Protocol):
+    def __call__(self, url: str, body: bytes) -> int:
+        """POST `body` (urlencoded) to `url`; return the HTTP status (raise on transport error)."""
+
+
+class RequestsPoster:
+    """Production poster: a pooled `requests.Session` with a timeout."""
+
+    def __init__(self, timeout_s: float = 5.0, session: requests.Session | None = None) -> None:
+        self._session = session or requests.Session()
+        self._timeout = timeout_s
+
+    def __call__(self, url: str, body: bytes) -> int:
+        response = self._session.post(
+            url,
+            data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=self._timeout,
+            allow_redirects=False,  # a redirect is not a 200: retried, never followed blindly
+        )
+        response.close()
+        return response.status_code
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial_s: float = 0.05
+    factor: float = 2.0
+    maximum_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Delay before retry number `attempt` (1-based)."""
+        return min(self.maximum_s, self.initial_s * self.factor ** max(0, attempt - 1))
+
+
+#: called after a 200: (message, attempts it took)
+DeliveredHook = Callable[[QueuedMessage], None]
+
+
+def callback_body(message: QueuedMessage, recipient_secret: str) -> bytes:
+    fields = build_callback_fields(
+        recipient_secret,
+        from_id=message.from_id,
+        to_id=message.to_id,
+        message_id=message.message_id,
+        date=message.date,
+        nonce_hex=message.nonce_hex,
+        box_hex=message.box_hex,
+        nickname=message.nickname,
+    )
+    return encode_callback(fields)
+
+
+class RecipientWorker:
+    """Delivers one recipient's queue in order on its own thread."""
+
+    def __init__(
+        self,
+        queue: RecipientQueue,
+        url: str,
+        secret: str,
+        poster: Poster,
+        backoff: Backoff,
+        on_delivered: DeliveredHook,
+        on_failure: Callable[[QueuedMessage, str], None],
+    ) -> None:
+        self.queue = queue
+        self.url = url
+        self._secret = secret
+        self._poster = poster
+        self._backoff = backoff
+        self._on_delivered = on_delivered
+        self._on_failure = on_failure
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"threema-callback-{queue.identity}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.queue.wake()
+        self._thread.join(timeout)
+
+    def attempt(self, message: QueuedMessage) -> bool:
+        """One POST of `message`; True when the receiver answered 200."""
+        message.attempts += 1
+        try:
+            status = self._poster(self.url, callback_body(message, self._secret))
+        except Exception as exc:  # transport errors are retried like any non-200
+            self._on_failure(message, type(exc).__name__)
+            return False
+        if status == 200:
+            return True
+        self._on_failure(message, f"http_{status}")
+        return False
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            message = self.queue.head(timeout=0.5)
+            if message is None:
+                continue
+            if self.attempt(message):
+                failures = 0
+                self.queue.ack(message.message_id)
+                self._on_delivered(message)
+                continue
+            failures += 1
+            self._stop.wait(self._backoff.delay(failures))
