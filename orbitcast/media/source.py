@@ -74,6 +74,8 @@ class Source:
         self._anchor_time = 0.0
         self._anchor_wall: float | None = None
         self._anchor_mono = 0.0
+        self._frame_duration = 1 / 30
+        self._last = {"video": -1.0, "audio": -1.0}
 
     # -- opening ---------------------------------------------------------------------------
     def _open_container(self) -> av.container.InputContainer:
@@ -101,6 +103,8 @@ class Source:
         self._container = container
         self._video, self._audio = video, audio
         self.generation += 1
+        rate = video.average_rate or video.guessed_rate or Fraction(30)
+        self._frame_duration = 1.0 / float(rate)
         self._first: float | None = None
         self._last = {"video": -1.0, "audio": -1.0}
         return FeedStreams(video=self._describe_video(video), audio=self._describe_audio(audio), generation=self.generation)
@@ -184,9 +188,10 @@ class Source:
             time.sleep(due - now_mono)
         return self._anchor_wall + (t - self._anchor_time)
 
-    def end_session(self, frame_duration: float) -> None:
+    def end_session(self) -> None:
         """Continue the timeline after the newest unit when the source is opened again."""
-        newest = max(self._last.values())
+        newest = max(self._last.values(), default=-1.0)
         if newest >= 0:
-            self.next_time = newest + frame_duration
+            self.next_time = newest + self._frame_duration
+            self._last = {"video": -1.0, "audio": -1.0}
         self.close()

@@ -1,0 +1,71 @@
+"""FeedActor: one per feed. Runs the source loop in a thread and hands batches to the feed's
+transcoder on a pool member, moving to another member if that one dies."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from orbitcast.config import FeedConfig
+from orbitcast.media.feed_runner import FeedRunner, SinkError
+from orbitcast.media.units import FeedStreams, MediaUnit
+
+from .clock_authority import clock_offset
+
+HEALTH_EVERY = 1.0
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class FeedActor:
+    def __init__(
+        self,
+        feed: FeedConfig,
+        pool: "ray.actor.ActorHandle",
+        clock: "ray.actor.ActorHandle",
+        edge: "ray.actor.ActorHandle",
+    ) -> None:
+        self.feed = feed
+        self.pool = pool
+        self.edge = edge
+        self.clock = clock
+        self.offset = clock_offset(clock)
+        self.member: tuple[int, ray.actor.ActorHandle] | None = None
+        self.runner = FeedRunner(feed, self._sink, clock=lambda: time.time() + self.offset)
+        threading.Thread(target=self.runner.run, name=f"feed-{feed.name}", daemon=True).start()
+        threading.Thread(target=self._report, name=f"health-{feed.name}", daemon=True).start()
+
+    def _sink(self, streams: FeedStreams, units: list[MediaUnit]) -> None:
+        for attempt in range(3):
+            if self.member is None:
+                self.member = ray.get(self.pool.assign.remote(self.feed.name))
+            index, member = self.member
+            try:
+                ray.get(member.push.remote(self.feed.name, streams, units))
+                return
+            except RayTaskError as err:
+                # The transcoder refused this media (undecodable input): the feed fails alone.
+                raise SinkError(str(err.cause) if err.cause else str(err).splitlines()[-1]) from None
+            except RayActorError:
+                # The member died: the feed moves, and this batch goes to the new member.
+                self.member = ray.get(self.pool.assign.remote(self.feed.name, avoid=index))
+        raise SinkError("no transcoder took the feed after 3 attempts")
+
+    def _report(self) -> None:
+        while True:
+            try:
+                self.edge.set_health.remote(self.feed.name, self.runner.health.as_dict())
+            except RayActorError:
+                pass
+            time.sleep(HEALTH_EVERY)
+
+    def health(self) -> dict:
+        return self.runner.health.as_dict()
+
+    def placement(self) -> int | None:
+        return self.member[0] if self.member else None
+
+    def stop(self) -> None:
+        self.runner.stop()

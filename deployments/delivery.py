@@ -1,0 +1,145 @@
+"""The delivery application on Ray Serve: the viewer page, HLS playlists and segments,
+/api/feeds, /healthz, /time. State lives in the Edge actor; replicas cache what is immutable."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from ray import serve
+
+from orbitcast.delivery import http_policy
+from orbitcast.delivery.names import BadName, check_name, parse_segment_name
+from orbitcast.delivery.playlists import iso_ms
+
+STATIC = Path(__file__).parent / "static"
+CACHE_BYTES = 128 * 1024 * 1024
+
+app = FastAPI(title="orbitcast", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.exception_handler(BadName)
+async def _bad_name(_: Request, exc: BadName) -> PlainTextResponse:
+    return PlainTextResponse(str(exc) + "\n", status_code=400, headers=http_policy.no_store())
+
+
+@app.exception_handler(Exception)
+async def _unexpected(_: Request, exc: Exception) -> PlainTextResponse:
+    # Never a stack trace to a client; Serve's logs keep it.
+    return PlainTextResponse("internal error\n", status_code=500, headers=http_policy.no_store())
+
+
+def _not_found(what: str) -> PlainTextResponse:
+    return PlainTextResponse(f"{what} not found\n", status_code=404, headers=http_policy.not_yet())
+
+
+class _ByteCache:
+    """LRU of immutable bytes (init and media segments), bounded in total size."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.items: OrderedDict[tuple, bytes] = OrderedDict()
+
+    def get(self, key: tuple) -> bytes | None:
+        data = self.items.get(key)
+        if data is not None:
+            self.items.move_to_end(key)
+        return data
+
+    def put(self, key: tuple, data: bytes) -> None:
+        self.items[key] = data
+        self.size += len(data)
+        while self.size > self.limit:
+            _, old = self.items.popitem(last=False)
+            self.size -= len(old)
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0},
+    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8},
+    max_ongoing_requests=64,
+)
+@serve.ingress(app)
+class Delivery:
+    def __init__(self, edge, segment_duration: float) -> None:  # edge: the Edge actor handle
+        self.edge = edge
+        self.segment_duration = segment_duration
+        self.cache = _ByteCache(CACHE_BYTES)
+
+    @app.get("/")
+    async def index(self) -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=http_policy.no_store())
+
+    @app.get("/static/{name}")
+    async def static(self, name: str) -> Response:
+        path = STATIC / name
+        if name not in {"hls.min.js", "hls.js-LICENSE"} or not path.is_file():
+            return _not_found("file")
+        return FileResponse(path, headers={**http_policy.CORS, "Cache-Control": "public, max-age=86400"})
+
+    @app.get("/healthz")
+    async def healthz(self) -> PlainTextResponse:
+        return PlainTextResponse("ok\n", headers=http_policy.no_store())
+
+    @app.get("/time")
+    async def time_now(self) -> PlainTextResponse:
+        # DASH UTCTiming urn:mpeg:dash:utc:http-iso:2014
+        now = datetime.fromtimestamp(time.time(), tz=timezone.utc)
+        return PlainTextResponse(iso_ms(now), headers=http_policy.no_store())
+
+    @app.get("/api/feeds")
+    async def feeds(self) -> JSONResponse:
+        return JSONResponse({"feeds": await self.edge.feeds.remote()}, headers=http_policy.no_store())
+
+    @app.get("/live/{feed}/master.m3u8")
+    async def master(self, feed: str) -> Response:
+        check_name(feed, "feed")
+        text = await self.edge.master.remote(feed)
+        if text is None:
+            return _not_found("feed")
+        return Response(text, media_type=http_policy.PLAYLIST_TYPE, headers=http_policy.live_playlist(self.segment_duration))
+
+    @app.get("/live/{feed}/{rendition}/index.m3u8")
+    async def media(self, feed: str, rendition: str) -> Response:
+        check_name(feed, "feed")
+        check_name(rendition, "rendition")
+        text = await self.edge.media.remote(feed, rendition)
+        if text is None:
+            return _not_found("rendition")
+        return Response(text, media_type=http_policy.PLAYLIST_TYPE, headers=http_policy.live_playlist(self.segment_duration))
+
+    @app.get("/live/{feed}/{rendition}/init.mp4")
+    async def init(self, feed: str, rendition: str) -> Response:
+        check_name(feed, "feed")
+        check_name(rendition, "rendition")
+        data = await self.edge.init.remote(feed, rendition)
+        if data is None:
+            return _not_found("init segment")
+        # Not cached here: a transcoder restarted with new parameters may replace it.
+        return Response(data, media_type=http_policy.INIT_TYPE, headers=http_policy.live_playlist(self.segment_duration))
+
+    @app.get("/live/{feed}/{rendition}/{segment}")
+    async def segment(self, feed: str, rendition: str, segment: str) -> Response:
+        check_name(feed, "feed")
+        check_name(rendition, "rendition")
+        seq = parse_segment_name(segment)
+        key = (feed, rendition, seq)
+        data = self.cache.get(key)
+        if data is None:
+            data = await self.edge.segment.remote(feed, rendition, seq)
+            if data is None:
+                return _not_found("segment")
+            self.cache.put(key, data)
+        return Response(data, media_type=http_policy.SEGMENT_TYPE, headers=http_policy.immutable())
+
+
+def build_app(edge, segment_duration: float, min_replicas: int = 1, max_replicas: int = 4):
+    """The bound Serve application for `serve.run`."""
+    return Delivery.options(
+        autoscaling_config={"min_replicas": min_replicas, "max_replicas": max_replicas, "target_ongoing_requests": 8},
+    ).bind(edge, segment_duration)

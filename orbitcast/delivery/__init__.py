@@ -1,0 +1,1 @@
+"""HLS delivery logic: request names, the live window, playlists, HTTP caching policy."""

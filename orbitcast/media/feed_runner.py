@@ -1,0 +1,85 @@
+"""The loop a feed runs: open the source, read units in short batches, hand each batch on,
+and on any failure record the reason and try again after a backoff.
+
+The hand-off (`sink`) blocks until the transcoder has taken the batch: that is the feed's
+backpressure policy. A paced source then falls behind the wall clock instead of buffering
+without bound, and `Source` re-anchors its capture times when it does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from ..config import FeedConfig
+from ..health import Backoff, FeedHealth
+from .source import Source, SourceEnded, SourceError
+from .units import FeedStreams, MediaUnit
+
+Sink = Callable[[FeedStreams, list[MediaUnit]], None]
+
+
+class SinkError(Exception):
+    """The next stage refused the feed's media (e.g. it cannot be decoded); str is the reason."""
+
+
+class FeedRunner:
+    def __init__(
+        self,
+        feed: FeedConfig,
+        sink: Sink,
+        clock: Callable[[], float] = time.time,
+        batch_seconds: float = 0.2,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.feed = feed
+        self.sink = sink
+        self.batch_seconds = batch_seconds
+        self.backoff = backoff or Backoff()
+        self.health = FeedHealth(feed.name)
+        self.source = Source(feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock)
+        self.stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                streams = self.source.open()
+                self._pump(streams)
+            except SourceEnded:
+                if self.source.loop:
+                    continue
+                self.health.to("ended", "end of source")
+                return
+            except (SourceError, SinkError) as err:
+                self._fail(str(err))
+            finally:
+                self.source.end_session()
+        self.health.to("stopped")
+
+    def _pump(self, streams: FeedStreams) -> None:
+        batch: list[MediaUnit] = []
+        for unit in self.source.units():
+            if self.stop_event.is_set():
+                return
+            batch.append(unit)
+            if unit.time - batch[0].time >= self.batch_seconds:
+                self._deliver(streams, batch)
+                batch = []
+        if batch:
+            self._deliver(streams, batch)
+
+    def _deliver(self, streams: FeedStreams, batch: list[MediaUnit]) -> None:
+        self.sink(streams, batch)
+        self.health.media_time = batch[-1].time
+        if self.health.state != "live":
+            self.health.to("live")
+            self.backoff.reset()
+
+    def _fail(self, reason: str) -> None:
+        delay = self.backoff.next_delay()
+        self.health.to("failed", reason, retry_at=time.time() + delay)
+        self.stop_event.wait(delay)

@@ -1,0 +1,61 @@
+"""The `orbitcast` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from orbitcast.config import ConfigError, load_config
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"orbitcast: {err}", file=sys.stderr)
+        return 2
+    if args.port is not None:
+        config = config.model_copy(update={"serve": config.serve.model_copy(update={"port": args.port})})
+    import ray
+
+    from pipelines.live import NAMESPACE, run_until_stopped, start
+
+    print("orbitcast: starting local Ray and Serve…", flush=True)
+    ray.init(namespace=NAMESPACE, include_dashboard=False, num_cpus=max(2, os.cpu_count() or 2))
+    try:
+        run_until_stopped(start(config))
+    finally:
+        from ray import serve
+
+        serve.shutdown()
+        ray.shutdown()
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipelines.live import main as live_main
+
+    return live_main([args.config])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orbitcast", description="Live video delivery on Ray: ladder, sealing, ledger, one clock, HLS.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="local Ray + Serve with a synthetic feed 'iss'; prints the viewer URL")
+    demo.add_argument("--port", type=int, default=None, help="HTTP port (default: the config's, 8000)")
+    demo.add_argument("--config", default=None, help="orbitcast.yaml (default: built-in demo settings)")
+    demo.set_defaults(func=_demo)
+    run = sub.add_parser("run", help="the live pipeline from a config, on the cluster at RAY_ADDRESS (same as python -m pipelines.live FILE)")
+    run.add_argument("config", help="orbitcast.yaml")
+    run.set_defaults(func=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The live pipeline: wires the clock authority, edge, packager, transcoder pool, feeds and the
+Serve delivery app from one configuration.
+
+`python -m pipelines.live orbitcast.yaml` is the `ray job submit` entry point; it runs until
+the job is stopped (SIGTERM) or interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import ray
+from ray import serve
+
+from actors.clock_authority import NAME as CLOCK_NAME
+from actors.clock_authority import ClockAuthority
+from actors.edge import Edge
+from actors.feed import FeedActor
+from actors.packager import Packager
+from actors.transcoder import TranscoderPool
+from deployments.delivery import build_app
+from orbitcast.config import ConfigError, OrbitcastConfig, load_config
+
+APP_NAME = "orbitcast"
+NAMESPACE = "orbitcast"
+
+
+@dataclass
+class Pipeline:
+    config: OrbitcastConfig
+    clock: "ray.actor.ActorHandle"
+    edge: "ray.actor.ActorHandle"
+    packager: "ray.actor.ActorHandle"
+    pool: "ray.actor.ActorHandle"
+    feeds: dict[str, "ray.actor.ActorHandle"]
+
+    @property
+    def url(self) -> str:
+        host = self.config.serve.host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{self.config.serve.port}/"
+
+    def wait_playable(self, timeout: float) -> bool:
+        """True once some feed has a segment in every rung."""
+        deadline = time.monotonic() + timeout
+        rungs = len(self.config.ladder.rungs)
+        while time.monotonic() < deadline:
+            feeds = ray.get(self.edge.feeds.remote())
+            if any(len(f["renditions"]) == rungs for f in feeds):
+                return True
+            time.sleep(0.25)
+        return False
+
+    def stop(self) -> None:
+        for feed in self.feeds.values():
+            try:
+                ray.get(feed.stop.remote(), timeout=5)
+            except Exception:  # noqa: BLE001 - best effort while shutting down
+                pass
+        try:
+            ray.get(self.packager.flush.remote(), timeout=10)
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            serve.delete(APP_NAME)
+        except Exception:  # noqa: BLE001
+            pass
+        for handle in [*self.feeds.values(), self.pool, self.packager, self.edge]:
+            ray.kill(handle, no_restart=True)
+
+
+def start(config: OrbitcastConfig) -> Pipeline:
+    """Start every part on the connected Ray cluster; returns as soon as they are placed."""
+    clock = ClockAuthority.options(name=CLOCK_NAME, get_if_exists=True, lifetime="detached").remote()
+    edge = Edge.remote(config.live_window, config.segment_duration, [f.name for f in config.feeds])
+    packager = Packager.remote(config, edge)
+    pool = TranscoderPool.remote(config, packager)
+    serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
+    serve.run(
+        build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas),
+        name=APP_NAME, route_prefix="/", blocking=False,
+    )
+    feeds = {f.name: FeedActor.remote(f, pool, clock, edge) for f in config.feeds}
+    return Pipeline(config, clock, edge, packager, pool, feeds)
+
+
+def run_until_stopped(pipeline: Pipeline, announce: bool = True) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if announce:
+        print(f"orbitcast: viewer at {pipeline.url}", flush=True)
+    started = time.monotonic()
+
+    def announce_playable() -> None:
+        if pipeline.wait_playable(timeout=120):
+            print(f"orbitcast: first segment playable after {time.monotonic() - started:.1f} s: "
+                  f"{pipeline.url}live/{pipeline.config.feeds[0].name}/master.m3u8", flush=True)
+
+    threading.Thread(target=announce_playable, daemon=True).start()
+    stop.wait()
+    print("orbitcast: stopping", flush=True)
+    pipeline.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.live", description="Run the orbitcast live pipeline on the Ray cluster at RAY_ADDRESS (or a local one).")
+    parser.add_argument("config", help="orbitcast.yaml")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"orbitcast: {err}", file=sys.stderr)
+        return 2
+    ray.init(namespace=NAMESPACE)
+    pipeline = start(config)
+    run_until_stopped(pipeline)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
