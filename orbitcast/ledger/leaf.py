@@ -57,7 +57,8 @@ def parse_pdt(text: str) -> datetime:
     if not isinstance(text, str) or not _PDT_RE.fullmatch(text):
         raise LeafError(f"program date-time {text!r} is not YYYY-MM-DDTHH:MM:SS.mmmZ")
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        # fromisoformat (C) rather than strptime: a restart decodes every leaf, ~30x faster.
+        return datetime.fromisoformat(text[:-1] + "+00:00")
     except ValueError as e:
         raise LeafError(f"program date-time {text!r}: {e}") from None
 
@@ -213,3 +214,22 @@ def decode_leaf(data: bytes) -> LeafFields:
     if fields.encode() != data:  # belt and braces: one encoding per leaf
         raise LeafError("leaf is not in canonical form")
     return fields
+
+
+def leaf_key(data: bytes) -> tuple[str, str, int]:
+    """(feed, rendition, seq) of an encoded leaf, parsed by offsets only.
+
+    For reloading a log whose records passed their checksum: they are bytes this code encoded
+    (and validated) at append time, so the full strict decode (~20 us a leaf) is not repeated
+    for every one of a million leaves on restart. Anything read from outside uses `decode_leaf`.
+    """
+    if not data or data[0] != LEAF_VERSION:
+        raise LeafError("unknown leaf version")
+    nf = data[1]
+    nr = data[2 + nf]
+    pos = 3 + nf + nr
+    if len(data) != pos + 8 + _PDT_LEN + 8 + 32:
+        raise LeafError("leaf has the wrong length")
+    feed = data[2 : 2 + nf].decode("ascii")
+    rendition = data[3 + nf : pos].decode("ascii")
+    return feed, rendition, _U64.unpack_from(data, pos)[0]

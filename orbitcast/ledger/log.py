@@ -13,7 +13,7 @@ from typing import Any
 
 from nacl.signing import SigningKey, VerifyKey
 
-from .leaf import LeafFields, check_name, decode_leaf
+from .leaf import LeafFields, check_name, decode_leaf, leaf_key
 from .merkle import MerkleTree, leaf_hash
 from .store import FeedLogFile, LogStore, Recovery, RecordKind
 from .tree_head import BadSignature, SignedTreeHead
@@ -73,10 +73,10 @@ class FeedLedger:
         heads: list[SignedTreeHead] = []
         for kind, payload in recovery.records:
             if kind is RecordKind.LEAF:
-                fields = decode_leaf(payload)
-                if fields.feed != self.feed:
-                    raise ValueError(f"log of {self.feed} holds a leaf of {fields.feed}")
-                self._index[fields.key] = len(self._leaves)
+                feed, rendition, seq = leaf_key(payload)
+                if feed != self.feed:
+                    raise ValueError(f"log of {self.feed} holds a leaf of {feed}")
+                self._index[(rendition, seq)] = len(self._leaves)
                 self._leaves.append(payload)
                 hashes.append(leaf_hash(payload))
             else:
