@@ -157,6 +157,22 @@ class FeedLedger:
             self._remember(head)
             return head
 
+    def sign_if_due(self, timestamp_ms: int, max_age_ms: int) -> SignedTreeHead | None:
+        """Sign a new head when the tree grew or the last head is `max_age_ms` old; else None.
+
+        The packager calls this after each segment with `max_age_ms` = the segment duration:
+        every published segment is covered within one duration, and an idle log still shows a
+        fresh head (a verifier can tell "nothing new" from "the log stopped answering").
+        """
+        last = self._latest
+        if (
+            last is None
+            or last.tree_size != self._tree.size
+            or timestamp_ms - last.timestamp_ms >= max_age_ms
+        ):
+            return self.sign_head(timestamp_ms)
+        return None
+
     # -- reading ------------------------------------------------------------------------------
 
     @property

@@ -569,3 +569,36 @@ class _Matcher:
             self.results.append(
                 SegmentResult(self._name(found), False, f"out of order: after seq {expected.seq - 1}")
             )
+
+
+def fetch_entries(fetch: Fetch, ledger_base: str, tree_size: int, page: int = 1000) -> list[bytes]:
+    """Every entry [0, tree_size) from `{ledger_base}/entries`, page by page."""
+    entries: list[bytes] = []
+    while len(entries) < tree_size:
+        start = len(entries)
+        obj = _json(fetch, f"{ledger_base}/entries?start={start}&end={min(tree_size, start + page)}")
+        got = [bytes.fromhex(e) for e in obj["entries"]]
+        if obj.get("start") != start or not got:
+            raise ValueError(f"entries page at {start} is empty or misplaced")
+        entries.extend(got)
+    return entries[:tree_size]
+
+
+def verify_recording_url(
+    data: bytes,
+    ledger_base: str,
+    fetch: Fetch,
+    verify_key: VerifyKey | None = None,
+    rendition: str | None = None,
+) -> Report:
+    """`orbitcast verify --recording FILE --ledger http://HOST:PORT/ledger/{feed}`."""
+    base = ledger_base.rstrip("/")
+    if base.endswith("/sth"):
+        base = base[: -len("/sth")]
+    try:
+        key = verify_key or fetch_verify_key(fetch, base.rsplit("/", 1)[0])
+        head = SignedTreeHead.from_json(_json(fetch, f"{base}/sth"))
+        entries = fetch_entries(fetch, base, head.tree_size)
+    except Exception as e:  # noqa: BLE001 - transport or parse: nothing can be checked
+        return Report(fatal=f"cannot read the ledger at {base}: {type(e).__name__}: {e}")
+    return verify_recording(data, entries, head, key, rendition)

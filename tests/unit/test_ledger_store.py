@@ -195,3 +195,15 @@ def test_leaf_fields_are_accepted_directly() -> None:
     lg = FeedLedger("iss", KEY)
     fields = LeafFields.of("iss", "720p", 9, T0, 10, "ab" * 32)
     assert lg.append(fields) == 0 and decode_leaf(lg.leaf(0)) == fields
+
+
+def test_sign_if_due_covers_growth_and_age() -> None:
+    lg = FeedLedger("iss", KEY)
+    assert lg.sign_if_due(1_000, 2_000) is not None  # first head
+    assert lg.sign_if_due(1_500, 2_000) is None  # nothing new, still fresh
+    lg.append(seg(0))
+    grown = lg.sign_if_due(1_600, 2_000)
+    assert grown is not None and grown.tree_size == 1
+    assert lg.sign_if_due(3_599, 2_000) is None
+    aged = lg.sign_if_due(3_600, 2_000)
+    assert aged is not None and aged.tree_size == 1 and lg.latest_head == aged

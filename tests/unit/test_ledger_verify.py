@@ -273,3 +273,16 @@ def test_recording_against_entries_that_do_not_match_the_head() -> None:
     entries[3] = entries[4]
     report = verify_recording(recording(edge, "720p", range(6)), entries, head, KEY.verify_key)
     assert not report.ok and "signed root" in report.fatal
+
+
+def test_recording_through_the_ledger_routes() -> None:
+    from orbitcast.ledger.verify import verify_recording_url
+
+    edge = Edge()
+    data = recording(edge, "720p", range(6))
+    report = verify_recording_url(data, f"{BASE}/ledger/iss", edge.fetch)
+    assert report.ok and len(report.results) == 6, report.table()
+    assert any("/ledger/iss/entries?start=0&end=18" in u for u in edge.requests)
+    edge.tamper("720p", 0, at=30)
+    report = verify_recording_url(recording(edge, "720p", range(6)), f"{BASE}/ledger/iss/sth", edge.fetch)
+    assert [r.segment for r in report.failures] == ["iss/720p/0"], report.table()
