@@ -8,13 +8,14 @@ them. Thread-safe (one lock): a Serve replica may answer proofs while the packag
 from __future__ import annotations
 
 import logging
+from hashlib import sha256
 import threading
 from typing import Any
 
 from nacl.signing import SigningKey, VerifyKey
 
 from .leaf import LeafFields, check_name, decode_leaf, leaf_key
-from .merkle import MerkleTree, leaf_hash
+from .merkle import MerkleTree
 from .store import FeedLogFile, LogStore, Recovery, RecordKind
 from .tree_head import BadSignature, SignedTreeHead
 
@@ -78,7 +79,7 @@ class FeedLedger:
                     raise ValueError(f"log of {self.feed} holds a leaf of {feed}")
                 self._index[(rendition, seq)] = len(self._leaves)
                 self._leaves.append(payload)
-                hashes.append(leaf_hash(payload))
+                hashes.append(sha256(b"\x00" + payload).digest())  # leaf_hash, inlined
             else:
                 heads.append(SignedTreeHead.decode(payload))
         self._tree = MerkleTree.from_leaf_hashes(hashes)

@@ -5,7 +5,7 @@ File layout:
     8B   magic b"OCLEDG1\\n"
     then records, each:
     u32  payload length (big-endian)
-    u32  CRC-32 of (length || kind || payload)
+    u32  CRC-32 of (kind || payload); a wrong length makes it cover other bytes and fail
     u8   kind (1 = leaf, 2 = signed tree head)
     ...  payload
 
@@ -54,11 +54,14 @@ class StoreError(RuntimeError):
     """The store cannot be used (not a ledger file, no append support)."""
 
 
+_KINDS = {k.value: k for k in RecordKind}  # a dict lookup: the enum call is slow per record
+
+
 def encode_record(kind: RecordKind, payload: bytes) -> bytes:
     length = len(payload)
     if length > MAX_RECORD:
         raise ValueError(f"record of {length} bytes exceeds {MAX_RECORD}")
-    crc = zlib.crc32(struct.pack(">IB", length, kind) + payload)
+    crc = zlib.crc32(payload, zlib.crc32(bytes((kind,))))
     return _HEADER.pack(length, crc, kind) + payload
 
 
@@ -100,16 +103,14 @@ def scan_records(data: bytes) -> Recovery:
         if body_end > end:
             rec.reason = f"torn record at byte {pos} ({end - pos} of {body_end - pos} bytes)"
             break
-        payload = bytes(view[pos + _HEADER.size : body_end])
-        if zlib.crc32(data[pos : pos + 4] + bytes((kind,)) + payload) != crc:
+        if zlib.crc32(view[pos + 8 : body_end]) != crc:  # kind || payload, contiguous
             rec.reason = f"checksum mismatch at byte {pos}"
             break
-        try:
-            rkind = RecordKind(kind)
-        except ValueError:
+        rkind = _KINDS.get(kind)
+        if rkind is None:
             rec.reason = f"unknown record kind {kind} at byte {pos}"
             break
-        records.append((rkind, payload))
+        records.append((rkind, bytes(view[pos + _HEADER.size : body_end])))
         pos = body_end
     rec.valid_bytes = pos
     rec.cut_bytes = end - pos
