@@ -33,16 +33,13 @@ class Transcoder:
             lock = self._locks.setdefault(feed, threading.Lock())
         with lock:
             tr = self._feeds.get(feed)
-            segments = []
-            if tr is not None and tr.generation != streams.generation:
-                # The source was opened again: finish what the old decoders hold.
-                segments += tr.flush()
-                tr = None
             if tr is None:
                 cfg = self.config
                 tr = LiveTranscoder(feed, cfg.ladder, cfg.segment_duration, cfg.part_duration, streams)
                 self._feeds[feed] = tr
-            segments += tr.push(units)
+            elif tr.streams.generation != streams.generation:
+                tr.change_input(streams)
+            segments = tr.push(units)
             self._publish_inits(feed, tr)
             if segments:
                 ray.get(self.packager.package.remote(segments))

@@ -137,6 +137,11 @@ class Delivery:
             self.cache.put(key, data)
         return Response(data, media_type=http_policy.SEGMENT_TYPE, headers=http_policy.immutable())
 
+    @app.get("/live/{rest:path}")
+    async def malformed(self, rest: str) -> PlainTextResponse:
+        # Anything else under /live (extra or encoded separators, dot segments) names nothing.
+        raise BadName("malformed live path")
+
 
 def build_app(edge, segment_duration: float, min_replicas: int = 1, max_replicas: int = 4):
     """The bound Serve application for `serve.run`."""

@@ -62,15 +62,18 @@ class FeedRunner:
 
     def _pump(self, streams: FeedStreams) -> None:
         batch: list[MediaUnit] = []
-        for unit in self.source.units():
-            if self.stop_event.is_set():
-                return
-            batch.append(unit)
-            if unit.time - batch[0].time >= self.batch_seconds:
+        try:
+            for unit in self.source.units():
+                if self.stop_event.is_set():
+                    return
+                batch.append(unit)
+                if unit.time - batch[0].time >= self.batch_seconds:
+                    self._deliver(streams, batch)
+                    batch = []
+        finally:
+            # What was read before the source ended or broke is still good media.
+            if batch and not self.stop_event.is_set():
                 self._deliver(streams, batch)
-                batch = []
-        if batch:
-            self._deliver(streams, batch)
 
     def _deliver(self, streams: FeedStreams, batch: list[MediaUnit]) -> None:
         self.sink(streams, batch)

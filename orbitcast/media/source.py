@@ -105,8 +105,11 @@ class Source:
         self.generation += 1
         rate = video.average_rate or video.guessed_rate or Fraction(30)
         self._frame_duration = 1.0 / float(rate)
-        self._first: float | None = None
-        self._last = {"video": -1.0, "audio": -1.0}
+        # The timeline is anchored on video: audio that starts earlier (encoder priming) or runs
+        # past the last frame must not push the next loop's pictures later.
+        self._first: float | None = (
+            float(video.start_time * video.time_base) if video.start_time is not None and video.time_base else None
+        )
         return FeedStreams(video=self._describe_video(video), audio=self._describe_audio(audio), generation=self.generation)
 
     def _describe_video(self, s: av.video.stream.VideoStream) -> StreamInfo:
@@ -169,7 +172,7 @@ class Source:
         if self._first is None:
             self._first = pts
         t = round((self.next_time + pts - self._first) * 90000) / 90000
-        if t < self._last[kind]:
+        if t < self._last[kind] or t < 0:
             return  # a source that jumps back in time: drop, downstream time never goes back
         self._last[kind] = t
         capture = self._capture_for(t)
@@ -190,8 +193,8 @@ class Source:
 
     def end_session(self) -> None:
         """Continue the timeline after the newest unit when the source is opened again."""
-        newest = max(self._last.values(), default=-1.0)
-        if newest >= 0:
-            self.next_time = newest + self._frame_duration
-            self._last = {"video": -1.0, "audio": -1.0}
+        # Units of the next session that would overlap this one (audio longer than the
+        # pictures) are dropped by _timed, since _last carries over.
+        if self._last["video"] >= 0:
+            self.next_time = self._last["video"] + self._frame_duration
         self.close()

@@ -145,7 +145,7 @@ class LiveTranscoder:
         self.segment_duration = segment_duration
         self.part_duration = part_duration
         self.fps = float(ladder.fps or streams.video.fps or 30.0)
-        self.generation = streams.generation
+        self.streams = streams
         self._vdec = _decoder(streams.video)
         self._adec = _decoder(streams.audio) if streams.audio else None
         self._aenc: av.AudioCodecContext | None = None
@@ -174,6 +174,28 @@ class LiveTranscoder:
     def codecs(self) -> dict[str, str]:
         return {o.rung.name: o.codecs for o in self._outputs if o.codecs}
 
+    def change_input(self, streams: FeedStreams) -> None:
+        """The source was opened again. Only the decoders are rebuilt: the encoders, muxers and
+        timeline go on, so the output continues without a new init segment or a cut segment."""
+        # Drain even when the parameters are the same (a loop): a decoder that meets the next
+        # session's IDR may drop the pictures it still holds.
+        self._drain_decoders()
+        self.streams = streams
+        self._vdec = _decoder(streams.video)
+        # An output's tracks are fixed when its header is written: audio that appears later is
+        # not carried, audio that goes away leaves its track empty.
+        self._adec = _decoder(streams.audio) if streams.audio and self._aenc is not None else None
+
+    def _drain_decoders(self) -> None:
+        try:
+            for frame in self._vdec.decode(None):
+                self._video_frame(frame)
+            if self._adec is not None:
+                for aframe in self._adec.decode(None):
+                    self._audio_frame(aframe)
+        except av.error.FFmpegError:
+            pass  # what a broken input still held is lost; the output goes on
+
     def push(self, units: Iterable[MediaUnit]) -> list[Segment]:
         for unit in units:
             self._capture_offset = unit.capture - unit.time
@@ -189,8 +211,7 @@ class LiveTranscoder:
         return self._collect(final=False)
 
     def flush(self) -> list[Segment]:
-        for frame in self._vdec.decode(None):
-            self._video_frame(frame)
+        self._drain_decoders()
         if self._aenc is not None:
             tail = self._aenc.encode(None)
             for o in self._outputs:

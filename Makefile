@@ -1,0 +1,47 @@
+# orbitcast: make demo | make test | make bench. Each target makes .venv itself.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+# Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients), libsodium23 (the Threema SDK).
+
+
+.PHONY: demo test bench system-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP) $@
+
+system-deps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
+	ldconfig -p | grep -q 'libsodium\.so' || missing="$$missing libsodium23"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/orbitcast demo
+
+test: system-deps $(TEST_STAMP)
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+bench: system-deps $(TEST_STAMP)
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) orbitcast-data .pytest_cache

@@ -1,0 +1,124 @@
+"""Shared fixtures: one local Ray instance for the whole session, and one live pipeline with a
+synthetic feed, a file feed and a corrupt feed that the integration and end-to-end tests read."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from orbitcast.config import OrbitcastConfig, parse_config  # noqa: E402
+from tests.media import make_clip, make_corrupt  # noqa: E402
+
+TEST_LADDER = {
+    "rungs": [
+        {"name": "360p", "width": 640, "height": 360, "video_bitrate": 600_000},
+        {"name": "240p", "width": 426, "height": 240, "video_bitrate": 300_000},
+    ],
+    "audio_bitrate": 96_000,
+}
+SYNTH = "lavfi:testsrc2=size=640x360:rate=30,format=yuv420p[out0];sine=frequency=440:sample_rate=48000[out1]"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that start a Ray cluster of their own run before the shared one exists.
+    items.sort(key=lambda item: 0 if item.get_closest_marker("own_cluster") else 1)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=4, namespace="orbitcast-tests", include_dashboard=False, log_to_driver=False)
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("media")
+    make_clip(d / "clip.mp4", seconds=7.0)
+    make_corrupt(d / "corrupt.mp4")
+    return d
+
+
+@pytest.fixture(scope="session")
+def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> OrbitcastConfig:
+    return parse_config({
+        "feeds": [
+            {"name": "synth", "source": SYNTH},
+            {"name": "file", "source": str(media_dir / "clip.mp4"), "loop": True},
+            {"name": "broken", "source": str(media_dir / "corrupt.mp4")},
+        ],
+        "ladder": TEST_LADDER,
+        "segment_duration": 2.0,
+        "part_duration": 0.5,
+        "live_window": 6,
+        "store": str(tmp_path_factory.mktemp("store")),
+        "transcoders": 2,
+        "serve": {"host": "127.0.0.1", "port": free_port()},
+    })
+
+
+class Live:
+    """The running test pipeline and how to reach it."""
+
+    def __init__(self, pipeline, started: float) -> None:
+        self.pipeline = pipeline
+        self.config: OrbitcastConfig = pipeline.config
+        self.base = pipeline.url.rstrip("/")
+        self.started = started
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.base + path, timeout=10, **kw)
+
+    def feeds(self) -> dict[str, dict]:
+        return {f["feed"]: f for f in self.get("/api/feeds").json()["feeds"]}
+
+    def wait_media(self, feed: str, seconds: float, timeout: float = 120) -> None:
+        """Wait until `feed` has published segments covering `seconds` of media in every rung."""
+        deadline = time.monotonic() + timeout
+        rungs = [r.name for r in self.config.ladder.rungs]
+        while time.monotonic() < deadline:
+            f = self.feeds().get(feed, {})
+            last = f.get("last_segment")
+            if last and len(f.get("renditions", [])) == len(rungs):
+                if (last["seq"] + 1) * self.config.segment_duration >= seconds:
+                    return
+            time.sleep(0.5)
+        raise AssertionError(f"feed {feed} did not reach {seconds}s of media in {timeout}s: {self.feeds().get(feed)}")
+
+
+@pytest.fixture(scope="session")
+def live(ray_session, pipeline_config: OrbitcastConfig) -> Live:
+    from pipelines.live import start
+
+    started = time.monotonic()
+    pipeline = start(pipeline_config)
+    live = Live(pipeline, started)
+    live.wait_media("synth", 6)
+    yield live
+    pipeline.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "own_cluster: starts a Ray cluster of its own; runs before the shared one")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")

@@ -1,0 +1,55 @@
+"""The live pipeline on local Ray: two feeds run side by side for at least 20 s."""
+
+from __future__ import annotations
+
+import time
+
+import m3u8
+import pyarrow.dataset as ds
+import pytest
+import ray
+
+from orbitcast.catalog import SCHEMA
+from orbitcast.segment import sha256_hex
+
+pytestmark = pytest.mark.ray
+
+
+def test_two_feeds_run_for_20_seconds(live):
+    live.wait_media("synth", 22, timeout=180)
+    live.wait_media("file", 22, timeout=180)
+    assert time.monotonic() - live.started >= 20
+    feeds = live.feeds()
+    for name in ("synth", "file"):
+        f = feeds[name]
+        assert f["state"] == "live" and f["retries"] == 0, f
+        # Published media keeps pace with the wall clock: the newest segment is recent.
+        assert f["latency"] is not None and 0 <= f["latency"] < 3 * live.config.segment_duration, f
+        for r in live.config.ladder.rungs:
+            pl = m3u8.loads(live.get(f"/live/{name}/{r.name}/index.m3u8").text)
+            seqs = [int(s.uri.split(".")[0]) for s in pl.segments]
+            assert seqs == sorted(set(seqs)) and seqs[-1] - seqs[0] == len(seqs) - 1
+
+
+def test_file_feed_loops_on_one_timeline(live):
+    # The clip is 7 s long: past 14 s of media it has looped at least twice.
+    live.wait_media("file", 16, timeout=120)
+    pl = m3u8.loads(live.get("/live/file/360p/index.m3u8").text)
+    assert "#EXT-X-DISCONTINUITY" not in live.get("/live/file/360p/index.m3u8").text
+    assert all(abs(s.duration - 2.0) < 0.05 for s in pl.segments[:-1])
+
+
+def test_catalog_rows_match_the_served_bytes(live):
+    live.wait_media("synth", 8)
+    rows = ray.get(live.pipeline.packager.catalog_rows.remote())
+    table = ds.dataset(live.config.store + "/catalog", format="parquet", partitioning="hive").to_table()
+    assert set(SCHEMA.names) <= set(table.schema.names)
+    assert table.num_rows > 0
+    served = m3u8.loads(live.get("/live/synth/360p/index.m3u8").text).segments[0]
+    seq = int(served.uri.split(".")[0])
+    data = live.get(f"/live/synth/360p/{served.uri}").content
+    row = next(r for r in rows if r["feed"] == "synth" and r["rendition"] == "360p" and r["seq"] == seq)
+    assert row["digest"] == sha256_hex(data)
+    assert row["bytes"] == len(data)
+    assert abs(row["duration"] - served.duration) < 1e-3
+    assert abs(row["program_date_time"].timestamp() - served.program_date_time.timestamp()) < 0.002

@@ -1,0 +1,59 @@
+"""Test media made on the fly with PyAV: no videos are committed."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def make_clip(path: Path, seconds: float = 6.0, width: int = 640, height: int = 360, fps: int = 30,
+              audio: bool = True, gop: int = 60) -> Path:
+    """An H.264/AAC MP4 with a moving gradient and a tone, keyframes every `gop` frames."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"preset": "ultrafast", "g": str(gop)}
+        as_ = out.add_stream("aac", rate=48000) if audio else None
+        if as_ is not None:
+            as_.layout = "stereo"
+        frames = int(seconds * fps)
+        yy, xx = np.mgrid[0:height, 0:width]
+        for i in range(frames):
+            img = np.zeros((height, width, 3), dtype=np.uint8)
+            img[..., 0] = (xx + i * 4) % 256
+            img[..., 1] = (yy + i * 2) % 256
+            img[..., 2] = (i * 3) % 256
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+        if as_ is not None:
+            samples = 1024
+            n = int(seconds * 48000 / samples)
+            for k in range(n):
+                t = (np.arange(samples) + k * samples) / 48000
+                tone = (0.2 * np.sin(2 * math.pi * 440 * t)).astype(np.float32)
+                af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                af.sample_rate = 48000
+                af.pts = k * samples
+                af.time_base = Fraction(1, 48000)
+                out.mux(as_.encode(af))
+            out.mux(as_.encode(None))
+    return path
+
+
+def make_corrupt(path: Path, size: int = 200_000) -> Path:
+    rng = np.random.default_rng(7)
+    path.write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+    return path
+
+
+def make_truncated(valid: Path, path: Path, keep: float = 0.4) -> Path:
+    data = valid.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
