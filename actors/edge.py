@@ -1,48 +1,71 @@
-"""The delivery edge's state: the live window of every feed and the feeds' health.
+"""The delivery edge: a Threema recipient (`*ORBEDGE`) that opens the sealed segments the
+gateway delivers, verifies them, and keeps the live window of every feed and rendition.
 
 Serve replicas read from it and cache what is immutable; it is threaded so that reads from
-many replicas do not queue behind each other.
+many replicas and callbacks from the gateway do not queue behind each other.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections import deque
 
 import ray
 
-from orbitcast.delivery.playlists import RenditionInfo, iso_ms
+from orbitcast.config import OrbitcastConfig
+from orbitcast.delivery.playlists import iso_ms
 from orbitcast.delivery.window import LiveWindow
-from orbitcast.segment import Segment
+from orbitcast.gateway.client import GatewayClient
+from orbitcast.sealed_delivery import SealingPlan, rendition_info, segment_from
+from orbitcast.sealing.errors import ReplayedMessage, SealingError
+from orbitcast.sealing.receiver import Receiver
 
+log = logging.getLogger(__name__)
 NAME = "orbitcast-edge"
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=32)
 class Edge:
-    def __init__(self, live_window: int, segment_duration: float, feeds: list[str]) -> None:
-        self.window = LiveWindow(live_window, segment_duration)
+    def __init__(self, config: OrbitcastConfig, plan: SealingPlan) -> None:
+        assert plan.edge_keys is not None and plan.sender_keys is None, "the edge holds its own key only"
+        self.config = config
+        self.window = LiveWindow(config.live_window, config.segment_duration)
         self.lock = threading.Lock()
-        self.health: dict[str, dict] = {f: {"feed": f, "state": "starting"} for f in feeds}
-        self.received = 0
-        self.rejected = 0
+        self.health: dict[str, dict] = {f.name: {"feed": f.name, "state": "starting"} for f in config.feeds}
+        self.inits: dict[tuple[str, str], bytes] = {}
+        self.client = GatewayClient(plan.gateway_url, plan.edge, plan.edge_secret)
+        self.receiver = Receiver(plan.edge, plan.edge_keys, plan.edge_secret, self.client.public_key, self.client.download_blob)
+        self.senders = {plan.sender}
+        self.arrival_lag: deque[float] = deque(maxlen=1000)  # wall clock at arrival - end of the segment's media
 
-    def set_init(self, feed: str, info: RenditionInfo, init: bytes) -> None:
+    def handle_callback(self, body: bytes) -> int:
+        """One gateway callback POST; the HTTP status to answer (as Threema's receivers do)."""
+        try:
+            received = self.receiver.handle_body(body)
+        except ReplayedMessage:
+            return 200  # at-least-once delivery: already have it
+        except SealingError as err:
+            log.info("callback refused: %s", err.code)
+            return 400
+        except Exception:  # noqa: BLE001 - a blob fetch that failed: the gateway retries later
+            log.exception("callback processing failed")
+            return 500
+        meta = received.meta
+        if received.sender not in self.senders or meta is None or received.segment is None:
+            return 200  # not a segment from our packager (or a fragment still incomplete)
         with self.lock:
-            self.window.set_init(feed, info, init)
-
-    def publish(self, segments: list[Segment]) -> int:
-        added = 0
-        for seg in segments:
-            try:
-                seg.verified()  # hand-off check: packager -> edge
-            except ValueError:
-                self.rejected += 1
-                continue
-            with self.lock:
-                added += self.window.add(seg)
-        self.received += len(segments)
-        return added
+            if meta.kind == "init":
+                info = rendition_info(self.config, meta.rendition, received.segment)
+                if info is not None:
+                    self.window.set_init(meta.feed, info, received.segment)
+                    self.inits[(meta.feed, meta.rendition)] = received.segment
+                return 200
+            seg = segment_from(meta, received.segment, self.inits.get((meta.feed, meta.rendition)))
+            if self.window.add(seg):
+                self.arrival_lag.append(time.time() - seg.program_date_time.timestamp() - seg.duration)
+        return 200
 
     def set_health(self, feed: str, health: dict) -> None:
         self.health[feed] = health
@@ -63,9 +86,6 @@ class Edge:
         with self.lock:
             seg = self.window.segment(feed, rendition, seq)
         return seg.data if seg else None
-
-    def known(self, feed: str) -> bool:
-        return feed in self.health or feed in self.window.feeds()
 
     def feeds(self) -> list[dict]:
         now = time.time()
@@ -95,4 +115,4 @@ class Edge:
         return out
 
     def stats(self) -> dict:
-        return {"received": self.received, "rejected": self.rejected}
+        return {"receiver": dict(self.receiver.counters), "arrival_lag": list(self.arrival_lag)}

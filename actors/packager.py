@@ -1,36 +1,73 @@
-"""The packager: checks each segment's digest, stores it, catalogs it and publishes it."""
+"""ThreemaPackager: checks each segment's digest, catalogs it, seals it once as a Threema file
+blob and sends one small E2E file message per recipient (the delivery edge among them).
+
+It holds the sender's private key and recipients' public keys, never a recipient's private key.
+Nothing it stores is plaintext media: the blobs at rest are ciphertext.
+"""
 
 from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
 
 import ray
 
 from orbitcast.catalog import Catalog
 from orbitcast.config import OrbitcastConfig
-from orbitcast.delivery.playlists import RenditionInfo
+from orbitcast.gateway.client import GatewayClient, GatewayHTTPError
+from orbitcast.sealed_delivery import SealingPlan, init_meta, meta_of, recipients_for
+from orbitcast.sealing.blobs import SegmentMeta
+from orbitcast.sealing.sealer import SegmentSealer
 from orbitcast.segment import Segment
 from orbitcast.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class Packager:
-    def __init__(self, config: OrbitcastConfig, edge: "ray.actor.ActorHandle") -> None:
+    def __init__(self, config: OrbitcastConfig, plan: SealingPlan, ledger: "ray.actor.ActorHandle | None" = None) -> None:
+        assert plan.sender_keys is not None and plan.edge_keys is None, "the packager holds the sender key only"
+        self.config = config
         self.store = Store(config.store)
         self.catalog = Catalog(self.store, flush_every=len(config.ladder.rungs) * 5)
-        self.edge = edge
-        self.published = 0
+        self.ledger = ledger
+        self.sealer = SegmentSealer(plan.sender_keys, max_blob_bytes=config.threema.max_blob_bytes)
+        self.client = GatewayClient(plan.gateway_url, plan.sender, plan.sender_secret)
+        self.edge_public = self.client.public_key(plan.edge)
+        if self.edge_public is None:
+            raise RuntimeError(f"the gateway does not know the edge identity {plan.edge}")
+        self.counters: Counter[str] = Counter()
+        self.message_ids: deque[tuple[str, int, str, str]] = deque(maxlen=10_000)  # (feed/rendition, seq, to, id)
+        self.seal_seconds: deque[float] = deque(maxlen=1000)
 
-    def publish_init(self, feed: str, info: RenditionInfo, init: bytes) -> None:
-        self.store.put((feed, info.name, "init.mp4"), init)
-        ray.get(self.edge.set_init.remote(feed, info, init))
+    def publish_init(self, feed: str, rendition: str, init: bytes) -> None:
+        self._send(init, init_meta(feed, rendition, init))
 
     def package(self, segments: list[Segment]) -> int:
         for seg in segments:
             seg.verified()  # hand-off check: transcoder -> packager
-            self.store.put((seg.feed, seg.rendition, f"{seg.seq}.m4s"), seg.data)
             self.catalog.add(seg)
-        ray.get(self.edge.publish.remote(segments))
-        self.published += len(segments)
+        for seg in segments:
+            self._send(seg.data, meta_of(seg))
         return len(segments)
+
+    def _send(self, data: bytes, meta: SegmentMeta) -> None:
+        started = time.perf_counter()
+        recipients = recipients_for(self.config, self.edge_public, meta.feed, meta.rendition)
+        sealed = self.sealer.seal_segment(data, meta, recipients, self.client.upload_blob)
+        for out in sealed.outgoing:
+            try:
+                message_id = self.client.send_e2e(out.to_id, out.envelope, no_delivery_receipts=True)
+            except GatewayHTTPError as err:
+                # One recipient's refusal (full queue, no credits) must not stop the others.
+                self.counters[f"refused_{err.status}"] += 1
+                log.warning("gateway refused %s/%s/%s for %s: %s", meta.feed, meta.rendition, meta.seq, out.to_id, err)
+                continue
+            self.counters["sent"] += 1
+            self.message_ids.append((f"{meta.feed}/{meta.rendition}", meta.seq, out.to_id, message_id))
+        self.seal_seconds.append(time.perf_counter() - started)
 
     def flush(self) -> None:
         self.catalog.flush()
@@ -38,3 +75,6 @@ class Packager:
     def catalog_rows(self) -> list[dict]:
         self.catalog.flush()
         return self.catalog.read().to_pylist()
+
+    def stats(self) -> dict:
+        return {"counters": dict(self.counters), "seal_seconds": list(self.seal_seconds)}

@@ -8,7 +8,6 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from orbitcast.config import OrbitcastConfig
-from orbitcast.delivery.playlists import RenditionInfo
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
 
@@ -54,21 +53,10 @@ class Transcoder:
 
     def _publish_inits(self, feed: str, tr: LiveTranscoder) -> None:
         known = self._published_init.setdefault(feed, {})
-        codecs = tr.codecs
-        for rung in self.config.ladder.rungs:
-            init = tr.init_segments.get(rung.name)
-            if init is None or known.get(rung.name) == init or rung.name not in codecs:
-                continue
-            audio = self.config.ladder.audio_bitrate
-            info = RenditionInfo(
-                name=rung.name, width=rung.width, height=rung.height,
-                # The encoder's VBV caps video at 1.2x its bitrate: that is the peak we announce.
-                bandwidth=int(rung.video_bitrate * 1.2) + audio,
-                average_bandwidth=rung.video_bitrate + audio,
-                codecs=codecs[rung.name], frame_rate=tr.fps,
-            )
-            ray.get(self.packager.publish_init.remote(feed, info, init))
-            known[rung.name] = init
+        for rendition, init in tr.init_segments.items():
+            if known.get(rendition) != init:
+                ray.get(self.packager.publish_init.remote(feed, rendition, init))
+                known[rendition] = init
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)

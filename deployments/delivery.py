@@ -1,7 +1,6 @@
 """The delivery application on Ray Serve: the viewer page, HLS playlists and segments,
 /api/feeds, /healthz, /time. State lives in the Edge actor; replicas cache what is immutable."""
 
-from __future__ import annotations
 
 import time
 from collections import OrderedDict
@@ -15,6 +14,7 @@ from ray import serve
 from orbitcast.delivery import http_policy
 from orbitcast.delivery.names import BadName, check_name, parse_segment_name
 from orbitcast.delivery.playlists import iso_ms
+from orbitcast.sealing.callback import MAX_CALLBACK_BYTES
 
 STATIC = Path(__file__).parent / "static"
 CACHE_BYTES = 128 * 1024 * 1024
@@ -136,6 +136,19 @@ class Delivery:
                 return _not_found("segment")
             self.cache.put(key, data)
         return Response(data, media_type=http_policy.SEGMENT_TYPE, headers=http_policy.immutable())
+
+    @app.post("/edge/callback")
+    async def edge_callback(self, request: Request) -> Response:
+        # The gateway delivers the edge's Threema messages here; the Edge actor opens them.
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_CALLBACK_BYTES):
+            return Response(status_code=400)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_CALLBACK_BYTES:
+                return Response(status_code=400)
+        return Response(status_code=await self.edge.handle_callback.remote(body))
 
     @app.get("/live/{rest:path}")
     async def malformed(self, rest: str) -> PlainTextResponse:

@@ -115,6 +115,58 @@ class ServeConfig(_Strict):
         return self
 
 
+class RecipientConfig(_Strict):
+    """A subscriber: every segment of its feeds reaches it as a Threema E2E file message."""
+
+    identity: str
+    public_key: str = Field(description="public:<hex> (from `orbitcast keys new`)")
+    callback_url: str | None = Field(default=None, description="where the gateway POSTs its messages; none: they queue")
+    secret: str | None = Field(default=None, description="its API secret on the embedded gateway; keys the callback MAC")
+    feeds: tuple[str, ...] = Field(default=(), description="feeds it subscribes to; empty: all")
+    renditions: tuple[str, ...] = Field(default=(), description="rungs it subscribes to; empty: all")
+
+    @field_validator("identity")
+    @classmethod
+    def _identity(cls, v: str) -> str:
+        if len(v) != 8 or not v.isascii() or not v.replace("*", "").isalnum():
+            raise ValueError("a Threema identity is 8 characters (gateway ids start with '*')")
+        return v.upper()
+
+    @field_validator("public_key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        hex_part = v.removeprefix("public:")
+        if len(hex_part) != 64 or any(c not in "0123456789abcdefABCDEF" for c in hex_part):
+            raise ValueError("must be public:<64 hex>")
+        return "public:" + hex_part.lower()
+
+    @model_validator(mode="after")
+    def _secret(self) -> "RecipientConfig":
+        if self.callback_url and not self.secret:
+            raise ValueError("a recipient with a callback_url needs the secret that keys its callback MAC")
+        return self
+
+
+class ThreemaConfig(_Strict):
+    """End-to-end sealing through a Threema Gateway (embedded by default)."""
+
+    gateway_url: str | None = Field(default=None, description="e.g. https://msgapi.threema.ch; none: the embedded gateway at /threema")
+    sender: str = "*ORBCAST"
+    sender_secret: str | None = Field(default=None, description="API secret of the sender; generated for the embedded gateway")
+    edge: str = "*ORBEDGE"
+    edge_secret: str | None = None
+    edge_callback_url: str | None = Field(default=None, description="default: this server's /edge/callback")
+    keys_dir: str = Field(default="orbitcast-keys", description="where the sender's and the edge's key files live")
+    max_blob_bytes: int = Field(default=8 * 1024 * 1024, gt=1024, description="larger segments are sent in fragments")
+    recipients: tuple[RecipientConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _remote(self) -> "ThreemaConfig":
+        if self.gateway_url and not (self.sender_secret and self.edge_secret and self.edge_callback_url):
+            raise ValueError("with a gateway_url, sender_secret, edge_secret and edge_callback_url are required")
+        return self
+
+
 class OrbitcastConfig(_Strict):
     feeds: tuple[FeedConfig, ...] = (FeedConfig(name="iss", source=DEMO_SOURCE),)
     ladder: LadderConfig = LadderConfig()
@@ -122,9 +174,11 @@ class OrbitcastConfig(_Strict):
     part_duration: float = Field(default=0.5, gt=0.02, le=10.0, description="seconds, LL-HLS parts")
     live_window: int = Field(default=6, ge=3, le=1000, description="segments listed in a live playlist")
     store: str = Field(default="./orbitcast-data", description="local folder or pyarrow.fs URI (s3://...)")
+    ledger_key: str | None = Field(default=None, description="Ed25519 signing key file of the ledger; default: <store>/ledger/ed25519.key")
     transcoders: int = Field(default=2, ge=1, le=256, description="transcoder pool members")
     transcoder_cpus: float = Field(default=1.0, ge=0.0, description="logical CPUs each pool member reserves")
     serve: ServeConfig = ServeConfig()
+    threema: ThreemaConfig = ThreemaConfig()
 
     @field_validator("feeds")
     @classmethod

@@ -24,7 +24,12 @@ from actors.feed import FeedActor
 from actors.packager import Packager
 from actors.transcoder import TranscoderPool
 from deployments.delivery import build_app
+from deployments.gateway import APP_NAME as GATEWAY_APP
+from deployments.gateway import ROUTE_PREFIX as GATEWAY_PREFIX
+from deployments.gateway import build_app as build_gateway_app
 from orbitcast.config import ConfigError, OrbitcastConfig, load_config
+from orbitcast.sealed_delivery import build_plan
+from orbitcast.store import Store
 
 APP_NAME = "orbitcast"
 NAMESPACE = "orbitcast"
@@ -65,10 +70,11 @@ class Pipeline:
             ray.get(self.packager.flush.remote(), timeout=10)
         except Exception:  # noqa: BLE001
             pass
-        try:
-            serve.delete(APP_NAME)
-        except Exception:  # noqa: BLE001
-            pass
+        for app in (APP_NAME, GATEWAY_APP):
+            try:
+                serve.delete(app)
+            except Exception:  # noqa: BLE001
+                pass
         for handle in [*self.feeds.values(), self.pool, self.packager, self.edge]:
             ray.kill(handle, no_restart=True)
 
@@ -76,14 +82,19 @@ class Pipeline:
 def start(config: OrbitcastConfig) -> Pipeline:
     """Start every part on the connected Ray cluster; returns as soon as they are placed."""
     clock = ClockAuthority.options(name=CLOCK_NAME, get_if_exists=True, lifetime="detached").remote()
-    edge = Edge.remote(config.live_window, config.segment_duration, [f.name for f in config.feeds])
-    packager = Packager.remote(config, edge)
-    pool = TranscoderPool.remote(config, packager)
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
+    base_url = f"http://127.0.0.1:{config.serve.port}"
+    plan = build_plan(config, base_url, blob_store=Store(config.store).path("threema-blobs"))
+    if plan.gateway is not None:
+        # The embedded gateway must answer before the packager and the edge ask it for keys.
+        serve.run(build_gateway_app(plan.gateway), name=GATEWAY_APP, route_prefix=GATEWAY_PREFIX, blocking=False)
+    edge = Edge.remote(config, plan.edge_view())
     serve.run(
         build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas),
         name=APP_NAME, route_prefix="/", blocking=False,
     )
+    packager = Packager.remote(config, plan.packager_view())
+    pool = TranscoderPool.remote(config, packager)
     feeds = {f.name: FeedActor.remote(f, pool, clock, edge) for f in config.feeds}
     return Pipeline(config, clock, edge, packager, pool, feeds)
 

@@ -4,9 +4,11 @@ synthetic feed, a file feed and a corrupt feed that the integration and end-to-e
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from orbitcast.config import OrbitcastConfig, parse_config  # noqa: E402
+from orbitcast.sealing.keys import KeyPair, write_new_identity_key  # noqa: E402
 from tests.media import make_clip, make_corrupt  # noqa: E402
 
 TEST_LADDER = {
@@ -60,9 +63,46 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@dataclass(frozen=True)
+class Subscriber:
+    """A Threema recipient of the test pipeline, with its key file and callback port."""
+
+    identity: str
+    keys: KeyPair
+    key_file: Path
+    secret: str
+    port: int
+    feed: str
+    rendition: str
+
+    @property
+    def callback_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/callback"
+
+    def recipient(self) -> dict:
+        return {"identity": self.identity, "public_key": self.keys.public_string, "callback_url": self.callback_url,
+                "secret": self.secret, "feeds": [self.feed], "renditions": [self.rendition]}
+
+
 @pytest.fixture(scope="session")
-def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> OrbitcastConfig:
+def subscribers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Subscriber]:
+    """*SUBSCR1 is run by `orbitcast receive`; *SDKRECV by the official Threema SDK."""
+    keys_dir = tmp_path_factory.mktemp("subscriber-keys")
+    out = {}
+    for identity, feed in (("*SUBSCR1", "synth"), ("*SDKRECV", "file")):
+        path, pair = write_new_identity_key(identity, keys_dir)
+        out[identity] = Subscriber(identity, pair, path, secrets.token_urlsafe(16), free_port(), feed, "240p")
+    return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+                    subscribers: dict[str, Subscriber]) -> OrbitcastConfig:
     return parse_config({
+        "threema": {
+            "keys_dir": str(tmp_path_factory.mktemp("pipeline-keys")),
+            "recipients": [s.recipient() for s in subscribers.values()],
+        },
         "feeds": [
             {"name": "synth", "source": SYNTH},
             {"name": "file", "source": str(media_dir / "clip.mp4"), "loop": True},

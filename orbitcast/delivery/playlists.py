@@ -36,8 +36,9 @@ def master_playlist(renditions: Sequence[RenditionInfo]) -> str:
             f"AVERAGE-BANDWIDTH={r.average_bandwidth}",
             f"RESOLUTION={r.width}x{r.height}",
             f'CODECS="{r.codecs}"',
-            f"FRAME-RATE={r.frame_rate:.3f}",
         ]
+        if r.frame_rate:
+            attrs.append(f"FRAME-RATE={r.frame_rate:.3f}")
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
         lines.append(f"{r.name}/index.m3u8")
     return "\n".join(lines) + "\n"

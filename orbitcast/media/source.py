@@ -24,6 +24,7 @@ LAVFI_PREFIX = "lavfi:"
 IN_MEMORY_VIDEO = {"wrapped_avframe"}
 # After a stall longer than this, capture times are re-anchored to the wall clock.
 REANCHOR_AFTER = 1.0
+REANCHOR_PACED_AFTER = 5.0
 
 
 class SourceError(Exception):
@@ -183,9 +184,10 @@ class Source:
         if self._anchor_wall is None:
             self._anchor_wall, self._anchor_time, self._anchor_mono = self.clock(), t, now_mono
         due = self._anchor_mono + (t - self._anchor_time)
-        if now_mono - due > REANCHOR_AFTER:
+        if now_mono - due > (REANCHOR_PACED_AFTER if self.realtime else REANCHOR_AFTER):
             # The source stalled (or was reopened after a pause): its media time no longer
-            # matches the wall clock, and a paced source must not burst to catch up.
+            # matches the wall clock. A paced source that is only a little late (a busy
+            # machine) catches up instead, so its program date-times stay evenly spaced.
             self._anchor_wall, self._anchor_time, self._anchor_mono = self.clock(), t, now_mono
         elif self.realtime and due > now_mono:
             time.sleep(due - now_mono)

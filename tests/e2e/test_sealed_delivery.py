@@ -1,0 +1,153 @@
+"""Sealed delivery on the live pipeline: the embedded gateway on Serve at /threema, the edge as
+a Threema recipient, a subscriber running `orbitcast receive`, and the official Threema SDK as
+another subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import ray
+import requests
+from aiohttp import web
+from threema.gateway import Connection, e2e
+
+from orbitcast.sealing.callback import build_callback_fields, encode_callback
+from orbitcast.sealing.keys import generate_key_pair, public_key_from_hex
+from orbitcast.sealing.sealer import SegmentSealer
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+THREEMA = "https://msgapi.threema.ch"
+
+
+def _catalog(live, feed: str, rendition: str) -> dict[int, dict]:
+    rows = ray.get(live.pipeline.packager.catalog_rows.remote())
+    return {r["seq"]: r for r in rows if r["feed"] == feed and r["rendition"] == rendition}
+
+
+def test_orbitcast_receive_writes_a_playable_recording(live, subscribers, tmp_path):
+    sub = subscribers["*SUBSCR1"]
+    live.wait_media(sub.feed, 10)
+    out = tmp_path / "synth-240p.mp4"
+    proc = subprocess.run(
+        [str(BIN / "orbitcast"), "receive", "--identity", sub.identity, "--key", str(sub.key_file),
+         "--secret", sub.secret, "--gateway", f"{live.base}/threema", "--feed", sub.feed, "--rendition", sub.rendition,
+         "--out", str(out), "--listen", f"127.0.0.1:{sub.port}", "--segments", "4", "--seconds", "120"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wrote = re.search(r"wrote .*: (\d+) segments \(seq (\d+)\.\.(\d+)\), ([\d.]+) s", proc.stdout)
+    assert wrote, proc.stdout
+    count, first, last = int(wrote.group(1)), int(wrote.group(2)), int(wrote.group(3))
+    assert count >= 4 and "gap:" not in proc.stdout and last - first + 1 == count
+
+    decode = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(out), "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=60)
+    assert decode.returncode == 0 and decode.stderr.strip() == "", decode.stderr
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-show_entries", "stream=codec_type,width,height:format=duration", str(out)],
+        capture_output=True, check=True, timeout=60).stdout)
+    video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+    assert (video["width"], video["height"]) == (426, 240)
+    # What was received is what the edge served: same seqs, same durations, same bytes.
+    served = _catalog(live, sub.feed, sub.rendition)
+    expected = sum(served[s]["duration"] for s in range(first, last + 1))
+    assert abs(float(probe["format"]["duration"]) - expected) < 0.1
+    data = out.read_bytes()
+    for seq in range(first, last + 1):
+        if seq in served and live.get(f"/live/{sub.feed}/{sub.rendition}/{seq}.m4s").status_code == 200:
+            segment = live.get(f"/live/{sub.feed}/{sub.rendition}/{seq}.m4s").content
+            assert segment in data
+
+
+def test_official_sdk_receives_and_opens_our_file_messages(live, subscribers):
+    sub = subscribers["*SDKRECV"]
+    live.wait_media(sub.feed, 8)
+    got: list = []
+    enough = threading.Event()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start():
+        conn = Connection(sub.identity, sub.secret, key=sub.keys.private_string)
+        conn.urls = {k: v.replace(THREEMA, f"{live.base}/threema") for k, v in Connection.urls.items()}
+        app = e2e.create_application(conn)
+
+        async def handler(message) -> None:
+            got.append(message)
+            if len([m for m in got if m.type == e2e.Message.Type.file_message]) >= 3:
+                enough.set()
+
+        e2e.add_callback_route(conn, app, handler, path="/callback")
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", sub.port).start()
+        return runner, conn
+
+    runner, conn = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    try:
+        assert enough.wait(120), f"the SDK got {len(got)} messages"
+        files = [m for m in got if m.type == e2e.Message.Type.file_message]
+        served = _catalog(live, sub.feed, sub.rendition)
+        digests = {r["digest"] for r in served.values()}
+        init = live.get(f"/live/{sub.feed}/{sub.rendition}/init.mp4").content
+        # The first message is the init segment; then media segments the catalog lists.
+        assert files[0].file_content == init
+        for m in files[1:]:
+            assert hashlib.sha256(m.file_content).hexdigest() in digests
+            assert m.mime_type == "video/mp4" and all(f.from_id == "*ORBCAST" for f in files)
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        asyncio.run_coroutine_threadsafe(conn.close(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def test_segments_at_rest_are_ciphertext_only(live):
+    live.wait_media("synth", 6)
+    store = Path(live.config.store)
+    blobs = [p for p in (store / "threema-blobs").rglob("*") if p.is_file()]
+    assert blobs, "the gateway keeps blobs in the store"
+    for path in store.rglob("*"):
+        if not path.is_file() or path.suffix == ".parquet" or path.name.endswith(".log"):
+            continue
+        data = path.read_bytes()
+        # Plaintext CMAF would show its box types; ciphertext does not.
+        assert not any(box in data for box in (b"ftypiso", b"moof", b"mdat", b"mvhd")), path
+
+
+def test_edge_refuses_a_forged_callback(live, subscribers):
+    sub = subscribers["*SUBSCR1"]
+    intruder = generate_key_pair()
+    edge_key = requests.get(f"{live.base}/threema/pubkeys/*ORBEDGE", params={"from": sub.identity, "secret": sub.secret}, timeout=10)
+    assert edge_key.status_code == 200
+    edge_public = public_key_from_hex(edge_key.text)
+    envelope = SegmentSealer(intruder).seal_text("*ORBEDGE", edge_public, "let me in")
+    fields = build_callback_fields("not-the-edge-secret", from_id="*ORBCAST", to_id="*ORBEDGE", message_id="00" * 8,
+                                   date=1700000000, nonce_hex=envelope.nonce_hex, box_hex=envelope.box_hex)
+    r = requests.post(f"{live.base}/edge/callback", data=encode_callback(fields),
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    assert r.status_code == 400 and r.content == b""
+    stats = ray.get(live.pipeline.edge.stats.remote())
+    assert stats["receiver"].get("bad_callback_mac", 0) >= 1
+
+
+@pytest.mark.parametrize("path,params,status", [
+    ("/credits", {"from": "*ORBCAST", "secret": "wrong"}, 401),
+    ("/pubkeys/*NOSUCH1", None, 404),
+    ("/blobs/" + "0" * 32, None, 404),
+])
+def test_gateway_on_serve_answers_as_threema_does(live, subscribers, path, params, status):
+    sub = subscribers["*SUBSCR1"]
+    r = requests.get(f"{live.base}/threema{path}", params=params or {"from": sub.identity, "secret": sub.secret}, timeout=10)
+    assert r.status_code == status, r.text
+    assert "Traceback" not in r.text and len(r.text) < 200
