@@ -1,0 +1,26 @@
+"""`make bench`: every benchmark, short settings; each module can run alone with longer ones."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHES = [
+    ["bench.bench_ladder", "--seconds", "20"],
+    ["bench.bench_sealing"],
+    ["bench.bench_ledger"],
+    ["bench.bench_clock", "--seconds", "20"],
+    ["bench.bench_live", "--seconds", "120"],
+]
+
+
+def main() -> int:
+    failed = 0
+    for module, *args in BENCHES:
+        print(f"== {module} {' '.join(args)}", flush=True)
+        failed += subprocess.run([sys.executable, "-m", module, *args]).returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
