@@ -1,0 +1,324 @@
+"""The live ladder transcoder, driven by real PyAV sources (lavfi and files), checked by decoding
+its CMAF output back with PyAV."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from orbitcast.config import LadderConfig, Rung
+from orbitcast.media.fmp4 import find_box, iter_boxes, tracks_of
+from orbitcast.media.source import Source, SourceEnded
+from orbitcast.media.transcode import LiveTranscoder, TranscodeError
+from orbitcast.media.units import FeedStreams, MediaUnit, StreamInfo
+from orbitcast.segment import Segment
+from tests.media import make_clip
+
+D = 2.0
+PART = 0.5
+LAVFI = "lavfi:testsrc2=size=320x240:rate=30,format=yuv420p[out0];sine=frequency=440:sample_rate=48000[out1]"
+LADDER = LadderConfig(
+    rungs=(
+        Rung(name="hi", width=320, height=240, video_bitrate=300_000),
+        Rung(name="lo", width=160, height=120, video_bitrate=100_000),
+    ),
+    audio_bitrate=64_000,
+    preset="ultrafast",
+)
+NAMES = [r.name for r in LADDER.rungs]
+CLOCK = 1_700_000_000.0
+
+
+@dataclass
+class Run:
+    transcoder: LiveTranscoder
+    segments: list[Segment]
+    units: list[MediaUnit]
+    inits_by_session: list[dict[str, bytes]] = field(default_factory=list)
+
+    def of(self, rung: str) -> list[Segment]:
+        return sorted((s for s in self.segments if s.rendition == rung), key=lambda s: s.seq)
+
+    def stream(self, rung: str) -> bytes:
+        return self.transcoder.init_segments[rung] + b"".join(s.data for s in self.of(rung))
+
+
+def transcode(urls: list[str], seconds: float | None = None, batch: int = 8, ladder: LadderConfig = LADDER) -> Run:
+    """Read each url in turn (one session each, as a looping/reopening feed does) through one
+    LiveTranscoder; `seconds` bounds a session of an endless source."""
+    src = Source(urls[0], realtime=False, loop=True, clock=lambda: CLOCK)
+    tr: LiveTranscoder | None = None
+    segments: list[Segment] = []
+    units: list[MediaUnit] = []
+    inits: list[dict[str, bytes]] = []
+    for url in urls:
+        src.url = url
+        streams = src.open()
+        if tr is None:
+            tr = LiveTranscoder("feed", ladder, D, PART, streams)
+        else:
+            inits.append(dict(tr.init_segments))
+            tr.change_input(streams)
+        pending: list[MediaUnit] = []
+        start = units[-1].time if units else 0.0
+        try:
+            for u in src.units():
+                pending.append(u)
+                units.append(u)
+                if len(pending) >= batch:
+                    segments += tr.push(pending)
+                    pending = []
+                if seconds is not None and u.time - start >= seconds:
+                    break
+        except SourceEnded:
+            pass
+        segments += tr.push(pending)
+        src.end_session()
+    assert tr is not None
+    segments += tr.flush()
+    inits.append(dict(tr.init_segments))
+    return Run(tr, segments, units, inits)
+
+
+def decode_video(data: bytes) -> list[av.VideoFrame]:
+    with av.open(io.BytesIO(data)) as c:
+        return list(c.decode(video=0))
+
+
+def decode_audio_seconds(data: bytes) -> float:
+    with av.open(io.BytesIO(data)) as c:
+        if not c.streams.audio:
+            return 0.0
+        return sum(f.samples for f in c.decode(audio=0)) / 48000
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("tc") / "clip.mp4", seconds=5.0, width=320, height=240)
+
+
+@pytest.fixture(scope="module")
+def lavfi_run() -> Run:
+    return transcode([LAVFI], seconds=5.0)
+
+
+@pytest.fixture(scope="module")
+def clip_run(clip: Path) -> Run:
+    return transcode([str(clip)])
+
+
+@pytest.fixture(params=["lavfi", "clip"])
+def run(request: pytest.FixtureRequest) -> Run:
+    return request.getfixturevalue(f"{request.param}_run")
+
+
+# -- outputs ------------------------------------------------------------------------------
+def test_init_segment_per_rung(run: Run) -> None:
+    inits = run.transcoder.init_segments
+    assert sorted(inits) == sorted(NAMES)
+    for name, init in inits.items():
+        assert [t for t, _, _ in iter_boxes(init)] == [b"ftyp", b"moov"]
+        assert sorted(t.handler for t in tracks_of(init)) == ["soun", "vide"]
+        with av.open(io.BytesIO(init)) as c:
+            rung = next(r for r in LADDER.rungs if r.name == name)
+            v = c.streams.video[0]
+            assert (v.codec_context.width, v.codec_context.height) == (rung.width, rung.height)
+            assert v.codec_context.name == "h264"
+            assert c.streams.audio[0].codec_context.name == "aac"
+
+
+def test_codecs_strings(run: Run) -> None:
+    codecs = run.transcoder.codecs
+    assert sorted(codecs) == sorted(NAMES)
+    for name, value in codecs.items():
+        m = re.fullmatch(r"avc1\.([0-9a-f]{6}),mp4a\.40\.2", value)
+        assert m, value
+        # the profile/compat/level bytes are those of the avcC the decoder sees
+        with av.open(io.BytesIO(run.transcoder.init_segments[name])) as c:
+            extradata = bytes(c.streams.video[0].codec_context.extradata)
+        assert m.group(1) == extradata[1:4].hex()
+
+
+def test_segments_numbered_by_time(run: Run) -> None:
+    for name in NAMES:
+        segs = run.of(name)
+        seqs = [s.seq for s in segs]
+        assert seqs == list(range(len(seqs))), f"{name}: {seqs}"
+        assert len(seqs) >= 3  # ~5 s of media in 2 s segments
+        for s in segs:
+            assert s.seq == math.floor(s.start / D + 1e-9)
+            assert s.seq * D <= s.start + 1e-6 < (s.seq + 1) * D
+            assert s.feed == "feed"
+    assert [s.seq for s in run.of(NAMES[0])] == [s.seq for s in run.of(NAMES[1])]
+
+
+def test_every_segment_starts_with_a_keyframe_at_the_same_time_in_every_rung(run: Run) -> None:
+    starts: dict[int, set[float]] = {}
+    for name in NAMES:
+        init = run.transcoder.init_segments[name]
+        for s in run.of(name):
+            frames = decode_video(init + s.data)
+            assert frames, f"{name}/{s.seq}: no frames"
+            first = frames[0]
+            assert first.key_frame, f"{name}/{s.seq} does not start with a keyframe"
+            assert first.pict_type == av.video.frame.PictureType.I
+            pts = float(first.pts * first.time_base)
+            assert pts == pytest.approx(s.start, abs=1e-4)
+            assert not any(f.key_frame for f in frames[1:]), "keyframes only at segment starts"
+            starts.setdefault(s.seq, set()).add(round(pts, 4))
+    assert all(len(v) == 1 for v in starts.values()), starts
+
+
+def test_full_segments_have_d_over_part_parts(run: Run) -> None:
+    per_segment = round(D / PART)
+    for name in NAMES:
+        segs = run.of(name)
+        for s in segs[:-1]:
+            assert s.duration == pytest.approx(D, abs=1e-3)
+            assert len(s.parts) == per_segment == 4
+        for s in segs:
+            assert sum(s.parts) == s.size == len(s.data)
+            offset = 0
+            for i, n in enumerate(s.parts):
+                part = s.data[offset:offset + n]
+                offset += n
+                assert [t for t, _, _ in iter_boxes(part)] == [b"moof", b"mdat"], (name, s.seq, i)
+            # the last one is what was left when the source ended: at most D
+            assert 0 < s.duration <= D + 1e-6
+
+
+def test_parts_start_on_part_boundaries(run: Run) -> None:
+    init = run.transcoder.init_segments[NAMES[0]]
+    video = next(t for t in tracks_of(init) if t.handler == "vide")
+    for s in run.of(NAMES[0]):
+        offset = 0
+        for i, n in enumerate(s.parts):
+            part = s.data[offset:offset + n]
+            offset += n
+            tfdt = find_box(part, [b"moof", b"traf", b"tfdt"])
+            assert tfdt is not None
+            times = []
+            for typ, a, b in iter_boxes(part, find_box(part, [b"moof"])[0] + 8):  # type: ignore[index]
+                if typ == b"traf":
+                    tfhd = find_box(part, [b"tfhd"], a + 8, b)
+                    tf = find_box(part, [b"tfdt"], a + 8, b)
+                    assert tfhd and tf
+                    track = int.from_bytes(part[tfhd[0] + 12: tfhd[0] + 16], "big")
+                    if track == video.track_id:
+                        v = part[tf[0] + 8]
+                        raw = part[tf[0] + 12: tf[0] + (20 if v == 1 else 16)]
+                        times.append(int.from_bytes(raw, "big") / video.timescale)
+            assert len(times) == 1
+            assert times[0] == pytest.approx(s.start + i * PART, abs=1 / 30 + 1e-6)
+
+
+def test_durations_cover_the_media(run: Run) -> None:
+    video = [u.time for u in run.units if u.kind == "video"]
+    for name in NAMES:
+        segs = run.of(name)
+        total = sum(s.duration for s in segs)
+        assert total == pytest.approx(video[-1] + 1 / 30, abs=1e-3)
+        for a, b in zip(segs, segs[1:]):
+            assert a.start + a.duration == pytest.approx(b.start, abs=1e-6)
+
+
+def test_no_frame_is_lost(run: Run) -> None:
+    n_video = sum(1 for u in run.units if u.kind == "video")
+    for name in NAMES:
+        rung = next(r for r in LADDER.rungs if r.name == name)
+        frames = decode_video(run.stream(name))
+        assert len(frames) == n_video
+        assert {(f.width, f.height) for f in frames} == {(rung.width, rung.height)}
+        pts = [float(f.pts * f.time_base) for f in frames]
+        assert pts == sorted(pts)
+        # and frame by frame, with segments decoded alone (a player joining at any segment)
+        assert sum(len(decode_video(run.transcoder.init_segments[name] + s.data)) for s in run.of(name)) == n_video
+
+
+def test_audio_in_every_rung(run: Run) -> None:
+    media = max(u.time for u in run.units if u.kind == "video") + 1 / 30
+    for name in NAMES:
+        assert decode_audio_seconds(run.stream(name)) == pytest.approx(media, abs=0.15)
+
+
+def test_program_date_time_is_capture_time_of_first_frame(run: Run) -> None:
+    capture = {round(u.time, 4): u.capture for u in run.units if u.kind == "video"}
+    by_seq: dict[int, set[float]] = {}
+    for s in run.segments:
+        expected = capture[round(s.start, 4)]
+        assert s.program_date_time.timestamp() == pytest.approx(expected, abs=1e-3)
+        assert s.program_date_time.tzinfo is not None and s.program_date_time.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+        by_seq.setdefault(s.seq, set()).add(s.program_date_time.timestamp())
+    assert all(len(v) == 1 for v in by_seq.values())
+    # with the fixed clock, capture = anchor + media time
+    for s in run.segments:
+        assert s.program_date_time.timestamp() == pytest.approx(CLOCK + s.start, abs=1e-3)
+
+
+def test_digests_and_bitrates(run: Run) -> None:
+    for s in run.segments:
+        s.verified()
+    hi = sum(s.size for s in run.of("hi"))
+    lo = sum(s.size for s in run.of("lo"))
+    assert hi > lo  # the bigger rung costs more bytes
+
+
+# -- sessions -----------------------------------------------------------------------------
+def test_looped_file_keeps_one_timeline(tmp_path: Path) -> None:
+    short = make_clip(tmp_path / "short.mp4", seconds=1.5, width=320, height=240)
+    run = transcode([str(short)] * 3)
+    assert len(run.inits_by_session) == 3
+    assert all(i == run.inits_by_session[0] for i in run.inits_by_session)  # one init throughout
+    for name in NAMES:
+        segs = run.of(name)
+        assert [s.seq for s in segs] == [0, 1, 2]
+        assert [len(s.parts) for s in segs[:-1]] == [4, 4]
+        frames = decode_video(run.stream(name))
+        assert len(frames) == 3 * 45
+        pts = [float(f.pts * f.time_base) for f in frames]
+        steps = [b - a for a, b in zip(pts, pts[1:])]
+        assert max(steps) == pytest.approx(1 / 30, abs=1e-4), "a gap in the timeline"
+        assert min(steps) == pytest.approx(1 / 30, abs=1e-4)
+        assert decode_audio_seconds(run.stream(name)) == pytest.approx(4.5, abs=0.15)
+
+
+def test_change_input_to_other_stream_parameters(tmp_path: Path) -> None:
+    a = make_clip(tmp_path / "a.mp4", seconds=2.5, width=320, height=240, fps=30)
+    b = make_clip(tmp_path / "b.mp4", seconds=2.5, width=176, height=144, fps=25, gop=25)
+    run = transcode([str(a), str(b)])
+    assert run.inits_by_session[0] == run.inits_by_session[1]  # same outputs, no new init
+    for name in NAMES:
+        rung = next(r for r in LADDER.rungs if r.name == name)
+        segs = run.of(name)
+        assert [s.seq for s in segs] == list(range(len(segs))) and len(segs) >= 3
+        frames = decode_video(run.stream(name))
+        assert len(frames) == 75 + 62
+        assert {(f.width, f.height) for f in frames} == {(rung.width, rung.height)}
+        pts = [float(f.pts * f.time_base) for f in frames]
+        assert pts == sorted(pts)
+        assert pts[75] == pytest.approx(2.5, abs=1e-4)  # the second file follows the first
+        for s in segs:
+            assert decode_video(run.transcoder.init_segments[name] + s.data)[0].key_frame
+
+
+def test_video_only_source() -> None:
+    run = transcode(["lavfi:testsrc2=size=320x240:rate=30"], seconds=2.5)
+    for name in NAMES:
+        init = run.transcoder.init_segments[name]
+        assert [t.handler for t in tracks_of(init)] == ["vide"]
+        assert re.fullmatch(r"avc1\.[0-9a-f]{6}", run.transcoder.codecs[name])
+        assert [s.seq for s in run.of(name)] == [0, 1]
+
+
+def test_unsupported_codec() -> None:
+    streams = FeedStreams(video=StreamInfo("video", "no-such-codec", Fraction(1, 90000), None, 320, 240))
+    with pytest.raises(TranscodeError, match="unsupported video codec"):
+        LiveTranscoder("f", LADDER, D, PART, streams)
+
