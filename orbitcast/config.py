@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orbitcast.clock.config import ClockConfig
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEMO_SOURCE = (
     "lavfi:testsrc2=size=1280x720:rate=30,format=yuv420p[out0];"
@@ -29,7 +31,7 @@ class _Strict(BaseModel):
 
 
 def _check_name(value: str, what: str) -> str:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '_' or '-', starting with a letter or digit")
     return value
 
@@ -88,6 +90,10 @@ class FeedConfig(_Strict):
     loop: bool = Field(default=True, description="files: start again at the end")
     realtime: bool = Field(default=True, description="files and lavfi: pace reading at real time")
     options: dict[str, str] = Field(default_factory=dict, description="demuxer options passed to PyAV")
+    # Test and simulation knobs: give this feed's local clock an error that its clock client
+    # must discipline away (hosts of one laptop share one oscillator). Leave at 0 in production.
+    clock_skew_offset_s: float = Field(default=0.0, ge=-3600, le=3600, description="test/simulation: injected local clock offset, seconds")
+    clock_skew_drift_ppm: float = Field(default=0.0, ge=-1000, le=1000, description="test/simulation: injected local clock drift, ppm")
 
     @field_validator("name")
     @classmethod
@@ -179,6 +185,7 @@ class OrbitcastConfig(_Strict):
     transcoder_cpus: float = Field(default=1.0, ge=0.0, description="logical CPUs each pool member reserves")
     serve: ServeConfig = ServeConfig()
     threema: ThreemaConfig = ThreemaConfig()
+    clock: ClockConfig = ClockConfig()
 
     @field_validator("feeds")
     @classmethod

@@ -21,7 +21,8 @@ class Backoff:
     attempt: int = 0
 
     def next_delay(self) -> float:
-        base = min(self.maximum, self.initial * self.factor**self.attempt)
+        # Stop growing once past the cap: factor**attempt overflows a float after ~1000 tries.
+        base = min(self.maximum, self.initial * self.factor ** min(self.attempt, 64))
         self.attempt += 1
         return base * (1 + random.uniform(-self.jitter, self.jitter))
 

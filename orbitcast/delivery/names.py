@@ -14,13 +14,13 @@ class BadName(ValueError):
 
 
 def check_name(value: str, what: str) -> str:
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise BadName(f"malformed {what} name")
     return value
 
 
 def parse_segment_name(value: str) -> int:
-    m = SEGMENT_RE.match(value)
+    m = SEGMENT_RE.fullmatch(value)
     if not m:
         raise BadName("malformed segment name: expected <seq>.m4s")
     return int(m.group(1))

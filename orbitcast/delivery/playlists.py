@@ -44,11 +44,19 @@ def master_playlist(renditions: Sequence[RenditionInfo]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def media_playlist(segments: Sequence[Segment], target_duration: float, ended: bool = False) -> str:
+def media_playlist(
+    segments: Sequence[Segment],
+    target_duration: float,
+    ended: bool = False,
+    discontinuity_sequence: int = 0,
+    discontinuities: set[int] | None = None,
+) -> str:
     """A live media playlist over `segments` (ascending seq, as the window keeps them).
 
     A gap in seq (a segment that never arrived) is marked with EXT-X-DISCONTINUITY, so players
-    re-sync their timeline instead of stalling on it.
+    re-sync their timeline instead of stalling on it. `discontinuities` names the seqs that
+    follow a gap (default: found from the listed seqs); `discontinuity_sequence` counts the
+    gaps before the first listed segment.
     """
     longest = max((s.duration for s in segments), default=target_duration)
     target = max(1, math.ceil(max(target_duration, longest) - 1e-3))
@@ -59,11 +67,14 @@ def media_playlist(segments: Sequence[Segment], target_duration: float, ended: b
         f"#EXT-X-TARGETDURATION:{target}",
         f"#EXT-X-MEDIA-SEQUENCE:{first}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        '#EXT-X-MAP:URI="init.mp4"',
     ]
+    if discontinuity_sequence:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
+    lines.append('#EXT-X-MAP:URI="init.mp4"')
     previous: int | None = None
     for s in segments:
-        if previous is not None and s.seq != previous + 1:
+        gap = s.seq in discontinuities if discontinuities is not None else previous is not None and s.seq != previous + 1
+        if gap:
             lines.append("#EXT-X-DISCONTINUITY")
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{iso_ms(s.program_date_time)}")
         lines.append(f"#EXTINF:{s.duration:.5f},")

@@ -19,6 +19,10 @@ class _Rendition:
     init: bytes | None = None
     seqs: list[int] = field(default_factory=list)
     segments: dict[int, Segment] = field(default_factory=dict)
+    # Seqs that follow a gap (EXT-X-DISCONTINUITY), and how many such points have been
+    # forgotten: a playlist's EXT-X-DISCONTINUITY-SEQUENCE must count them (RFC 8216 6.2.2).
+    gaps_after: set[int] = field(default_factory=set)
+    forgotten_gaps: int = 0
 
 
 class LiveWindow:
@@ -43,8 +47,14 @@ class LiveWindow:
             return False
         bisect.insort(r.seqs, seg.seq)
         r.segments[seg.seq] = seg
+        if seg.seq != r.seqs[0] and seg.seq - 1 not in r.segments:
+            r.gaps_after.add(seg.seq)
+        r.gaps_after.discard(seg.seq + 1)  # a late segment that fills a gap
         while len(r.seqs) > self.keep:
             del r.segments[r.seqs.pop(0)]
+        for point in [p for p in r.gaps_after if p <= r.seqs[0]]:
+            r.gaps_after.discard(point)
+            r.forgotten_gaps += 1
         return True
 
     def feeds(self) -> list[str]:
@@ -71,7 +81,11 @@ class LiveWindow:
         segs = self.listed(feed, rendition)
         if not segs:
             return None
-        return media_playlist(segs, self.segment_duration)
+        r = self._feeds[feed][rendition]
+        first = segs[0].seq
+        before = r.forgotten_gaps + sum(1 for p in r.gaps_after if p <= first)
+        listed_gaps = {p for p in r.gaps_after if p > first}
+        return media_playlist(segs, self.segment_duration, discontinuity_sequence=before, discontinuities=listed_gaps)
 
     def init(self, feed: str, rendition: str) -> bytes | None:
         r = self._feeds.get(feed, {}).get(rendition)

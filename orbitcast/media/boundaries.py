@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import math
 
-# Timestamps are rounded to the 90 kHz clock before they reach here; this guards float noise.
-EPSILON = 1e-6
+# Timestamps are on the 90 kHz clock; half a tick, in seconds, absorbs float noise at a
+# boundary without ever moving a frame that is a whole tick away across it.
+HALF_TICK = 0.5 / 90000
+EPSILON = 1e-6  # for ratios of durations, as the config checks them
 
 
 def segment_index(t: float, segment_duration: float) -> int:
     if segment_duration <= 0:
         raise ValueError("segment_duration must be positive")
-    return math.floor(t / segment_duration + EPSILON)
+    return math.floor((t + HALF_TICK) / segment_duration)
 
 
 def part_index(t: float, segment_duration: float, part_duration: float) -> tuple[int, int]:
     """(segment seq, part number within the segment) for media time t."""
     seq = segment_index(t, segment_duration)
     within = t - seq * segment_duration
-    return seq, math.floor(within / part_duration + EPSILON)
+    return seq, max(0, math.floor((within + HALF_TICK) / part_duration))
 
 
 def segment_start(seq: int, segment_duration: float) -> float:

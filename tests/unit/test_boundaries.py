@@ -66,10 +66,6 @@ def test_90khz_times_around_boundaries(d: float) -> None:
         assert segment_index(after, d) == k
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: boundaries.EPSILON (1e-6) is added in units of segments, so for segment_duration > 11.1 s "
-    "(config allows up to 30 s) it exceeds one 90 kHz tick: a frame one tick before k*D is numbered k "
-    "and part_index returns part -1"))
 @pytest.mark.parametrize("d", [12.0, 30.0])
 def test_90khz_tick_before_boundary_with_long_segments(d: float) -> None:
     t = q90k(d - TICK)

@@ -226,10 +226,6 @@ def test_config_is_frozen() -> None:
         cfg.live_window = 9  # type: ignore[misc]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: config.NAME_RE ends with '$' and is applied with re.match; '$' also matches before a "
-    "trailing newline, so a feed named 'iss\\n' (YAML \"iss\\n\") is accepted and later used in URLs "
-    "and store keys; use re.fullmatch or \\Z"))
 def test_feed_name_with_trailing_newline_is_refused() -> None:
     msg = _error({"feeds": [{"name": "iss\n", "source": "x"}]})
     assert "feeds.0.name" in msg

@@ -53,19 +53,13 @@ def test_malformed_segment_names(name: str) -> None:
         parse_segment_name(name)
 
 
-TRAILING_NEWLINE = pytest.mark.xfail(strict=True, reason=(
-    "BUG: names.NAME_RE and SEGMENT_RE end with '$' and are applied with re.match, and '$' also "
-    "matches before a trailing newline, so 'iss\\n' passes check_name (and becomes a store key) and "
-    "'1.m4s\\n' parses as seq 1; use re.fullmatch or \\Z"))
 
 
-@TRAILING_NEWLINE
 def test_name_with_trailing_newline_is_malformed() -> None:
     with pytest.raises(BadName):
         check_name("iss\n", "feed")
 
 
-@TRAILING_NEWLINE
 def test_segment_name_with_trailing_newline_is_malformed() -> None:
     with pytest.raises(BadName):
         parse_segment_name("12.m4s\n")
