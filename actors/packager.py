@@ -49,6 +49,10 @@ class Packager:
         for seg in segments:
             seg.verified()  # hand-off check: transcoder -> packager
             self.catalog.add(seg)
+        if self.ledger is not None:
+            # Certified before sent: the ledger signs a head covering these leaves before the
+            # edge can list them, so every listed segment has a proof.
+            ray.get(self.ledger.append.remote(segments))
         for seg in segments:
             self._send(seg.data, meta_of(seg))
         return len(segments)

@@ -39,6 +39,12 @@ def _run(args: argparse.Namespace) -> int:
     return live_main([args.config])
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from pipelines.verify_cli import run as verify_run
+
+    return verify_run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orbitcast", description="Live video delivery on Ray: ladder, sealing, ledger, one clock, HLS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the live pipeline from a config, on the cluster at RAY_ADDRESS (same as python -m pipelines.live FILE)")
     run.add_argument("config", help="orbitcast.yaml")
     run.set_defaults(func=_run)
+    from pipelines.verify_cli import add_arguments as verify_arguments
+
+    verify = sub.add_parser("verify", help="check every segment of a live stream (or a recording) against the certification ledger")
+    verify_arguments(verify)
+    verify.set_defaults(func=_verify)
     return parser
 
 

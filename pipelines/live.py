@@ -21,9 +21,13 @@ from actors.clock_authority import NAME as CLOCK_NAME
 from actors.clock_authority import ClockAuthority
 from actors.edge import Edge
 from actors.feed import FeedActor
+from actors.ledger import LedgerActor
 from actors.packager import Packager
 from actors.transcoder import TranscoderPool
 from deployments.delivery import build_app
+from deployments.ledger import APP_NAME as LEDGER_APP
+from deployments.ledger import ROUTE_PREFIX as LEDGER_PREFIX
+from deployments.ledger import build_app as build_ledger_app
 from deployments.gateway import APP_NAME as GATEWAY_APP
 from deployments.gateway import ROUTE_PREFIX as GATEWAY_PREFIX
 from deployments.gateway import build_app as build_gateway_app
@@ -43,6 +47,7 @@ class Pipeline:
     packager: "ray.actor.ActorHandle"
     pool: "ray.actor.ActorHandle"
     feeds: dict[str, "ray.actor.ActorHandle"]
+    ledger: "ray.actor.ActorHandle | None" = None
 
     @property
     def url(self) -> str:
@@ -77,11 +82,21 @@ class Pipeline:
                 pass
         for handle in [*self.feeds.values(), self.pool, self.packager, self.edge]:
             ray.kill(handle, no_restart=True)
+        if self.ledger is not None:
+            try:
+                serve.delete(LEDGER_APP)
+            except Exception:  # noqa: BLE001
+                pass
+            try:  # the packager is gone: nothing appends now; close the log files cleanly
+                ray.get(self.ledger.close.remote(), timeout=5)
+            except Exception:  # noqa: BLE001
+                pass
+            ray.kill(self.ledger, no_restart=True)
 
 
 def start(config: OrbitcastConfig) -> Pipeline:
     """Start every part on the connected Ray cluster; returns as soon as they are placed."""
-    clock = ClockAuthority.options(name=CLOCK_NAME, get_if_exists=True, lifetime="detached").remote()
+    clock = ClockAuthority.options(name=CLOCK_NAME, get_if_exists=True, lifetime="detached").remote(config.clock, CLOCK_NAME)
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
     base_url = f"http://127.0.0.1:{config.serve.port}"
     plan = build_plan(config, base_url, blob_store=Store(config.store).path("threema-blobs"))
@@ -90,13 +105,15 @@ def start(config: OrbitcastConfig) -> Pipeline:
         serve.run(build_gateway_app(plan.gateway), name=GATEWAY_APP, route_prefix=GATEWAY_PREFIX, blocking=False)
     edge = Edge.remote(config, plan.edge_view())
     serve.run(
-        build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas),
+        build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas, clock),
         name=APP_NAME, route_prefix="/", blocking=False,
     )
-    packager = Packager.remote(config, plan.packager_view())
+    ledger = LedgerActor.remote(config, clock)
+    serve.run(build_ledger_app(ledger), name=LEDGER_APP, route_prefix=LEDGER_PREFIX, blocking=False)
+    packager = Packager.remote(config, plan.packager_view(), ledger)
     pool = TranscoderPool.remote(config, packager)
     feeds = {f.name: FeedActor.remote(f, pool, clock, edge) for f in config.feeds}
-    return Pipeline(config, clock, edge, packager, pool, feeds)
+    return Pipeline(config, clock, edge, packager, pool, feeds, ledger)
 
 
 def run_until_stopped(pipeline: Pipeline, announce: bool = True) -> None:

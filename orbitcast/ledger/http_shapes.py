@@ -61,7 +61,8 @@ def parse_uint(name: str, text: str | None) -> int:
 
 
 def _name(kind: str, text: str) -> str:
-    if not NAME_RE.fullmatch(text):
+    # A leading dot is path syntax ("." / ".." after URL decoding), never a feed or rung name.
+    if not NAME_RE.fullmatch(text) or text.startswith("."):
         raise BadRequest(f"malformed {kind}")
     return text
 
