@@ -1,15 +1,18 @@
 # orbitcast: make demo | make test | make bench. Each target makes .venv itself.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients), libsodium23 (the Threema SDK).
 
-
 .PHONY: demo test bench system-deps clean
 
 $(PY):
+	@$(PYTHON) -c 'import ensurepip, sys; assert sys.version_info >= (3, 11)' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	  else echo "need Python 3.11+ with venv (Debian: apt-get install python3-venv)"; exit 1; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
