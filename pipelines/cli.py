@@ -45,6 +45,29 @@ def _verify(args: argparse.Namespace) -> int:
     return verify_run(args)
 
 
+def _keys_new(args: argparse.Namespace) -> int:
+    from orbitcast.sealing.errors import SealingError
+    from orbitcast.sealing.keys import write_new_identity_key
+
+    try:
+        path, pair = write_new_identity_key(args.identity, args.dir)
+    except FileExistsError:
+        print(f"orbitcast: {args.dir}/{args.identity}.key exists; not overwriting a private key", file=sys.stderr)
+        return 1
+    except SealingError as err:
+        print(f"orbitcast: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} (mode 0600)", file=sys.stderr)
+    print(pair.public_string)
+    return 0
+
+
+def _receive(args: argparse.Namespace) -> int:
+    from pipelines.receive_cli import run as receive_run
+
+    return receive_run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orbitcast", description="Live video delivery on Ray: ladder, sealing, ledger, one clock, HLS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check every segment of a live stream (or a recording) against the certification ledger")
     verify_arguments(verify)
     verify.set_defaults(func=_verify)
+    keys = sub.add_parser("keys", help="Threema key pairs")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    new = keys_sub.add_parser("new", help="a new key pair: writes DIR/IDENTITY.key (mode 0600), prints public:<hex>")
+    new.add_argument("identity", help="Threema identity, 8 characters, e.g. '*SUBSCR1'")
+    new.add_argument("--dir", default=".", help="where to write the key file (default: here)")
+    new.set_defaults(func=_keys_new)
+    receive = sub.add_parser("receive", help="a subscriber: receives sealed segments, writes a playable fMP4")
+    from pipelines.receive_cli import add_arguments as receive_arguments
+
+    receive_arguments(receive)
+    receive.set_defaults(func=_receive)
     return parser
 
 
