@@ -1,36 +1,132 @@
-"""The named clock authority every stamping actor asks for the time.
+"""The named clock authority every stamping actor keeps in step with.
 
-Reference for now: the system clock of the node it runs on. Its sync protocol (NTP-style
-exchanges, references, the UDP server) comes with the clock issue.
+A thin Ray shell around `orbitcast.clock.ClockAuthority` (the reference, the disciplined
+clock, the UDP NTP server, all configured by `ClockConfig`) and a `ClockRegistry` where the
+stamping actors report their clock status for `GET /api/clock`.
+
+Restartable: Ray restarts it (max_restarts=-1) with the same constructor arguments, so the
+same config, reference and NTP port come back. Nothing it holds needs to survive: its clock
+re-reads the reference, and the registry refills from the next reports. While it is away the
+clients hold over on their own disciplined clocks (actors/stamping_clock.py).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import ray
 
+from orbitcast.clock import ClockAuthority as CoreAuthority
+from orbitcast.clock import ClockConfig
+from orbitcast.clock.registry import ClockRegistry, authority_entry
+from orbitcast.clock.sync_client import AuthorityReply
+
 NAME = "orbitcast-clock"
+PROBE_TRIES = 5
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class ClockAuthority:
-    def now(self) -> float:
-        return time.time()
+    def __init__(self, config: ClockConfig | None = None, name: str = NAME) -> None:
+        self.config = config if config is not None else ClockConfig()
+        self.name = name
+        self.core = CoreAuthority.from_config(self.config)
+        # The reference and its tick thread first, the NTP server apart: a port that is
+        # taken must cost the outside hosts their server, not every actor its clock.
+        self.core.start(serve_ntp=False)
+        self.ntp_error: str | None = None
+        if self.config.ntp_serve:
+            try:
+                self.core.start_ntp_server(self.config.ntp_host, self.config.ntp_port)
+            except OSError as exc:
+                self.ntp_error = (f"cannot bind {self.config.ntp_host}:{self.config.ntp_port}"
+                                  f": {exc.strerror or exc}")
+        # A client syncing every sync_interval_s that missed three reports is worth flagging.
+        self.registry = ClockRegistry(stale_after_s=max(5.0, 3 * self.config.sync_interval_s))
+        self.started_at = self.core.now()
 
-    def exchange(self, t1: float) -> tuple[float, float]:
-        """The server half of a four-timestamp exchange: (t2 receive, t3 transmit)."""
-        t2 = time.time()
-        return t2, time.time()
+    # -- time --------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.core.now()
+
+    def iso_now(self) -> str:
+        """ISO 8601 UTC with milliseconds: the body of GET /time."""
+        return self.core.iso_now()
+
+    # An answer is only worth its t2/t3 if it arrives at once: a retried call after a restart
+    # would come back seconds late, so the client's timeout (holdover) is the right outcome.
+    @ray.method(max_task_retries=0)
+    def exchange(self, t1: float | None = None) -> AuthorityReply:
+        """The server half of the four-timestamp exchange (t2, t3 and what it says of
+        itself: stratum, leap, root delay and dispersion)."""
+        return self.core.answer(t1)
+
+    def probe(self) -> tuple[float, float]:
+        """(CLOCK_MONOTONIC, authority time) read back to back.
+
+        For tests and the benchmark only: actors on one host share CLOCK_MONOTONIC, so two
+        probes taken milliseconds apart compare two clocks to a microsecond without the
+        round-trip uncertainty of a Ray call.
+        """
+        best: tuple[float, float, float] | None = None
+        for _ in range(PROBE_TRIES):
+            # A read that the scheduler interrupted has a wide bracket: keep the tightest.
+            m0 = time.monotonic()
+            t = self.core.now()
+            m1 = time.monotonic()
+            if best is None or m1 - m0 < best[0]:
+                best = (m1 - m0, (m0 + m1) / 2, t)
+        assert best is not None
+        return best[1], best[2]
+
+    # -- configuration and status ------------------------------------------------------
+    def get_config(self) -> ClockConfig:
+        """Clients take their sync interval and discipline settings from here."""
+        return self.config
+
+    def ntp_address(self) -> tuple[str, int] | None:
+        server = self.core.ntp_server
+        return None if server is None else (server.host, server.port)
+
+    def where(self) -> dict[str, Any]:
+        """Where this incarnation runs and serves NTP, for a client choosing its transport
+        (orbitcast.clock.transport.ntp_target); it can change when Ray restarts us."""
+        ctx = ray.get_runtime_context()
+        return {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+                "ntp": self.ntp_address()}
+
+    def report(self, entry: dict[str, Any]) -> None:
+        """A stamping actor's entry for /api/clock (fire and forget)."""
+        self.registry.report(entry, received=self.core.now())
+
+    def forget(self, name: str) -> None:
+        self.registry.forget(name)
+
+    def status(self) -> dict[str, Any]:
+        """The body of GET /api/clock."""
+        now = self.core.now()
+        core = self.core.status()
+        me = authority_entry(self.name, core)
+        me["stratum"] = self.core.server_info().stratum
+        me["up_s"] = now - self.started_at
+        if self.ntp_error is not None:
+            me["ntp_server"] = {"error": self.ntp_error}
+        return {"now": now, "now_iso": self.core.iso_now(), "authority": me,
+                "actors": self.registry.snapshot(now)}
 
 
 def clock_offset(authority: "ray.actor.ActorHandle", samples: int = 5) -> float:
-    """Offset of the local clock from the authority (add it to time.time()), min-delay sample."""
+    """Offset of the local time.time() from the authority, from the least-delay of a few
+    exchanges. Kept for actors that stamp rarely; stamping actors hold a StampingClock
+    (actors/stamping_clock.py), which keeps syncing and holds over when the authority is away.
+    """
     best: tuple[float, float] | None = None
     for _ in range(samples):
         t1 = time.time()
-        t2, t3 = ray.get(authority.exchange.remote(t1))
+        reply = ray.get(authority.exchange.remote(t1))
         t4 = time.time()
+        t2, t3 = (reply.t2, reply.t3) if isinstance(reply, AuthorityReply) else reply
         delay = (t4 - t1) - (t3 - t2)
         offset = ((t2 - t1) + (t3 - t4)) / 2
         if best is None or delay < best[0]:

@@ -13,7 +13,8 @@ from orbitcast.config import FeedConfig
 from orbitcast.media.feed_runner import FeedRunner, SinkError
 from orbitcast.media.units import FeedStreams, MediaUnit
 
-from .clock_authority import clock_offset
+from .clock_authority import NAME as CLOCK_NAME
+from .stamping_clock import StampingClock
 
 HEALTH_EVERY = 1.0
 
@@ -31,9 +32,13 @@ class FeedActor:
         self.pool = pool
         self.edge = edge
         self.clock = clock
-        self.offset = clock_offset(clock)
+        # Capture times (hence every segment's program date-time) come from a clock kept in
+        # step with the authority; start() syncs before the source can read it.
+        self.stamp = StampingClock(clock, f"feed:{feed.name}", authority_name=CLOCK_NAME,
+                                   skew_offset_s=feed.clock_skew_offset_s,
+                                   skew_drift_ppm=feed.clock_skew_drift_ppm).start()
         self.member: tuple[int, ray.actor.ActorHandle] | None = None
-        self.runner = FeedRunner(feed, self._sink, clock=lambda: time.time() + self.offset)
+        self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now)
         threading.Thread(target=self.runner.run, name=f"feed-{feed.name}", daemon=True).start()
         threading.Thread(target=self._report, name=f"health-{feed.name}", daemon=True).start()
 
@@ -63,6 +68,10 @@ class FeedActor:
 
     def health(self) -> dict:
         return self.runner.health.as_dict()
+
+    def clock_status(self) -> dict:
+        """This feed's clock as /api/clock shows it: offset, delay, error bound, last sync."""
+        return self.stamp.status()
 
     def placement(self) -> int | None:
         return self.member[0] if self.member else None

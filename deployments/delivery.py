@@ -2,6 +2,7 @@
 /api/feeds, /healthz, /time. State lives in the Edge actor; replicas cache what is immutable."""
 
 
+import asyncio
 import time
 from collections import OrderedDict
 from datetime import datetime, timezone
@@ -18,6 +19,8 @@ from orbitcast.sealing.callback import MAX_CALLBACK_BYTES
 
 STATIC = Path(__file__).parent / "static"
 CACHE_BYTES = 128 * 1024 * 1024
+# A clock answer older than this is no use to a player measuring its latency.
+CLOCK_TIMEOUT = 1.0
 
 app = FastAPI(title="orbitcast", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -66,8 +69,10 @@ class _ByteCache:
 )
 @serve.ingress(app)
 class Delivery:
-    def __init__(self, edge, segment_duration: float) -> None:  # edge: the Edge actor handle
+    # edge: the Edge actor handle; clock: the ClockAuthority actor handle (None: host clock)
+    def __init__(self, edge, segment_duration: float, clock=None) -> None:
         self.edge = edge
+        self.clock = clock
         self.segment_duration = segment_duration
         self.cache = _ByteCache(CACHE_BYTES)
 
@@ -88,9 +93,30 @@ class Delivery:
 
     @app.get("/time")
     async def time_now(self) -> PlainTextResponse:
-        # DASH UTCTiming urn:mpeg:dash:utc:http-iso:2014
-        now = datetime.fromtimestamp(time.time(), tz=timezone.utc)
-        return PlainTextResponse(iso_ms(now), headers=http_policy.no_store())
+        # DASH UTCTiming urn:mpeg:dash:utc:http-iso:2014, from the authority that stamps every
+        # segment's program date-time, so a player's latency is measured on the same clock.
+        if self.clock is None:
+            now = datetime.fromtimestamp(time.time(), tz=timezone.utc)
+            return PlainTextResponse(iso_ms(now), headers=http_policy.no_store())
+        try:
+            text = await asyncio.wait_for(self.clock.iso_now.remote(), timeout=CLOCK_TIMEOUT)
+        except Exception:  # noqa: BLE001 - away or restarting: a player retries or uses its own
+            return PlainTextResponse("clock authority unavailable\n", status_code=503,
+                                     headers={**http_policy.no_store(), "Retry-After": "1"})
+        return PlainTextResponse(text, headers=http_policy.no_store())
+
+    @app.get("/api/clock")
+    async def clock_status(self) -> JSONResponse:
+        """Per clock (the authority, every stamping actor): offset, delay, error bound, last
+        sync, reference state."""
+        if self.clock is None:
+            return JSONResponse({"error": "no clock authority"}, status_code=503, headers=http_policy.no_store())
+        try:
+            body = await asyncio.wait_for(self.clock.status.remote(), timeout=CLOCK_TIMEOUT)
+        except Exception:  # noqa: BLE001
+            return JSONResponse({"error": "clock authority unavailable"}, status_code=503,
+                                headers={**http_policy.no_store(), "Retry-After": "1"})
+        return JSONResponse(body, headers=http_policy.no_store())
 
     @app.get("/api/feeds")
     async def feeds(self) -> JSONResponse:
@@ -156,8 +182,8 @@ class Delivery:
         raise BadName("malformed live path")
 
 
-def build_app(edge, segment_duration: float, min_replicas: int = 1, max_replicas: int = 4):
-    """The bound Serve application for `serve.run`."""
+def build_app(edge, segment_duration: float, min_replicas: int = 1, max_replicas: int = 4, clock=None):
+    """The bound Serve application for `serve.run`; `clock` is the ClockAuthority handle."""
     return Delivery.options(
         autoscaling_config={"min_replicas": min_replicas, "max_replicas": max_replicas, "target_ongoing_requests": 8},
-    ).bind(edge, segment_duration)
+    ).bind(edge, segment_duration, clock)

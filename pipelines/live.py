@@ -96,7 +96,7 @@ class Pipeline:
 
 def start(config: OrbitcastConfig) -> Pipeline:
     """Start every part on the connected Ray cluster; returns as soon as they are placed."""
-    clock = ClockAuthority.options(name=CLOCK_NAME, get_if_exists=True, lifetime="detached").remote()
+    clock = ClockAuthority.options(name=CLOCK_NAME, get_if_exists=True, lifetime="detached").remote(config.clock, CLOCK_NAME)
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
     base_url = f"http://127.0.0.1:{config.serve.port}"
     plan = build_plan(config, base_url, blob_store=Store(config.store).path("threema-blobs"))
@@ -105,7 +105,7 @@ def start(config: OrbitcastConfig) -> Pipeline:
         serve.run(build_gateway_app(plan.gateway), name=GATEWAY_APP, route_prefix=GATEWAY_PREFIX, blocking=False)
     edge = Edge.remote(config, plan.edge_view())
     serve.run(
-        build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas),
+        build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas, clock),
         name=APP_NAME, route_prefix="/", blocking=False,
     )
     ledger = LedgerActor.remote(config, clock)

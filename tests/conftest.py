@@ -115,6 +115,7 @@ def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory,
         "store": str(tmp_path_factory.mktemp("store")),
         "transcoders": 2,
         "serve": {"host": "127.0.0.1", "port": free_port()},
+        "clock": {"ntp_port": free_port(), "sync_interval_s": 0.5, "tick_interval_s": 0.5},
     })
 
 
