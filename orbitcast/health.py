@@ -39,6 +39,7 @@ class FeedHealth:
     retries: int = 0
     retry_at: float | None = None
     media_time: float = 0.0  # newest media time read from the source
+    timeline_start: float = 0.0  # media time at which this run of the feed began
 
     def to(self, state: State, reason: str | None = None, retry_at: float | None = None) -> None:
         if state != self.state or reason != self.reason:

@@ -142,7 +142,8 @@ class Live:
             f = self.feeds().get(feed, {})
             last = f.get("last_segment")
             if last and len(f.get("renditions", [])) == len(rungs):
-                if (last["seq"] + 1) * self.config.segment_duration >= seconds:
+                # seq counts segment durations on a timeline that began at timeline_start.
+                if (last["seq"] + 1) * self.config.segment_duration - f["timeline_start"] >= seconds:
                     return
             time.sleep(0.5)
         raise AssertionError(f"feed {feed} did not reach {seconds}s of media in {timeout}s: {self.feeds().get(feed)}")

@@ -37,8 +37,13 @@ class FeedRunner:
         self.sink = sink
         self.batch_seconds = batch_seconds
         self.backoff = backoff or Backoff()
-        self.health = FeedHealth(feed.name)
-        self.source = Source(feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock)
+        # The feed's media timeline starts at the wall clock: segment seq = floor(t / D) then
+        # never repeats across restarts, so the catalog and the ledger never see a seq twice.
+        start = clock()
+        self.health = FeedHealth(feed.name, timeline_start=start, media_time=start)
+        self.source = Source(
+            feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock, start_time=start,
+        )
         self.stop_event = threading.Event()
 
     def stop(self) -> None:

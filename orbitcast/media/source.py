@@ -62,6 +62,7 @@ class Source:
         clock: Callable[[], float] = time.time,
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
+        start_time: float = 0.0,
     ) -> None:
         self.url = url
         self.loop = loop and not is_network(url)
@@ -69,7 +70,9 @@ class Source:
         self.options = dict(options or {})
         self.clock = clock
         self.timeouts = (open_timeout, read_timeout)
-        self.next_time = 0.0  # where the timeline continues after a loop or reopen
+        # Where the timeline continues after a loop or reopen. Starting it at the wall clock
+        # (see FeedRunner) makes seq numbers unique across restarts of the pipeline.
+        self.next_time = self._start = round(start_time * 90000) / 90000
         self.generation = 0
         self._container: av.container.InputContainer | None = None
         self._anchor_time = 0.0
@@ -173,7 +176,7 @@ class Source:
         if self._first is None:
             self._first = pts
         t = round((self.next_time + pts - self._first) * 90000) / 90000
-        if t < self._last[kind] or t < 0:
+        if t < self._last[kind] or t < self._start:  # e.g. audio priming before the first frame
             return  # a source that jumps back in time: drop, downstream time never goes back
         self._last[kind] = t
         capture = self._capture_for(t)

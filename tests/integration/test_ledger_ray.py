@@ -150,7 +150,8 @@ def test_ledger_survives_an_actor_restart(live):
     verify_consistency(before.tree_size, after.tree_size, before.root_hash, after.root_hash,
                        [bytes.fromhex(h) for h in proof])
     # Segments published after the restart are in the log too.
-    live.wait_media("synth", (seq + 3) * live.config.segment_duration, timeout=30)
+    start = live.feeds()["synth"]["timeline_start"]
+    live.wait_media("synth", (seq + 3) * live.config.segment_duration - start, timeout=30)
     pl = m3u8.loads(live.get("/live/synth/360p/index.m3u8").text)
     newest = pl.segments[-1]
     data = live.get(f"/live/synth/360p/{newest.uri}").content
