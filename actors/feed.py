@@ -11,6 +11,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from orbitcast.config import FeedConfig
 from orbitcast.media.feed_runner import FeedRunner, SinkError
+from orbitcast.media.replay import ReplayBuffer
 from orbitcast.media.units import FeedStreams, MediaUnit
 
 from .clock_authority import NAME as CLOCK_NAME
@@ -27,6 +28,7 @@ class FeedActor:
         pool: "ray.actor.ActorHandle",
         clock: "ray.actor.ActorHandle",
         edge: "ray.actor.ActorHandle",
+        segment_duration: float = 2.0,
     ) -> None:
         self.feed = feed
         self.pool = pool
@@ -38,24 +40,29 @@ class FeedActor:
                                    skew_offset_s=feed.clock_skew_offset_s,
                                    skew_drift_ppm=feed.clock_skew_drift_ppm).start()
         self.member: tuple[int, ray.actor.ActorHandle] | None = None
+        self.replay = ReplayBuffer(segment_duration)
         self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now)
         threading.Thread(target=self.runner.run, name=f"feed-{feed.name}", daemon=True).start()
         threading.Thread(target=self._report, name=f"health-{feed.name}", daemon=True).start()
 
     def _sink(self, streams: FeedStreams, units: list[MediaUnit]) -> None:
+        self.replay.add(units)
         for attempt in range(3):
             if self.member is None:
                 self.member = ray.get(self.pool.assign.remote(self.feed.name))
             index, member = self.member
             try:
-                ray.get(member.push.remote(self.feed.name, streams, units))
+                done = ray.get(member.push.remote(self.feed.name, streams, units))
+                self.replay.finished_through(done)
                 return
             except RayTaskError as err:
                 # The transcoder refused this media (undecodable input): the feed fails alone.
                 raise SinkError(str(err.cause) if err.cause else str(err).splitlines()[-1]) from None
             except RayActorError:
-                # The member died: the feed moves, and this batch goes to the new member.
+                # The member died with the segment it was filling: the feed moves, and the new
+                # member gets every unit since the last segment finished in all rungs.
                 self.member = ray.get(self.pool.assign.remote(self.feed.name, avoid=index))
+                units = self.replay.pending()
         raise SinkError("no transcoder took the feed after 3 attempts")
 
     def _report(self) -> None:

@@ -27,7 +27,8 @@ class Transcoder:
     def ping(self) -> int:
         return len(self._feeds)
 
-    def push(self, feed: str, streams: FeedStreams, units: list[MediaUnit]) -> int:
+    def push(self, feed: str, streams: FeedStreams, units: list[MediaUnit]) -> int | None:
+        """Transcode a batch; returns the highest seq finished in every rung (see ReplayBuffer)."""
         with self._guard:
             lock = self._locks.setdefault(feed, threading.Lock())
         with lock:
@@ -42,7 +43,7 @@ class Transcoder:
             self._publish_inits(feed, tr)
             if segments:
                 ray.get(self.packager.package.remote(segments))
-            return len(segments)
+            return tr.published_through
 
     def close(self, feed: str) -> None:
         tr = self._feeds.pop(feed, None)

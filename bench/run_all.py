@@ -10,6 +10,7 @@ BENCHES = [
     ["bench.bench_sealing"],
     ["bench.bench_ledger"],
     ["bench.bench_clock", "--seconds", "20"],
+    ["bench.bench_clock_ray", "--seconds", "60"],
     ["bench.bench_live", "--seconds", "120"],
 ]
 

@@ -112,7 +112,7 @@ def start(config: OrbitcastConfig) -> Pipeline:
     serve.run(build_ledger_app(ledger), name=LEDGER_APP, route_prefix=LEDGER_PREFIX, blocking=False)
     packager = Packager.remote(config, plan.packager_view(), ledger)
     pool = TranscoderPool.remote(config, packager)
-    feeds = {f.name: FeedActor.remote(f, pool, clock, edge) for f in config.feeds}
+    feeds = {f.name: FeedActor.remote(f, pool, clock, edge, config.segment_duration) for f in config.feeds}
     return Pipeline(config, clock, edge, packager, pool, feeds, ledger)
 
 

@@ -109,6 +109,7 @@ class _RungOutput:
             a.codec_context.time_base = audio.time_base
             self.audio = a
         self.pending: _Pending | None = None
+        self.last_seq: int | None = None  # newest segment finished
         self.codecs: str | None = None
 
     def mux_video(self, frame: VideoFrame) -> None:
@@ -169,6 +170,12 @@ class LiveTranscoder:
     @property
     def init_segments(self) -> dict[str, bytes]:
         return {o.rung.name: o.splitter.init for o in self._outputs if o.splitter.init is not None}
+
+    @property
+    def published_through(self) -> int | None:
+        """The highest seq finished in every rung (None before the first)."""
+        done = [o.last_seq for o in self._outputs]
+        return None if any(d is None for d in done) else min(d for d in done if d is not None)
 
     @property
     def codecs(self) -> dict[str, str]:
@@ -280,6 +287,7 @@ class LiveTranscoder:
     def _segment(self, o: _RungOutput, end: float) -> Segment:
         p = o.pending
         assert p is not None
+        o.last_seq = p.seq
         pdt = self._pdt.get(p.seq, p.start + self._capture_offset)
         return Segment(
             feed=self.feed,

@@ -53,14 +53,16 @@ def test_orbitcast_receive_writes_a_playable_recording(live, subscribers, tmp_pa
                             capture_output=True, text=True, timeout=60)
     assert decode.returncode == 0 and decode.stderr.strip() == "", decode.stderr
     probe = json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-of", "json", "-show_entries", "stream=codec_type,width,height:format=duration", str(out)],
+        ["ffprobe", "-v", "error", "-of", "json", "-show_entries", "stream=codec_type,width,height:format=duration,start_time", str(out)],
         capture_output=True, check=True, timeout=60).stdout)
     video = next(s for s in probe["streams"] if s["codec_type"] == "video")
     assert (video["width"], video["height"]) == (426, 240)
     # What was received is what the edge served: same seqs, same durations, same bytes.
     served = _catalog(live, sub.feed, sub.rendition)
     expected = sum(served[s]["duration"] for s in range(first, last + 1))
-    assert abs(float(probe["format"]["duration"]) - expected) < 0.1
+    # The feed's timeline starts at the wall clock, so the file starts there too.
+    played = float(probe["format"]["duration"]) - float(probe["format"]["start_time"])
+    assert abs(played - expected) < 0.1, (played, expected)
     data = out.read_bytes()
     for seq in range(first, last + 1):
         if seq in served and live.get(f"/live/{sub.feed}/{sub.rendition}/{seq}.m4s").status_code == 200:
