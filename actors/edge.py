@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import ray
 
@@ -20,7 +21,7 @@ from orbitcast.delivery.window import LiveWindow
 from orbitcast.gateway.client import GatewayClient
 from orbitcast.sealed_delivery import SealingPlan, rendition_info, segment_from
 from orbitcast.sealing.errors import ReplayedMessage, SealingError
-from orbitcast.sealing.receiver import Receiver
+from orbitcast.sealing.receiver import Received, Receiver
 
 log = logging.getLogger(__name__)
 NAME = "orbitcast-edge"
@@ -38,6 +39,8 @@ class Edge:
         self.client = GatewayClient(plan.gateway_url, plan.edge, plan.edge_secret)
         self.receiver = Receiver(plan.edge, plan.edge_keys, plan.edge_secret, self.client.public_key, self.client.download_blob)
         self.senders = {plan.sender}
+        # Delivery receipts go back to the packager off the callback's path, in arrival order.
+        self.receipts = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receipts")
         self.arrival_lag: deque[float] = deque(maxlen=1000)  # wall clock at arrival - end of the segment's media
 
     def handle_callback(self, body: bytes) -> int:
@@ -53,6 +56,8 @@ class Edge:
             log.exception("callback processing failed")
             return 500
         meta = received.meta
+        if received.sender in self.senders:
+            self.receipts.submit(self._send_receipt, received)
         if received.sender not in self.senders or meta is None or received.segment is None:
             return 200  # not a segment from our packager (or a fragment still incomplete)
         with self.lock:
@@ -66,6 +71,12 @@ class Edge:
             if self.window.add(seg):
                 self.arrival_lag.append(time.time() - seg.program_date_time.timestamp() - seg.duration)
         return 200
+
+    def _send_receipt(self, received: Received) -> None:
+        try:
+            self.client.send_e2e(received.sender, self.receiver.receipt_for(received), no_delivery_receipts=True)
+        except Exception:  # noqa: BLE001 - a receipt is a courtesy; the segment is already listed
+            log.warning("delivery receipt to %s failed", received.sender, exc_info=True)
 
     def set_health(self, feed: str, health: dict) -> None:
         self.health[feed] = health

@@ -18,6 +18,9 @@ from orbitcast.config import OrbitcastConfig
 from orbitcast.gateway.client import GatewayClient, GatewayHTTPError
 from orbitcast.sealed_delivery import SealingPlan, init_meta, meta_of, recipients_for
 from orbitcast.sealing.blobs import SegmentMeta
+from orbitcast.sealing.errors import ReplayedMessage, SealingError
+from orbitcast.sealing.messages import DeliveryReceipt
+from orbitcast.sealing.receiver import Receiver
 from orbitcast.sealing.sealer import SegmentSealer
 from orbitcast.segment import Segment
 from orbitcast.store import Store
@@ -38,6 +41,9 @@ class Packager:
         self.edge_public = self.client.public_key(plan.edge)
         if self.edge_public is None:
             raise RuntimeError(f"the gateway does not know the edge identity {plan.edge}")
+        # Recipients' delivery receipts come back to the sender through the gateway.
+        self.receiver = Receiver(plan.sender, plan.sender_keys, plan.sender_secret, self.client.public_key)
+        self.delivered: dict[str, str] = {}  # message id -> recipient that confirmed it
         self.counters: Counter[str] = Counter()
         self.message_ids: deque[tuple[str, int, str, str]] = deque(maxlen=10_000)  # (feed/rendition, seq, to, id)
         self.seal_seconds: deque[float] = deque(maxlen=1000)
@@ -63,7 +69,7 @@ class Packager:
         sealed = self.sealer.seal_segment(data, meta, recipients, self.client.upload_blob)
         for out in sealed.outgoing:
             try:
-                message_id = self.client.send_e2e(out.to_id, out.envelope, no_delivery_receipts=True)
+                message_id = self.client.send_e2e(out.to_id, out.envelope)
             except GatewayHTTPError as err:
                 # One recipient's refusal (full queue, no credits) must not stop the others.
                 self.counters[f"refused_{err.status}"] += 1
@@ -73,6 +79,26 @@ class Packager:
             self.message_ids.append((f"{meta.feed}/{meta.rendition}", meta.seq, out.to_id, message_id))
         self.seal_seconds.append(time.perf_counter() - started)
 
+    def handle_callback(self, body: bytes) -> int:
+        """A gateway callback for the sender identity: delivery receipts from recipients."""
+        try:
+            received = self.receiver.handle_body(body)
+        except ReplayedMessage:
+            return 200
+        except SealingError as err:
+            log.info("callback refused: %s", err.code)
+            return 400
+        if isinstance(received.message, DeliveryReceipt):
+            for message_id in received.message.message_ids:
+                self.delivered[message_id.hex()] = received.sender
+            self.counters["receipts"] += 1
+            while len(self.delivered) > 100_000:
+                self.delivered.pop(next(iter(self.delivered)))
+        return 200
+
+    def receipts(self) -> dict[str, str]:
+        return dict(self.delivered)
+
     def flush(self) -> None:
         self.catalog.flush()
 
@@ -81,4 +107,4 @@ class Packager:
         return self.catalog.read().to_pylist()
 
     def stats(self) -> dict:
-        return {"counters": dict(self.counters), "seal_seconds": list(self.seal_seconds)}
+        return {"counters": dict(self.counters), "seal_seconds": list(self.seal_seconds), "sent": list(self.message_ids)}

@@ -40,6 +40,19 @@ def _not_found(what: str) -> PlainTextResponse:
     return PlainTextResponse(f"{what} not found\n", status_code=404, headers=http_policy.not_yet())
 
 
+async def _callback_body(request: Request) -> bytes | None:
+    """A gateway callback's body, or None when it is over Threema's size limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_CALLBACK_BYTES):
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_CALLBACK_BYTES:
+            return None
+    return body
+
+
 class _ByteCache:
     """LRU of immutable bytes (init and media segments), bounded in total size."""
 
@@ -70,8 +83,9 @@ class _ByteCache:
 @serve.ingress(app)
 class Delivery:
     # edge: the Edge actor handle; clock: the ClockAuthority actor handle (None: host clock)
-    def __init__(self, edge, segment_duration: float, clock=None) -> None:
+    def __init__(self, edge, segment_duration: float, clock=None, packager=None) -> None:
         self.edge = edge
+        self.packager = packager
         self.clock = clock
         self.segment_duration = segment_duration
         self.cache = _ByteCache(CACHE_BYTES)
@@ -166,15 +180,18 @@ class Delivery:
     @app.post("/edge/callback")
     async def edge_callback(self, request: Request) -> Response:
         # The gateway delivers the edge's Threema messages here; the Edge actor opens them.
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_CALLBACK_BYTES):
+        body = await _callback_body(request)
+        if body is None:
             return Response(status_code=400)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_CALLBACK_BYTES:
-                return Response(status_code=400)
         return Response(status_code=await self.edge.handle_callback.remote(body))
+
+    @app.post("/packager/callback")
+    async def packager_callback(self, request: Request) -> Response:
+        # Delivery receipts for the sender identity; the Packager opens them.
+        body = await _callback_body(request)
+        if body is None or self.packager is None:
+            return Response(status_code=400)
+        return Response(status_code=await self.packager.handle_callback.remote(body))
 
     @app.get("/live/{rest:path}")
     async def malformed(self, rest: str) -> PlainTextResponse:
@@ -182,8 +199,9 @@ class Delivery:
         raise BadName("malformed live path")
 
 
-def build_app(edge, segment_duration: float, min_replicas: int = 1, max_replicas: int = 4, clock=None):
-    """The bound Serve application for `serve.run`; `clock` is the ClockAuthority handle."""
+def build_app(edge, segment_duration: float, min_replicas: int = 1, max_replicas: int = 4, clock=None, packager=None):
+    """The bound Serve application for `serve.run`; `clock` is the ClockAuthority handle,
+    `packager` the Packager that takes delivery receipts."""
     return Delivery.options(
         autoscaling_config={"min_replicas": min_replicas, "max_replicas": max_replicas, "target_ongoing_requests": 8},
-    ).bind(edge, segment_duration, clock)
+    ).bind(edge, segment_duration, clock, packager)

@@ -72,7 +72,9 @@ def build_plan(config: OrbitcastConfig, base_url: str, blob_store: str) -> Seali
     gateway = None
     if t.gateway_url is None:
         accounts = [
-            IdentityConfig(identity=t.sender, secret=sender_secret, public_key=sender_keys.public_string),
+            # Recipients' delivery receipts reach the packager at this callback.
+            IdentityConfig(identity=t.sender, secret=sender_secret, public_key=sender_keys.public_string,
+                           callback_url=f"{base_url}/packager/callback"),
             IdentityConfig(identity=t.edge, secret=edge_secret, public_key=edge_keys.public_string, callback_url=callback),
         ]
         for r in t.recipients:

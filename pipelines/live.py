@@ -104,13 +104,13 @@ def start(config: OrbitcastConfig) -> Pipeline:
         # The embedded gateway must answer before the packager and the edge ask it for keys.
         serve.run(build_gateway_app(plan.gateway), name=GATEWAY_APP, route_prefix=GATEWAY_PREFIX, blocking=False)
     edge = Edge.remote(config, plan.edge_view())
-    serve.run(
-        build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas, clock),
-        name=APP_NAME, route_prefix="/", blocking=False,
-    )
     ledger = LedgerActor.remote(config, clock)
     serve.run(build_ledger_app(ledger), name=LEDGER_APP, route_prefix=LEDGER_PREFIX, blocking=False)
     packager = Packager.remote(config, plan.packager_view(), ledger)
+    serve.run(
+        build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas, clock, packager),
+        name=APP_NAME, route_prefix="/", blocking=False,
+    )
     pool = TranscoderPool.remote(config, packager)
     feeds = {f.name: FeedActor.remote(f, pool, clock, edge, config.segment_duration) for f in config.feeds}
     return Pipeline(config, clock, edge, packager, pool, feeds, ledger)

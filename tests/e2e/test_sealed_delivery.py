@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_orbitcast_receive_writes_a_playable_recording(live, subscribers, tmp_pa
     out = tmp_path / "synth-240p.mp4"
     proc = subprocess.run(
         [str(BIN / "orbitcast"), "receive", "--identity", sub.identity, "--key", str(sub.key_file),
-         "--secret", sub.secret, "--gateway", f"{live.base}/threema", "--feed", sub.feed, "--rendition", sub.rendition,
+         f"--secret={sub.secret}", "--gateway", f"{live.base}/threema", "--feed", sub.feed, "--rendition", sub.rendition,
          "--out", str(out), "--listen", f"127.0.0.1:{sub.port}", "--segments", "4", "--seconds", "120"],
         capture_output=True, text=True, timeout=180,
     )
@@ -153,3 +154,17 @@ def test_gateway_on_serve_answers_as_threema_does(live, subscribers, path, param
     r = requests.get(f"{live.base}/threema{path}", params=params or {"from": sub.identity, "secret": sub.secret}, timeout=10)
     assert r.status_code == status, r.text
     assert "Traceback" not in r.text and len(r.text) < 200
+
+
+def test_edge_delivery_receipts_reach_the_packager(live):
+    live.wait_media("synth", 6)
+    deadline = time.monotonic() + 30
+    receipts: dict[str, str] = {}
+    while time.monotonic() < deadline and len(receipts) < 3:
+        receipts = ray.get(live.pipeline.packager.receipts.remote())
+        time.sleep(0.5)
+    sent = {message_id: to for _, _, to, message_id in ray.get(live.pipeline.packager.stats.remote())["sent"]}
+    assert len(receipts) >= 3
+    for message_id, sender in receipts.items():
+        assert sender == "*ORBEDGE" and sent.get(message_id, "*ORBEDGE") == "*ORBEDGE"
+    assert any(message_id in sent for message_id in receipts)

@@ -1,0 +1,32 @@
+"""cluster.yaml is a real `ray up` configuration: Ray's own validation accepts it."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load() -> dict:
+    return yaml.safe_load((ROOT / "cluster.yaml").read_text())
+
+
+def test_ray_validates_cluster_yaml():
+    config = prepare_config(load())
+    validate_config(config)
+    assert config["provider"]["type"] == "aws"
+    types = config["available_node_types"]
+    assert config["head_node_type"] in types
+    workers = [t for name, t in types.items() if name != config["head_node_type"]]
+    assert workers and all(t["max_workers"] >= t["min_workers"] >= 0 and t["resources"]["CPU"] > 0 for t in workers)
+    assert any("pip install" in c and "orbitcast" in c for c in config["setup_commands"])
+
+
+def test_ray_validation_catches_a_broken_copy():
+    # The check above means something only if Ray's validation rejects a bad file.
+    broken = load()
+    broken["head_node_type"] = "no-such-type"
+    with pytest.raises(ValueError):
+        validate_config(prepare_config(broken))
