@@ -12,6 +12,8 @@ import time
 from collections import Counter, deque
 
 import ray
+import requests
+from nacl.public import PublicKey
 
 from orbitcast.catalog import Catalog
 from orbitcast.config import OrbitcastConfig
@@ -26,6 +28,7 @@ from orbitcast.segment import Segment
 from orbitcast.store import Store
 
 log = logging.getLogger(__name__)
+GATEWAY_WAIT_S = 60.0  # at start the gateway app may still be deploying
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -38,15 +41,28 @@ class Packager:
         self.ledger = ledger
         self.sealer = SegmentSealer(plan.sender_keys, max_blob_bytes=config.threema.max_blob_bytes)
         self.client = GatewayClient(plan.gateway_url, plan.sender, plan.sender_secret)
-        self.edge_public = self.client.public_key(plan.edge)
-        if self.edge_public is None:
-            raise RuntimeError(f"the gateway does not know the edge identity {plan.edge}")
+        self.edge = plan.edge
+        self._edge_public: PublicKey | None = None  # asked of the gateway on first use
         # Recipients' delivery receipts come back to the sender through the gateway.
         self.receiver = Receiver(plan.sender, plan.sender_keys, plan.sender_secret, self.client.public_key)
         self.delivered: dict[str, str] = {}  # message id -> recipient that confirmed it
         self.counters: Counter[str] = Counter()
         self.message_ids: deque[tuple[str, int, str, str]] = deque(maxlen=10_000)  # (feed/rendition, seq, to, id)
         self.seal_seconds: deque[float] = deque(maxlen=1000)
+
+    def _edge_key(self) -> PublicKey:
+        """The edge's key from the gateway; waits for the gateway while it is still deploying."""
+        deadline = time.monotonic() + GATEWAY_WAIT_S
+        while self._edge_public is None:
+            try:
+                self._edge_public = self.client.public_key(self.edge)
+            except (GatewayHTTPError, requests.RequestException):
+                pass
+            if self._edge_public is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the gateway at {self.client.base_url} does not know the edge {self.edge}")
+                time.sleep(0.2)
+        return self._edge_public
 
     def publish_init(self, feed: str, rendition: str, init: bytes) -> None:
         self._send(init, init_meta(feed, rendition, init))
@@ -65,7 +81,7 @@ class Packager:
 
     def _send(self, data: bytes, meta: SegmentMeta) -> None:
         started = time.perf_counter()
-        recipients = recipients_for(self.config, self.edge_public, meta.feed, meta.rendition)
+        recipients = recipients_for(self.config, self._edge_key(), meta.feed, meta.rendition)
         sealed = self.sealer.seal_segment(data, meta, recipients, self.client.upload_blob)
         for out in sealed.outgoing:
             try:

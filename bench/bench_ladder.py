@@ -49,7 +49,8 @@ def ffmpeg(seconds: float) -> tuple[float, float]:
     rungs = cfg.ladder.rungs
     split = f"[0:v]split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs))) + ";" + ";".join(
         f"[s{i}]scale={r.width}:{r.height}[v{i}]" for i, r in enumerate(rungs))
-    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", graph, "-t", str(seconds), "-filter_complex", split]
+    # -t before -i bounds the input, so every output stops with it.
+    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-t", str(seconds), "-i", graph, "-filter_complex", split]
     for i, r in enumerate(rungs):
         kbps = r.video_bitrate // 1000
         cmd += ["-map", f"[v{i}]", "-map", "0:a", f"-c:v:{0}", "libx264", "-preset", cfg.ladder.preset, "-tune", "zerolatency",

@@ -83,7 +83,10 @@ def build_plan(config: OrbitcastConfig, base_url: str, blob_store: str) -> Seali
                 # A recipient without a callback never authenticates; its secret only has to exist.
                 secret=r.secret or secrets.token_urlsafe(24),
             ))
-        gateway = GatewayConfig(identities=accounts, blob_store=blob_store, max_blob_bytes=max(t.max_blob_bytes, 1024) * 2)
+        # Recipients are on the cluster or nearby: retry callbacks often (at most 1 s apart),
+        # so a recipient that is still starting gets its messages as soon as it answers.
+        gateway = GatewayConfig(identities=accounts, blob_store=blob_store,
+                                max_blob_bytes=max(t.max_blob_bytes, 1024) * 2, retry_max_s=1.0)
     return SealingPlan(
         gateway_url=t.gateway_url or f"{base_url}/threema",
         sender=t.sender, sender_keys=sender_keys, sender_secret=sender_secret,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import ray
 from ray import serve
+from ray.serve.api import RunTarget
 
 from actors.clock_authority import NAME as CLOCK_NAME
 from actors.clock_authority import ClockAuthority
@@ -100,18 +101,23 @@ def start(config: OrbitcastConfig) -> Pipeline:
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
     base_url = f"http://127.0.0.1:{config.serve.port}"
     plan = build_plan(config, base_url, blob_store=Store(config.store).path("threema-blobs"))
-    if plan.gateway is not None:
-        # The embedded gateway must answer before the packager and the edge ask it for keys.
-        serve.run(build_gateway_app(plan.gateway), name=GATEWAY_APP, route_prefix=GATEWAY_PREFIX, blocking=False)
     edge = Edge.remote(config, plan.edge_view())
     ledger = LedgerActor.remote(config, clock)
-    serve.run(build_ledger_app(ledger), name=LEDGER_APP, route_prefix=LEDGER_PREFIX, blocking=False)
     packager = Packager.remote(config, plan.packager_view(), ledger)
-    serve.run(
-        build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas, clock, packager),
-        name=APP_NAME, route_prefix="/", blocking=False,
-    )
     pool = TranscoderPool.remote(config, packager)
+    # The three Serve apps deploy together and in the background (a few seconds each when
+    # one after another) while the feeds fill their first segment; the packager waits for the
+    # gateway before its first send, and the gateway retries callbacks until the edge answers.
+    quiet = {"enable_access_log": False, "log_level": "WARNING"}
+    targets = [
+        RunTarget(build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas,
+                            clock, packager), name=APP_NAME, route_prefix="/", logging_config=quiet),
+        RunTarget(build_ledger_app(ledger), name=LEDGER_APP, route_prefix=LEDGER_PREFIX, logging_config=quiet),
+    ]
+    if plan.gateway is not None:
+        targets.append(RunTarget(build_gateway_app(plan.gateway), name=GATEWAY_APP, route_prefix=GATEWAY_PREFIX,
+                                 logging_config=quiet))
+    serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
     feeds = {f.name: FeedActor.remote(f, pool, clock, edge, config.segment_duration) for f in config.feeds}
     return Pipeline(config, clock, edge, packager, pool, feeds, ledger)
 
