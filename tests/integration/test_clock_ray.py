@@ -123,8 +123,15 @@ def test_skewed_actor_is_within_1ms_of_the_authority(authority, stampers):
     # The injected skew is really there on the raw clock (250 ms plus what drift added).
     raw = residual(skewed, handle, raw=True)
     assert 0.245 < raw < 0.260, raw
-    # Let the frequency fit see a few seconds of the 200 ppm drift.
+    # Let the frequency fit see a few seconds of the 200 ppm drift, and let the clock slew out
+    # what a first sync on a busy host got wrong (at most 500 ppm: 1 ms takes 2 s): "after
+    # sync" is once five reads in a row are within 1 ms, which must happen within 30 s.
     time.sleep(3.0)
+    deadline, streak = time.monotonic() + 30, 0
+    while streak < 5:
+        assert time.monotonic() < deadline, "the skewed clock did not settle within 1 ms in 30 s"
+        streak = streak + 1 if abs(residual(skewed, handle)) < 1e-3 else 0
+        time.sleep(0.1)
     resid_skewed, resid_plain, pdt_gap = [], [], []
     for _ in range(40):
         resid_skewed.append(residual(skewed, handle))
@@ -204,8 +211,9 @@ def test_authority_restart_holdover_then_resync(authority, stampers):
     assert after_holdover, failed
     # Back in step: synced, and still within 1 ms of the (new) authority process.
     assert wait_for(lambda: ray.get(skewed.status.remote())["state"] == "synced", timeout=5)
-    time.sleep(0.5)
-    assert abs(residual(skewed, handle)) < 1e-3
+    # A resync slews (at most 500 ppm), so what the outage let the clock drift off is
+    # removed within seconds, not at once.
+    assert wait_for(lambda: abs(residual(skewed, handle)) < 1e-3, timeout=20, step=0.2)
     # The restarted authority serves NTP again on the configured port.
     assert ray.get(handle.ntp_address.remote()) == ("127.0.0.1", cfg.ntp_port)
     assert outage < 30
