@@ -35,7 +35,6 @@ class Edge:
         self.window = LiveWindow(config.live_window, config.segment_duration)
         self.lock = threading.Lock()
         self.health: dict[str, dict] = {f.name: {"feed": f.name, "state": "starting"} for f in config.feeds}
-        self.inits: dict[tuple[str, str], bytes] = {}
         self.client = GatewayClient(plan.gateway_url, plan.edge, plan.edge_secret)
         self.receiver = Receiver(plan.edge, plan.edge_keys, plan.edge_secret, self.client.public_key, self.client.download_blob)
         self.senders = {plan.sender}
@@ -65,9 +64,8 @@ class Edge:
                 info = rendition_info(self.config, meta.rendition, received.segment)
                 if info is not None:
                     self.window.set_init(meta.feed, info, received.segment)
-                    self.inits[(meta.feed, meta.rendition)] = received.segment
                 return 200
-            seg = segment_from(meta, received.segment, self.inits.get((meta.feed, meta.rendition)))
+            seg = segment_from(meta, received.segment, self.window.init(meta.feed, meta.rendition))
             if self.window.add(seg):
                 self.arrival_lag.append(time.time() - seg.program_date_time.timestamp() - seg.duration)
         return 200

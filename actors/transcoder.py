@@ -45,13 +45,6 @@ class Transcoder:
                 ray.get(self.packager.package.remote(segments))
             return tr.published_through
 
-    def close(self, feed: str) -> None:
-        tr = self._feeds.pop(feed, None)
-        if tr is not None:
-            segments = tr.flush()
-            if segments:
-                ray.get(self.packager.package.remote(segments))
-
     def _publish_inits(self, feed: str, tr: LiveTranscoder) -> None:
         known = self._published_init.setdefault(feed, {})
         for rendition, init in tr.init_segments.items():

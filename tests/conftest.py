@@ -139,7 +139,11 @@ class Live:
         deadline = time.monotonic() + timeout
         rungs = [r.name for r in self.config.ladder.rungs]
         while time.monotonic() < deadline:
-            f = self.feeds().get(feed, {})
+            r = self.get("/api/feeds")
+            if r.status_code != 200:  # the Serve apps deploy in the background at start
+                time.sleep(0.5)
+                continue
+            f = {x["feed"]: x for x in r.json()["feeds"]}.get(feed, {})
             last = f.get("last_segment")
             if last and len(f.get("renditions", [])) == len(rungs):
                 # seq counts segment durations on a timeline that began at timeline_start.
