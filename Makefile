@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-# Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients), libsodium23 (the Threema SDK).
+# Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients), libsodium23 (the Threema SDK),
+# chromium (the viewer page with hls.js).
 
 .PHONY: demo test bench system-deps clean
 
@@ -28,6 +29,7 @@ system-deps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	ldconfig -p | grep -q 'libsodium\.so' || missing="$$missing libsodium23"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
