@@ -81,8 +81,8 @@ def tracks_of(init: bytes) -> list[TrackInfo]:
     return out
 
 
-def fragment_decode_time(frag: bytes | memoryview, track_id: int) -> int | None:
-    """baseMediaDecodeTime of a track in a moof, in that track's timescale."""
+def _track_fragment(frag: bytes | memoryview, track_id: int) -> tuple[int, int] | None:
+    """Offsets of the traf box of `track_id` in a fragment's moof."""
     moof = find_box(frag, [b"moof"])
     if moof is None:
         return None
@@ -90,13 +90,20 @@ def fragment_decode_time(frag: bytes | memoryview, track_id: int) -> int | None:
         if typ != b"traf":
             continue
         tfhd = find_box(frag, [b"tfhd"], s + 8, e)
-        tfdt = find_box(frag, [b"tfdt"], s + 8, e)
-        if not (tfhd and tfdt) or struct.unpack_from(">I", frag, tfhd[0] + 12)[0] != track_id:
-            continue
-        if frag[tfdt[0] + 8] == 1:
-            return struct.unpack_from(">Q", frag, tfdt[0] + 12)[0]
-        return struct.unpack_from(">I", frag, tfdt[0] + 12)[0]
+        if tfhd and struct.unpack_from(">I", frag, tfhd[0] + 12)[0] == track_id:
+            return s, e
     return None
+
+
+def fragment_decode_time(frag: bytes | memoryview, track_id: int) -> int | None:
+    """baseMediaDecodeTime of a track in a moof, in that track's timescale."""
+    traf = _track_fragment(frag, track_id)
+    tfdt = find_box(frag, [b"tfdt"], traf[0] + 8, traf[1]) if traf else None
+    if tfdt is None:
+        return None
+    if frag[tfdt[0] + 8] == 1:
+        return struct.unpack_from(">Q", frag, tfdt[0] + 12)[0]
+    return struct.unpack_from(">I", frag, tfdt[0] + 12)[0]
 
 
 def codecs_string(init: bytes) -> str:
@@ -171,33 +178,26 @@ class FragmentSplitter:
 
 def _first_sample_is_sync(frag: bytes, track_id: int) -> bool:
     """Whether the track's first sample in this fragment is a sync sample (trun/tfhd flags)."""
-    moof = find_box(frag, [b"moof"])
-    assert moof is not None
-    for typ, s, e in iter_boxes(frag, moof[0] + 8, moof[1]):
-        if typ != b"traf":
-            continue
-        tfhd = find_box(frag, [b"tfhd"], s + 8, e)
-        trun = find_box(frag, [b"trun"], s + 8, e)
-        if not (tfhd and trun) or struct.unpack_from(">I", frag, tfhd[0] + 12)[0] != track_id:
-            continue
-        tr_flags = int.from_bytes(frag[trun[0] + 9: trun[0] + 12], "big")
-        pos = trun[0] + 16  # after full box header and sample_count
-        if tr_flags & 0x1:
+    traf = _track_fragment(frag, track_id)
+    if traf is None:
+        return False
+    tfhd = find_box(frag, [b"tfhd"], traf[0] + 8, traf[1])
+    trun = find_box(frag, [b"trun"], traf[0] + 8, traf[1])
+    if not (tfhd and trun):
+        return False
+    tr_flags = int.from_bytes(frag[trun[0] + 9: trun[0] + 12], "big")
+    pos = trun[0] + 16  # after full box header and sample_count
+    if tr_flags & 0x1:
+        pos += 4
+    if tr_flags & 0x4:  # first_sample_flags present
+        flags = struct.unpack_from(">I", frag, pos)[0]
+    else:
+        if tr_flags & 0x100:
             pos += 4
-        if tr_flags & 0x4:  # first_sample_flags present
-            flags = struct.unpack_from(">I", frag, pos)[0]
-        else:
-            pos_sample = pos
-            if tr_flags & 0x100:
-                pos_sample += 4
-            if tr_flags & 0x200:
-                pos_sample += 4
-            if tr_flags & 0x400:
-                flags = struct.unpack_from(">I", frag, pos_sample)[0]
-            else:
-                flags = _default_sample_flags(frag, tfhd)
-        return not (flags >> 16) & 0x1  # sample_is_non_sync_sample
-    return False
+        if tr_flags & 0x200:
+            pos += 4
+        flags = struct.unpack_from(">I", frag, pos)[0] if tr_flags & 0x400 else _default_sample_flags(frag, tfhd)
+    return not (flags >> 16) & 0x1  # sample_is_non_sync_sample
 
 
 def _default_sample_flags(frag: bytes, tfhd: tuple[int, int]) -> int:
