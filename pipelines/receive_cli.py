@@ -66,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=int(port), log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    while not server.started:
+        if not thread.is_alive():  # uvicorn gives up when it cannot bind
+            print(f"orbitcast receive: cannot listen on {args.listen}", file=sys.stderr)
+            return 2
+        time.sleep(0.05)
     print(f"orbitcast receive: {args.identity} listening on http://{args.listen}{args.path}", flush=True)
     deadline = time.monotonic() + args.seconds if args.seconds else None
     try:

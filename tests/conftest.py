@@ -4,6 +4,7 @@ synthetic feed, a file feed and a corrupt feed that the integration and end-to-e
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import socket
 import sys
@@ -30,6 +31,23 @@ TEST_LADDER = {
     "audio_bitrate": 96_000,
 }
 SYNTH = "lavfi:testsrc2=size=640x360:rate=30,format=yuv420p[out0];sine=frequency=440:sample_rate=48000[out1]"
+
+
+def reserved_port() -> int:
+    """A port that is free now and stays free for the session: taken from 20000-32767, above
+    Ray's worker ports (10002-19999) and below the kernel's ephemeral range, so no process
+    that binds port 0 can take it before the test that needs it runs."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32767")
 
 
 def free_port() -> int:
@@ -91,7 +109,7 @@ def subscribers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Subscribe
     out = {}
     for identity, feed in (("*SUBSCR1", "synth"), ("*SDKRECV", "file")):
         path, pair = write_new_identity_key(identity, keys_dir)
-        out[identity] = Subscriber(identity, pair, path, secrets.token_urlsafe(16), free_port(), feed, "240p")
+        out[identity] = Subscriber(identity, pair, path, secrets.token_urlsafe(16), reserved_port(), feed, "240p")
     return out
 
 
@@ -114,8 +132,8 @@ def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory,
         "live_window": 6,
         "store": str(tmp_path_factory.mktemp("store")),
         "transcoders": 2,
-        "serve": {"host": "127.0.0.1", "port": free_port()},
-        "clock": {"ntp_port": free_port(), "sync_interval_s": 0.5, "tick_interval_s": 0.5},
+        "serve": {"host": "127.0.0.1", "port": reserved_port()},
+        "clock": {"ntp_port": reserved_port(), "sync_interval_s": 0.5, "tick_interval_s": 0.5},
     })
 
 

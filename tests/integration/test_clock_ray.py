@@ -180,7 +180,14 @@ def test_skewed_actor_is_within_1ms_of_the_authority(authority, stampers):
 def test_authority_restart_holdover_then_resync(authority, stampers):
     handle, cfg = authority
     skewed, plain = stampers["skewed"], stampers["plain"]
+    # Start the outage from a settled clock: while a phase error is still being slewed out
+    # (500 ppm) the bound shrinks faster than holdover (15 ppm) grows it.
     time.sleep(1.5)
+    deadline, streak = time.monotonic() + 30, 0
+    while streak < 5:
+        assert time.monotonic() < deadline, "the skewed clock did not settle within 1 ms in 30 s"
+        streak = streak + 1 if abs(residual(skewed, handle)) < 5e-4 else 0
+        time.sleep(0.1)
     before = ray.get(skewed.history.remote())
     seen = [ray.get(plain.probe.remote())[1]]
     assert before[-1]["ok"] and before[-1]["state"] == "synced"
