@@ -78,6 +78,15 @@ def residual(actor: Any, authority: Any, raw: bool = False) -> float:
     return t_c - (t_a + (m_c - m_a))
 
 
+def settle(actor: Any, authority: Any, limit: float, timeout: float = 30) -> None:
+    """Wait until five reads in a row are within `limit` of the authority (a slew has settled)."""
+    deadline, streak = time.monotonic() + timeout, 0
+    while streak < 5:
+        assert time.monotonic() < deadline, f"the clock did not settle within {limit * 1e3:.1f} ms in {timeout:.0f} s"
+        streak = streak + 1 if abs(residual(actor, authority)) < limit else 0
+        time.sleep(0.1)
+
+
 def wait_for(cond, timeout: float, step: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -130,11 +139,7 @@ def test_skewed_actor_is_within_1ms_of_the_authority(authority, stampers):
     # what a first sync on a busy host got wrong (at most 500 ppm: 1 ms takes 2 s): "after
     # sync" is once five reads in a row are within 1 ms, which must happen within 30 s.
     time.sleep(3.0)
-    deadline, streak = time.monotonic() + 30, 0
-    while streak < 5:
-        assert time.monotonic() < deadline, "the skewed clock did not settle within 1 ms in 30 s"
-        streak = streak + 1 if abs(residual(skewed, handle)) < 1e-3 else 0
-        time.sleep(0.1)
+    settle(skewed, handle, 1e-3)
     resid_skewed, resid_plain, pdt_gap = [], [], []
     for _ in range(40):
         resid_skewed.append(residual(skewed, handle))
@@ -186,11 +191,7 @@ def test_authority_restart_holdover_then_resync(authority, stampers):
     # Start the outage from a settled clock: while a phase error is still being slewed out
     # (500 ppm) the bound shrinks faster than holdover (15 ppm) grows it.
     time.sleep(1.5)
-    deadline, streak = time.monotonic() + 30, 0
-    while streak < 5:
-        assert time.monotonic() < deadline, "the skewed clock did not settle within 1 ms in 30 s"
-        streak = streak + 1 if abs(residual(skewed, handle)) < 5e-4 else 0
-        time.sleep(0.1)
+    settle(skewed, handle, 5e-4)
     before = ray.get(skewed.history.remote())
     seen = [ray.get(plain.probe.remote())[1]]
     assert before[-1]["ok"] and before[-1]["state"] == "synced"
