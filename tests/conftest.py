@@ -157,7 +157,11 @@ class Live:
         deadline = time.monotonic() + timeout
         rungs = [r.name for r in self.config.ladder.rungs]
         while time.monotonic() < deadline:
-            r = self.get("/api/feeds")
+            try:
+                r = self.get("/api/feeds")
+            except requests.RequestException:  # the proxy may hold a request while apps deploy
+                time.sleep(0.5)
+                continue
             if r.status_code != 200:  # the Serve apps deploy in the background at start
                 time.sleep(0.5)
                 continue
