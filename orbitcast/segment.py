@@ -58,3 +58,38 @@ class Segment:
                 f"{self.feed}/{self.rendition}/{self.seq}: digest {actual} != expected {self.digest}"
             )
         return self
+
+
+@dataclass(frozen=True)
+class Part:
+    """One LL-HLS partial segment: a CMAF fragment (moof+mdat) of one rung, published the
+    moment the transcoder has cut it. Part `index` counts from 0 within segment `seq`; the
+    parts of a segment, in index order, concatenate to the segment's bytes.
+    """
+
+    feed: str
+    rendition: str
+    seq: int
+    index: int
+    start: float  # seconds on the feed's media timeline
+    duration: float
+    independent: bool  # starts with a keyframe
+    program_date_time: datetime  # wall-clock (UTC) time of its first frame
+    data: bytes = field(repr=False)
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", sha256_hex(self.data))
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def verified(self) -> "Part":
+        actual = sha256_hex(self.data)
+        if actual != self.digest:
+            raise DigestMismatch(
+                f"{self.feed}/{self.rendition}/{self.seq}.{self.index}: digest {actual} != expected {self.digest}"
+            )
+        return self
