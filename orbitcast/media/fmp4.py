@@ -106,6 +106,41 @@ def fragment_decode_time(frag: bytes | memoryview, track_id: int) -> int | None:
     return struct.unpack_from(">I", frag, tfdt[0] + 12)[0]
 
 
+def fragment_duration(frag: bytes | memoryview, track_id: int) -> int | None:
+    """Sum of a track's sample durations in a moof (its timescale): how long the fragment
+    plays, known as soon as the fragment is, unlike the start of the next one."""
+    traf = _track_fragment(frag, track_id)
+    if traf is None:
+        return None
+    tfhd = find_box(frag, [b"tfhd"], traf[0] + 8, traf[1])
+    if tfhd is None:
+        return None
+    tf_flags = int.from_bytes(frag[tfhd[0] + 9: tfhd[0] + 12], "big")
+    default = None
+    pos = tfhd[0] + 16  # full box header + track_ID
+    for bit, size in ((0x1, 8), (0x2, 4)):
+        if tf_flags & bit:
+            pos += size
+    if tf_flags & 0x8:
+        default = struct.unpack_from(">I", frag, pos)[0]
+    total = 0
+    for typ, s, e in iter_boxes(frag, traf[0] + 8, traf[1]):
+        if typ != b"trun":
+            continue
+        tr_flags = int.from_bytes(frag[s + 9: s + 12], "big")
+        count = struct.unpack_from(">I", frag, s + 12)[0]
+        pos = s + 16 + (4 if tr_flags & 0x1 else 0) + (4 if tr_flags & 0x4 else 0)
+        if not tr_flags & 0x100:
+            if default is None:
+                raise Fmp4Error("trun without sample durations and no default in tfhd")
+            total += default * count
+            continue
+        entry = 4 * sum(1 for bit in (0x100, 0x200, 0x400, 0x800) if tr_flags & bit)
+        for i in range(count):
+            total += struct.unpack_from(">I", frag, pos + i * entry)[0]
+    return total
+
+
 def codecs_string(init: bytes) -> str:
     """RFC 6381 CODECS value for the tracks in an init segment (avc1.PPCCLL, mp4a.40.2)."""
     codecs = []
@@ -130,6 +165,7 @@ class Fragment:
     data: bytes
     time: float  # decode time of the video track at the fragment's start, seconds
     independent: bool  # starts with a keyframe
+    duration: float = 0.0  # of the video track's samples in it, seconds
 
 
 class FragmentSplitter:
@@ -167,7 +203,9 @@ class FragmentSplitter:
                 dt = fragment_decode_time(frag, self._video.track_id)
                 if dt is None:
                     raise Fmp4Error("fragment without a video track run")
-                out.append(Fragment(frag, dt / self._video.timescale, _first_sample_is_sync(frag, self._video.track_id)))
+                scale = self._video.timescale
+                duration = fragment_duration(frag, self._video.track_id) or 0
+                out.append(Fragment(frag, dt / scale, _first_sample_is_sync(frag, self._video.track_id), duration / scale))
                 pending_moof = None
                 consumed = e
             elif pending_moof is None:

@@ -4,7 +4,8 @@ and AAC once, and mux CMAF fMP4 per rung in fragments of part duration.
 A keyframe is forced on the first frame of every segment (seq = floor(time / D)) in every rung,
 so segment N of every rung covers the same time span and starts with an IDR frame. The mp4
 muxer cuts a fragment at every keyframe and every part duration; `FragmentSplitter` reads them
-back, and fragments are grouped into segments by the time they start.
+back. Each fragment is published at once as an LL-HLS part, and fragments are grouped into
+segments by the time they start; a segment is complete with the part that reaches its end.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import VideoReformatter
 
 from ..config import LadderConfig, Rung
-from ..segment import Segment
+from ..segment import Part, Segment
 from .boundaries import segment_index
 from .fmp4 import Fragment, FragmentSplitter, codecs_string
 from .units import FeedStreams, MediaUnit, StreamInfo
@@ -131,7 +132,7 @@ class _RungOutput:
 
 
 class LiveTranscoder:
-    """Stateful streaming transcoder of one feed; `push` media units, get finished segments."""
+    """Stateful streaming transcoder of one feed; `push` media units, get parts and segments."""
 
     def __init__(
         self,
@@ -203,7 +204,9 @@ class LiveTranscoder:
         except av.error.FFmpegError:
             pass  # what a broken input still held is lost; the output goes on
 
-    def push(self, units: Iterable[MediaUnit]) -> list[Segment]:
+    def push(self, units: Iterable[MediaUnit]) -> list[Part | Segment]:
+        """Transcode units; returns what they completed, in order: every part as soon as it is
+        cut, and each segment right after its last part (before the next segment's first)."""
         for unit in units:
             self._capture_offset = unit.capture - unit.time
             try:
@@ -217,7 +220,7 @@ class LiveTranscoder:
                 raise TranscodeError(f"{unit.kind} at {unit.time:.3f}s: {err}") from None
         return self._collect(final=False)
 
-    def flush(self) -> list[Segment]:
+    def flush(self) -> list[Part | Segment]:
         self._drain_decoders()
         if self._aenc is not None:
             tail = self._aenc.encode(None)
@@ -254,8 +257,8 @@ class LiveTranscoder:
         for o in self._outputs:
             o.mux_audio(packets)
 
-    def _collect(self, final: bool) -> list[Segment]:
-        done: list[Segment] = []
+    def _collect(self, final: bool) -> list[Part | Segment]:
+        done: list[Part | Segment] = []
         for o in self._outputs:
             frags = o.splitter.take()
             if o.codecs is None and o.splitter.init is not None:
@@ -273,15 +276,29 @@ class LiveTranscoder:
                 del self._pdt[seq]
         return done
 
-    def _add_fragment(self, o: _RungOutput, frag: Fragment) -> list[Segment]:
+    def _add_fragment(self, o: _RungOutput, frag: Fragment) -> list[Part | Segment]:
         seq = segment_index(frag.time, self.segment_duration)
-        out: list[Segment] = []
+        out: list[Part | Segment] = []
         if o.pending is not None and seq != o.pending.seq:
+            # The segment ended without a part that reached its boundary (missing frames).
             out.append(self._segment(o, frag.time))
             o.pending = None
         if o.pending is None:
             o.pending = _Pending(seq=seq, start=frag.time)
-        o.pending.parts.append(frag.data)
+        p = o.pending
+        pdt = self._pdt.get(seq, p.start + self._capture_offset) + (frag.time - p.start)
+        out.append(Part(
+            feed=self.feed, rendition=o.rung.name, seq=seq, index=len(p.parts), start=frag.time,
+            duration=round(frag.duration, 6), independent=frag.independent,
+            program_date_time=datetime.fromtimestamp(pdt, tz=timezone.utc), data=frag.data,
+        ))
+        p.parts.append(frag.data)
+        end = frag.time + frag.duration
+        # The part that reaches the next boundary is the segment's last: publish the segment
+        # now rather than when the next part is cut, a part duration later.
+        if frag.duration > 0 and end >= (seq + 1) * self.segment_duration - self._min_frame_gap:
+            out.append(self._segment(o, end))
+            o.pending = None
         return out
 
     def _segment(self, o: _RungOutput, end: float) -> Segment:

@@ -18,7 +18,7 @@ from orbitcast.media.fmp4 import find_box, iter_boxes, tracks_of
 from orbitcast.media.source import Source, SourceEnded
 from orbitcast.media.transcode import LiveTranscoder, TranscodeError
 from orbitcast.media.units import FeedStreams, MediaUnit, StreamInfo
-from orbitcast.segment import Segment
+from orbitcast.segment import Part, Segment
 from tests.media import make_clip
 
 D = 2.0
@@ -39,9 +39,16 @@ CLOCK = 1_700_000_000.0
 @dataclass
 class Run:
     transcoder: LiveTranscoder
-    segments: list[Segment]
+    published: list[Part | Segment]  # in the order push() returned them
     units: list[MediaUnit]
     inits_by_session: list[dict[str, bytes]] = field(default_factory=list)
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [x for x in self.published if isinstance(x, Segment)]
+
+    def parts(self, rung: str) -> list[Part]:
+        return [x for x in self.published if isinstance(x, Part) and x.rendition == rung]
 
     def of(self, rung: str) -> list[Segment]:
         return sorted((s for s in self.segments if s.rendition == rung), key=lambda s: s.seq)
@@ -55,7 +62,7 @@ def transcode(urls: list[str], seconds: float | None = None, batch: int = 8, lad
     LiveTranscoder; `seconds` bounds a session of an endless source."""
     src = Source(urls[0], realtime=False, loop=True, clock=lambda: CLOCK)
     tr: LiveTranscoder | None = None
-    segments: list[Segment] = []
+    segments: list[Part | Segment] = []
     units: list[MediaUnit] = []
     inits: list[dict[str, bytes]] = []
     for url in urls:
@@ -174,6 +181,44 @@ def test_every_segment_starts_with_a_keyframe_at_the_same_time_in_every_rung(run
             assert not any(f.key_frame for f in frames[1:]), "keyframes only at segment starts"
             starts.setdefault(s.seq, set()).add(round(pts, 4))
     assert all(len(v) == 1 for v in starts.values()), starts
+
+
+def test_parts_are_published_as_cut_and_make_up_their_segment(run: Run) -> None:
+    for name in NAMES:
+        parts = run.parts(name)
+        by_seq: dict[int, list[Part]] = {}
+        for p in parts:
+            by_seq.setdefault(p.seq, []).append(p)
+        for seg in run.of(name):
+            mine = by_seq[seg.seq]
+            assert [p.index for p in mine] == list(range(len(mine)))
+            assert b"".join(p.data for p in mine) == seg.data
+            assert [p.size for p in mine] == list(seg.parts)
+            assert sum(p.duration for p in mine) == pytest.approx(seg.duration, abs=1e-4)
+            assert mine[0].start == pytest.approx(seg.start, abs=1e-6)
+            assert [p.independent for p in mine] == [True] + [False] * (len(mine) - 1)
+            for p in mine:
+                assert p.digest == p.verified().digest
+                # the same wall clock as the segment, advanced by media time
+                assert (p.program_date_time - seg.program_date_time).total_seconds() == pytest.approx(p.start - seg.start, abs=1e-3)
+        # the parts of a segment, from its first to any later one, decode after the init segment
+        init = run.transcoder.init_segments[name]
+        first = run.of(name)[0]
+        mine = by_seq[first.seq]
+        assert len(decode_video(init + b"".join(p.data for p in mine[:2]))) == round(2 * PART * 30)
+
+
+def test_a_segment_is_published_right_after_its_last_part(run: Run) -> None:
+    for name in NAMES:
+        order = [x for x in run.published if x.rendition == name]
+        for i, x in enumerate(order):
+            if isinstance(x, Segment):
+                before = order[i - 1]
+                assert isinstance(before, Part) and before.seq == x.seq and before.index == len(x.parts) - 1
+        # and never after a part of the next segment, except the last segment at flush
+        segments_at = {x.seq: i for i, x in enumerate(order) if isinstance(x, Segment)}
+        for seq, i in segments_at.items():
+            assert not any(isinstance(y, Part) and y.seq > seq for y in order[:i])
 
 
 def test_full_segments_have_d_over_part_parts(run: Run) -> None:
