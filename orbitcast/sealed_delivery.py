@@ -21,7 +21,7 @@ from .gateway.config import GatewayConfig, IdentityConfig
 from .media.fmp4 import codecs_string, fragment_decode_time, tracks_of
 from .sealing.blobs import SegmentMeta
 from .sealing.keys import KeyPair, decode_public_key, read_private_key_file, write_new_identity_key
-from .segment import Segment
+from .segment import Part, Segment
 
 INIT_SEQ = -1  # init segments travel with this seq; media segments have seq >= 0
 
@@ -46,6 +46,7 @@ class SealingPlan:
     edge_keys: KeyPair | None
     edge_secret: str
     edge_callback_url: str
+    sender_callback_url: str  # where the sender's delivery receipts arrive
     gateway: GatewayConfig | None  # None when a remote gateway is used
 
     def packager_view(self) -> "SealingPlan":
@@ -69,12 +70,13 @@ def build_plan(config: OrbitcastConfig, base_url: str, blob_store: str) -> Seali
     sender_secret = t.sender_secret or secrets.token_urlsafe(24)
     edge_secret = t.edge_secret or secrets.token_urlsafe(24)
     callback = t.edge_callback_url or f"{base_url}/edge/callback"
+    sender_callback = f"{base_url}/sender/callback"
     gateway = None
     if t.gateway_url is None:
         accounts = [
             # Recipients' delivery receipts reach the packager at this callback.
             IdentityConfig(identity=t.sender, secret=sender_secret, public_key=sender_keys.public_string,
-                           callback_url=f"{base_url}/packager/callback"),
+                           callback_url=sender_callback),
             IdentityConfig(identity=t.edge, secret=edge_secret, public_key=edge_keys.public_string, callback_url=callback),
         ]
         for r in t.recipients:
@@ -91,13 +93,17 @@ def build_plan(config: OrbitcastConfig, base_url: str, blob_store: str) -> Seali
         gateway_url=t.gateway_url or f"{base_url}/threema",
         sender=t.sender, sender_keys=sender_keys, sender_secret=sender_secret,
         edge=t.edge, edge_keys=edge_keys, edge_secret=edge_secret, edge_callback_url=callback,
-        gateway=gateway,
+        sender_callback_url=sender_callback, gateway=gateway,
     )
 
 
-def recipients_for(config: OrbitcastConfig, edge_public: PublicKey, feed: str, rendition: str) -> dict[str, PublicKey]:
-    """The edge gets everything; a subscriber gets the feeds and rungs it asked for."""
+def recipients_for(config: OrbitcastConfig, edge_public: PublicKey, feed: str, rendition: str,
+                   kind: str = "media") -> dict[str, PublicKey]:
+    """The edge gets everything; a subscriber gets the init and whole segments of the feeds and
+    rungs it asked for (LL-HLS parts are for the edge only: they repeat the segment's bytes)."""
     out = {config.threema.edge: edge_public}
+    if kind == "part":
+        return out
     for r in config.threema.recipients:
         if (not r.feeds or feed in r.feeds) and (not r.renditions or rendition in r.renditions):
             out[r.identity] = decode_public_key(r.public_key)
@@ -108,18 +114,37 @@ def meta_of(seg: Segment) -> SegmentMeta:
     return SegmentMeta(seg.feed, seg.rendition, seg.seq, seg.duration, seg.digest, seg.size, seg.program_date_time)
 
 
+def part_meta(part: Part) -> SegmentMeta:
+    return SegmentMeta(part.feed, part.rendition, part.seq, part.duration, part.digest, part.size,
+                       part.program_date_time, kind="part", part_index=part.index, independent=part.independent)
+
+
+def part_from(meta: SegmentMeta, data: bytes, init: bytes | None) -> Part:
+    """Rebuild a part from an opened file message (digest already verified)."""
+    assert meta.part_index is not None
+    pdt = meta.program_date_time or datetime.fromtimestamp(0, tz=timezone.utc)
+    start = _media_start(data, init, fallback=0.0)
+    return Part(meta.feed, meta.rendition, meta.seq, meta.part_index, start, meta.duration,
+                meta.independent, pdt, data, meta.digest)
+
+
+def _media_start(data: bytes, init: bytes | None, fallback: float) -> float:
+    """Where fMP4 media starts on the feed's timeline: its video tfdt, read with the init."""
+    if init is not None:
+        video = next((t for t in tracks_of(init) if t.handler == "vide"), None)
+        dt = fragment_decode_time(data, video.track_id) if video else None
+        if dt is not None and video is not None:
+            return dt / video.timescale
+    return fallback
+
+
 def init_meta(feed: str, rendition: str, init: bytes) -> SegmentMeta:
     return SegmentMeta.for_data(init, feed=feed, rendition=rendition, seq=INIT_SEQ, duration=0.0, kind="init")
 
 
 def segment_from(meta: SegmentMeta, data: bytes, init: bytes | None) -> Segment:
     """Rebuild the segment record from an opened file message (digest already verified)."""
-    start = meta.seq * meta.duration
-    if init is not None:
-        video = next((t for t in tracks_of(init) if t.handler == "vide"), None)
-        dt = fragment_decode_time(data, video.track_id) if video else None
-        if dt is not None and video is not None:
-            start = dt / video.timescale
+    start = _media_start(data, init, fallback=meta.seq * meta.duration)
     pdt = meta.program_date_time or datetime.fromtimestamp(0, tz=timezone.utc)
     return Segment(meta.feed, meta.rendition, meta.seq, start, meta.duration, pdt, data, meta.digest)
 

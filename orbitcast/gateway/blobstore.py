@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+from collections import OrderedDict
 
 import pyarrow.fs as pafs
 
@@ -69,3 +71,31 @@ class BlobStore:
             self.filesystem.delete_file(self._path(blob_id))
         except FileNotFoundError as exc:
             raise NotFound("no such blob") from exc
+
+
+class MemoryBlobs:
+    """Blobs that live only in memory, oldest evicted first once `limit` bytes are held."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, data: bytes) -> str:
+        blob_id = secrets.token_hex(16)
+        with self._lock:
+            self._items[blob_id] = data
+            self.size += len(data)
+            while self.size > self.limit and len(self._items) > 1:
+                _, old = self._items.popitem(last=False)
+                self.size -= len(old)
+        return blob_id
+
+    def get(self, blob_id: str) -> bytes | None:
+        with self._lock:
+            return self._items.get(blob_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)

@@ -36,7 +36,7 @@ class GatewayAPI(Protocol):
     def capabilities(self, identity: str) -> list[str]: ...
     def credits(self) -> int: ...
     def send_e2e(self, to_id: str, envelope: SealedEnvelope, *, no_delivery_receipts: bool = False) -> str: ...
-    def upload_blob(self, data: bytes) -> str: ...
+    def upload_blob(self, data: bytes, *, transient: bool = False) -> str: ...
     def download_blob(self, blob_id: str) -> bytes: ...
 
 
@@ -97,7 +97,8 @@ class GatewayClient:
             raise GatewayHTTPError(response.status_code, "send_e2e")
         return response.text.strip()
 
-    def upload_blob(self, data: bytes) -> str:
+    def upload_blob(self, data: bytes, *, transient: bool = False) -> str:
+        # Threema's HTTP API has no transient blobs: over HTTP every blob is kept as uploaded.
         response = self._session.post(
             self.base_url + "/upload_blob",
             params=self._auth(),
@@ -142,8 +143,8 @@ class LocalGatewayClient:
             self._sender(), to_id, envelope.nonce_hex, envelope.box_hex, no_delivery_receipts=no_delivery_receipts
         )
 
-    def upload_blob(self, data: bytes) -> str:
-        return self._gateway.upload_blob(self._sender(), data)
+    def upload_blob(self, data: bytes, *, transient: bool = False) -> str:
+        return self._gateway.upload_blob(self._sender(), data, transient=transient)
 
     def download_blob(self, blob_id: str) -> bytes:
         self._sender()

@@ -65,6 +65,8 @@ class GatewayConfig(BaseModel):
     max_blob_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     blob_store: str = DEFAULT_BLOB_STORE  # a local path or a pyarrow.fs URI (s3://, gs://, file://)
     max_queue: int = Field(default=10_000, gt=0)  # per recipient
+    # Memory for transient blobs (LL-HLS parts): about two minutes of the demo ladder.
+    transient_blob_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     retry_initial_s: float = Field(default=0.05, gt=0)
     retry_factor: float = Field(default=2.0, ge=1)
     retry_max_s: float = Field(default=5.0, gt=0)

@@ -20,7 +20,7 @@ from typing import Callable, NoReturn
 
 from orbitcast.sealing.keys import is_identity
 
-from .blobstore import BlobStore
+from .blobstore import BlobStore, MemoryBlobs
 from .config import GatewayConfig, IdentityConfig
 from .delivery import Backoff, Poster, RecipientWorker, RequestsPoster
 from .errors import BadRequest, GatewayRefusal, NoCredits, NotFound, TooLarge, Unauthorized
@@ -52,6 +52,7 @@ class Gateway:
     ) -> None:
         self.config = config
         self.blobs = blob_store or BlobStore.from_uri(config.blob_store)
+        self._transient = MemoryBlobs(config.transient_blob_bytes)
         self._clock = clock
         self._lock = threading.RLock()
         self._accounts: dict[str, IdentityConfig] = {}
@@ -221,18 +222,23 @@ class Gateway:
 
     # -- blobs --------------------------------------------------------------------------
 
-    def upload_blob(self, sender: str, data: bytes) -> str:
+    def upload_blob(self, sender: str, data: bytes, *, transient: bool = False) -> str:
+        """Store a blob; `transient` ones (LL-HLS parts, read once by the edge within a second)
+        stay in memory only, evicted oldest first, instead of filling the archive."""
         if not data:
             self._refuse(BadRequest("empty blob"))
         if len(data) > self.config.max_blob_bytes:
             self._refuse(TooLarge("blob over the size limit"))
         if self.credits(sender) <= 0:
             self._refuse(NoCredits("no credits"))
-        blob_id = self.blobs.put(data)
+        blob_id = self._transient.put(data) if transient else self.blobs.put(data)
         self.counters["blobs_uploaded"] += 1
         return blob_id
 
     def download_blob(self, blob_id: str) -> bytes:
+        data = self._transient.get(blob_id)
+        if data is not None:
+            return data
         try:
             return self.blobs.get(blob_id)
         except GatewayRefusal as refusal:

@@ -27,6 +27,17 @@ class Poster(Protocol):
         """POST `body` (urlencoded) to `url`; return the HTTP status (raise on transport error)."""
 
 
+class BatchPoster(Poster, Protocol):
+    """A poster that can also hand several callbacks to one recipient in one exchange (inside
+    a cluster, a call to the recipient's actor); each body is still a whole Threema callback."""
+
+    def post_many(self, url: str, bodies: list[bytes]) -> list[int]:
+        """The status of each body, in order (raise on transport error)."""
+
+
+BATCH = 64  # callbacks per exchange with a batching poster
+
+
 class RequestsPoster:
     """Production poster: a pooled `requests.Session` with a timeout."""
 
@@ -119,16 +130,38 @@ class RecipientWorker:
         self._on_failure(message, f"http_{status}")
         return False
 
+    def attempt_many(self, messages: list[QueuedMessage]) -> int:
+        """One exchange carrying `messages`; how many of them, from the first, were answered
+        200 (in order: a refused message stays the head and the ones after it are retried)."""
+        post_many = getattr(self._poster, "post_many")
+        for m in messages:
+            m.attempts += 1
+        try:
+            statuses = post_many(self.url, [callback_body(m, self._secret) for m in messages])
+        except Exception as exc:  # noqa: BLE001 - retried like a non-200
+            self._on_failure(messages[0], type(exc).__name__)
+            return 0
+        done = 0
+        for status in statuses:
+            if status != 200:
+                self._on_failure(messages[done], f"http_{status}")
+                break
+            done += 1
+        return done
+
     def _run(self) -> None:
         failures = 0
+        batching = hasattr(self._poster, "post_many")
         while not self._stop.is_set():
-            message = self.queue.head(timeout=0.5)
-            if message is None:
+            messages = self.queue.peek(BATCH if batching else 1, timeout=0.5)
+            if not messages:
                 continue
-            if self.attempt(message):
-                failures = 0
+            done = self.attempt_many(messages) if batching else int(self.attempt(messages[0]))
+            for message in messages[:done]:
                 self.queue.ack(message.message_id)
                 self._on_delivered(message)
+            if done == len(messages):
+                failures = 0
                 continue
             failures += 1
             self._stop.wait(self._backoff.delay(failures))

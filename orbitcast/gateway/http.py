@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .core import Gateway
+from .front import GatewayFront
 from .errors import BadRequest, GatewayRefusal, TooLarge
 from .multipart import parse_form_data
 
@@ -55,7 +56,7 @@ def _text(value: str) -> PlainTextResponse:
     return PlainTextResponse(value)
 
 
-def build_gateway_app(gateway: Gateway) -> FastAPI:
+def build_gateway_app(gateway: "Gateway | GatewayFront") -> FastAPI:
     app = FastAPI(title="orbitcast Threema gateway", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway
 
@@ -72,43 +73,45 @@ def build_gateway_app(gateway: Gateway) -> FastAPI:
         log.exception("gateway request failed")
         return PlainTextResponse("internal error", status_code=500)
 
-    def auth_query(request: Request) -> str:
-        return gateway.authenticate(request.query_params.get("from"), request.query_params.get("secret"))
+    async def blocking(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        # Blob IO may hit a remote filesystem, and the gateway may be an actor elsewhere in the
+        # cluster: keep every call off the event loop.
+        return await run_in_threadpool(fn, *args, **kwargs)
 
-    async def blocking(fn: Callable[..., T], *args: object) -> T:
-        # Blob IO may hit a remote filesystem: keep it off the event loop.
-        return await run_in_threadpool(fn, *args)
+    async def auth_query(request: Request) -> str:
+        return await blocking(gateway.authenticate, request.query_params.get("from"), request.query_params.get("secret"))
 
     @app.get("/pubkeys/{identity}")
     async def pubkeys(identity: str, request: Request) -> Response:
-        auth_query(request)
-        return _text(gateway.public_key_hex(identity))
+        await auth_query(request)
+        return _text(await blocking(gateway.public_key_hex, identity))
 
     @app.get("/lookup/{kind}/{value}")
     async def lookup(kind: str, value: str, request: Request) -> Response:
-        auth_query(request)
-        return _text(gateway.lookup(kind, value))
+        await auth_query(request)
+        return _text(await blocking(gateway.lookup, kind, value))
 
     @app.get("/capabilities/{identity}")
     async def capabilities(identity: str, request: Request) -> Response:
-        auth_query(request)
-        return _text(",".join(gateway.capabilities(identity)))
+        await auth_query(request)
+        return _text(",".join(await blocking(gateway.capabilities, identity)))
 
     @app.get("/credits")
     async def credits(request: Request) -> Response:
-        return _text(str(gateway.credits(auth_query(request))))
+        return _text(str(await blocking(gateway.credits, await auth_query(request))))
 
     @app.post("/send_simple")
     async def send_simple(request: Request) -> Response:
         form = await _form(request, FORM_OVERHEAD + 16384)
-        sender = gateway.authenticate(form.get("from"), form.get("secret"))
-        return _text(gateway.send_simple(sender))
+        sender = await blocking(gateway.authenticate, form.get("from"), form.get("secret"))
+        return _text(await blocking(gateway.send_simple, sender))
 
     @app.post("/send_e2e")
     async def send_e2e(request: Request) -> Response:
         form = await _form(request, FORM_OVERHEAD + 2 * gateway.config.max_box_bytes + 64)
-        sender = gateway.authenticate(form.get("from"), form.get("secret"))
-        message_id = gateway.send_e2e(
+        sender = await blocking(gateway.authenticate, form.get("from"), form.get("secret"))
+        message_id = await blocking(
+            gateway.send_e2e,
             sender,
             form.get("to"),
             form.get("nonce"),
@@ -119,7 +122,7 @@ def build_gateway_app(gateway: Gateway) -> FastAPI:
 
     @app.post("/upload_blob")
     async def upload_blob(request: Request) -> Response:
-        sender = auth_query(request)  # before reading the body: no upload without credentials
+        sender = await auth_query(request)  # before reading the body: no upload without credentials
         raw = await _read_limited(request, gateway.config.max_blob_bytes + MULTIPART_OVERHEAD)
         fields = parse_form_data(raw, request.headers.get("content-type", ""))
         if "blob" not in fields:
@@ -128,7 +131,7 @@ def build_gateway_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/blobs/{blob_id}")
     async def blobs(blob_id: str, request: Request) -> Response:
-        auth_query(request)
+        await auth_query(request)
         data = await blocking(gateway.download_blob, blob_id)
         return Response(data, media_type="application/octet-stream")
 

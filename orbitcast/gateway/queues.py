@@ -47,6 +47,13 @@ class RecipientQueue:
                 self._changed.wait(timeout)
             return self._items[0] if self._items else None
 
+    def peek(self, limit: int, timeout: float | None = None) -> list[QueuedMessage]:
+        """Up to `limit` undelivered messages, oldest first, waiting up to `timeout` for one."""
+        with self._changed:
+            if not self._items:
+                self._changed.wait(timeout)
+            return [self._items[i] for i in range(min(limit, len(self._items)))]
+
     def ack(self, message_id: str) -> bool:
         """Remove the head if it is `message_id` (a late ack for another id is ignored)."""
         with self._changed:

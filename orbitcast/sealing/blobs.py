@@ -9,10 +9,14 @@ file, so every fragment of a large segment gets its own key and its own file mes
 
     d        duration in seconds (float; Threema's own meaning of x.d)
     feed     feed name            rendition  rendition name      seq  sequence number (int)
-    pdt      program date-time, ISO 8601 UTC                      kind "media" | "init"
+    pdt      program date-time, ISO 8601 UTC                      kind "media" | "init" | "part"
     digest   sha256 hex of the WHOLE segment (every part carries the same value)
     size     byte length of the whole segment
     part     1-based fragment number      parts  fragment count (only when fragmented)
+    part_index   kind "part" only: the LL-HLS part's index within segment `seq` (from 0)
+    independent  kind "part" only: true when the part starts with a keyframe
+
+An LL-HLS part travels as a file of its own (kind "part"): its digest and size are the part's.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ class SegmentMeta:
     size: int
     program_date_time: datetime | None = None
     kind: str = "media"
+    part_index: int | None = None
+    independent: bool = False
 
     def to_x(self) -> dict[str, Any]:
         x: dict[str, Any] = {
@@ -84,6 +90,9 @@ class SegmentMeta:
             "size": int(self.size),
             "kind": self.kind,
         }
+        if self.part_index is not None:
+            x["part_index"] = int(self.part_index)
+            x["independent"] = bool(self.independent)
         if self.program_date_time is not None:
             pdt = self.program_date_time
             if pdt.tzinfo is None:  # naive times in this project are UTC
@@ -105,11 +114,15 @@ class SegmentMeta:
                 size=int(x["size"]),
                 program_date_time=pdt,
                 kind=str(x.get("kind", "media")),
+                part_index=int(x["part_index"]) if "part_index" in x else None,
+                independent=x.get("independent") is True,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMessage("x metadata lacks or mangles feed/rendition/seq/digest/size") from exc
         if len(meta.digest) != 64 or any(c not in "0123456789abcdef" for c in meta.digest):
             raise BadMessage("x.digest must be sha256 hex")
+        if meta.kind == "part" and (meta.part_index is None or meta.part_index < 0):
+            raise BadMessage("a part needs a part_index >= 0")
         return meta
 
     @classmethod
@@ -166,6 +179,8 @@ class SealedFile:
 def default_file_name(meta: SegmentMeta) -> str:
     if meta.kind == "init":
         return f"{meta.feed}-{meta.rendition}-init.mp4"
+    if meta.kind == "part":
+        return f"{meta.feed}-{meta.rendition}-{meta.seq:08d}.{meta.part_index}.m4s"
     return f"{meta.feed}-{meta.rendition}-{meta.seq:08d}.m4s"
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from nacl.public import Box, PrivateKey, PublicKey
 
@@ -130,8 +130,14 @@ class Receiver:
         """Seal a delivery receipt for `received` back to its sender. Only a recipient can
         do this (the gateway never holds our private key), so the edge calls it and sends
         the result with send_e2e to `received.sender`."""
-        receipt = DeliveryReceipt(status, (received.callback.message_id_bytes,))
-        return seal_with_box(self._box_for(received.sender), receipt.type, receipt.encode())
+        return self.receipt_for_ids(received.sender, [received.callback.message_id_bytes], status)
+
+    def receipt_for_ids(self, sender: str, message_ids: Sequence[bytes],
+                        status: ReceiptStatus = ReceiptStatus.RECEIVED) -> SealedEnvelope:
+        """One receipt confirming several messages of `sender` (Threema's receipts carry a list,
+        so a recipient of many small messages need not answer each with a message of its own)."""
+        receipt = DeliveryReceipt(status, tuple(message_ids))
+        return seal_with_box(self._box_for(sender), receipt.type, receipt.encode())
 
     # -- the checks ---------------------------------------------------------------------
 

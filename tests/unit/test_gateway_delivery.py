@@ -8,14 +8,18 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from orbitcast.gateway.callback_app import build_callback_app
 from orbitcast.gateway.client import GatewayClient
 from orbitcast.gateway.delivery import Backoff, RequestsPoster
+from orbitcast.gateway.errors import NotFound
 from orbitcast.gateway.http import build_gateway_app
 from orbitcast.sealing.blobs import SegmentMeta
+from orbitcast.sealing.callback import build_callback_fields
+from orbitcast.sealing.errors import ReplayedMessage
 from orbitcast.sealing.messages import DeliveryReceipt, ReceiptStatus
 from orbitcast.sealing.receiver import Received, Receiver
 from orbitcast.sealing.sealer import SegmentSealer
@@ -129,3 +133,78 @@ def test_unreachable_callback_keeps_message_queued(tmp_path: Path) -> None:
         gateway.stop_delivery()
     assert gateway.message_status(message_id).state == "queued"
     assert [m.message_id for m in gateway.pending("*ORBEDGE")] == [message_id]
+
+
+class _BatchRecipient:
+    """A recipient reached in batches (as an actor is inside the cluster): each body is a whole
+    Threema callback, opened by a real Receiver; `refuse_at` makes one message fail once."""
+
+    def __init__(self, receiver: Receiver, refuse_at: int | None = None) -> None:
+        self.receiver = receiver
+        self.refuse_at = refuse_at
+        self.batches: list[int] = []
+        self.accepted: list[str] = []
+
+    def __call__(self, url: str, body: bytes) -> int:
+        return self.post_many(url, [body])[0]
+
+    def post_many(self, url: str, bodies: list[bytes]) -> list[int]:
+        self.batches.append(len(bodies))
+        out = []
+        for body in bodies:
+            if self.refuse_at is not None and len(self.accepted) == self.refuse_at:
+                self.refuse_at = None
+                out.append(503)
+                break
+            try:
+                self.accepted.append(self.receiver.handle_body(body).message_id)
+            except ReplayedMessage:
+                pass
+            out.append(200)
+        return out
+
+
+def test_a_batching_poster_gets_the_queue_in_batches_in_order_and_a_refusal_keeps_its_place(tmp_path: Path) -> None:
+    pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
+    receiver = Receiver(edge.identity, edge.keys, edge.secret, {"*ORBPACK": pack.keys.public}.get)
+    recipient = _BatchRecipient(receiver, refuse_at=5)
+    gateway = make_gateway(tmp_path, [pack.config(), edge.config(callback_url="http://edge.invalid/callback")],
+                           retry_initial_s=0.01)
+    sealer = SegmentSealer(pack.keys)
+    ids = [gateway.send_e2e("*ORBPACK", "*ORBEDGE", e.nonce_hex, e.box_hex)
+           for e in (sealer.seal_text("*ORBEDGE", edge.keys.public, f"m{i}") for i in range(20))]
+    gateway.start_delivery(recipient)
+    try:
+        assert wait_for(lambda: len(recipient.accepted) == 20)
+    finally:
+        gateway.stop_delivery()
+    assert recipient.accepted == ids  # in order, each once, across the refusal
+    assert recipient.batches[0] == 20 and len(recipient.batches) == 2  # 5 taken, refused, then the other 15
+    assert gateway.counters["callback_failure_http_503"] == 1
+    assert all(gateway.message_status(i).state == "delivered" for i in ids)
+
+
+def test_transient_blobs_stay_in_memory_and_the_oldest_go_first(tmp_path: Path) -> None:
+    pack = new_account("*ORBPACK")
+    gateway = make_gateway(tmp_path, [pack.config()], transient_blob_bytes=25_000)
+    kept = gateway.upload_blob("*ORBPACK", b"k" * 1000)
+    parts = [gateway.upload_blob("*ORBPACK", bytes([i]) * 10_000, transient=True) for i in range(3)]
+    assert list((tmp_path / "blobs").rglob("*")) and all(not list((tmp_path / "blobs").rglob(p)) for p in parts)
+    with pytest.raises(NotFound):
+        gateway.download_blob(parts[0])  # evicted: 30 KB over a 25 KB budget
+    assert gateway.download_blob(parts[2]) == bytes([2]) * 10_000
+    assert gateway.download_blob(kept) == b"k" * 1000
+
+
+def test_one_receipt_confirms_many_messages() -> None:
+    pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
+    keys = {"*ORBPACK": pack.keys.public, "*ORBEDGE": edge.keys.public}
+    edge_receiver = Receiver(edge.identity, edge.keys, edge.secret, keys.get)
+    ids = [os.urandom(8) for _ in range(150)]
+    envelope = edge_receiver.receipt_for_ids("*ORBPACK", ids)
+    pack_receiver = Receiver(pack.identity, pack.keys, pack.secret, keys.get)
+    fields = build_callback_fields(pack.secret, from_id="*ORBEDGE", to_id="*ORBPACK", message_id="00" * 8,
+                                   date=int(time.time()), nonce_hex=envelope.nonce_hex, box_hex=envelope.box_hex)
+    message = pack_receiver.handle_fields(fields).message
+    assert isinstance(message, DeliveryReceipt) and message.message_ids == tuple(ids)
+    assert len(envelope.box_hex) // 2 < 4000  # within Threema's box limit

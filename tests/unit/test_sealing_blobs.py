@@ -123,3 +123,20 @@ def test_bad_fragment_numbers_are_refused() -> None:
     for x in ({"part": 0, "parts": 2}, {"part": 3, "parts": 2}, {"part": "a", "parts": 2}, {"parts": 2}):
         with pytest.raises(BadMessage):
             fragment_position(x)
+
+
+def test_an_ll_hls_part_travels_with_its_index_and_keyframe_flag() -> None:
+    from orbitcast.sealed_delivery import part_from, part_meta
+    from orbitcast.segment import Part
+
+    part = Part("iss", "360p", 866_000_123, 3, 1.7e9, 0.2, False, datetime(2026, 11, 25, tzinfo=timezone.utc), b"moof+mdat")
+    meta = part_meta(part)
+    x = meta.to_x()
+    assert (x["kind"], x["seq"], x["part_index"], x["independent"]) == ("part", 866_000_123, 3, False)
+    back = SegmentMeta.from_x(x)
+    assert back == meta
+    sealed = seal_file(part.data, meta)
+    opened = part_from(back, open_file_blob(sealed.file_messages(["00" * 16])[0], sealed.parts[0].blob), None)
+    assert (opened.seq, opened.index, opened.duration, opened.digest, opened.data) == (part.seq, 3, 0.2, part.digest, part.data)
+    with pytest.raises(BadMessage):
+        SegmentMeta.from_x({**x, "part_index": -1})
