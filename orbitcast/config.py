@@ -176,9 +176,13 @@ class ThreemaConfig(_Strict):
 class OrbitcastConfig(_Strict):
     feeds: tuple[FeedConfig, ...] = (FeedConfig(name="iss", source=DEMO_SOURCE),)
     ladder: LadderConfig = LadderConfig()
-    segment_duration: float = Field(default=2.0, gt=0.1, le=30.0, description="seconds")
-    part_duration: float = Field(default=0.5, gt=0.02, le=10.0, description="seconds, LL-HLS parts")
-    live_window: int = Field(default=6, ge=3, le=1000, description="segments listed in a live playlist")
+    segment_duration: float = Field(default=1.0, gt=0.1, le=30.0, description="seconds; a keyframe starts each")
+    part_duration: float = Field(default=0.2, gt=0.02, le=10.0, description="seconds, LL-HLS parts")
+    part_hold_back: float | None = Field(
+        default=None, gt=0, le=60.0,
+        description="seconds an LL-HLS player stays behind the live edge (PART-HOLD-BACK); default 3 parts",
+    )
+    live_window: int = Field(default=12, ge=3, le=1000, description="segments listed in a live playlist")
     store: str = Field(default="./orbitcast-data", description="local folder or pyarrow.fs URI (s3://...)")
     ledger_key: str | None = Field(default=None, description="Ed25519 signing key file of the ledger; default: <store>/ledger/ed25519.key")
     transcoders: int = Field(default=2, ge=1, le=256, description="transcoder pool members")

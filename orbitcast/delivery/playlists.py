@@ -1,15 +1,23 @@
-"""HLS playlist text (RFC 8216): the multivariant playlist and live media playlists."""
+"""HLS playlist text: the multivariant playlist and LL-HLS live media playlists, as
+draft-pantos-hls-rfc8216bis (HLS 2nd edition) defines them. Section numbers refer to it.
+
+Rendering is a pure function of a `MediaView` (what one rendition lists right now) and the
+`PlaylistPolicy`; the window decides what is listed, this module only how it is written.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ..segment import Segment
+from .names import init_uri, part_name, segment_name
+from .policy import PlaylistPolicy
 
-HLS_VERSION = 7  # fMP4 with EXT-X-MAP in a playlist without I-frames-only needs 6; 7 for CMAF
+# 8: EXT-X-SKIP needs 9; EXT-X-MAP without I-frames-only needs 6; the LL-HLS tags need none.
+# One version for every playlist of the presentation, so a delta update and the full playlist
+# it is merged into never disagree.
+HLS_VERSION = 9
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,46 @@ class RenditionInfo:
     average_bandwidth: int
     codecs: str
     frame_rate: float
+
+
+@dataclass(frozen=True)
+class PartLine:
+    seq: int
+    index: int
+    duration: float
+    independent: bool
+
+
+@dataclass(frozen=True)
+class SegmentLine:
+    """One listed Media Segment: a complete one, or a gap (media that never arrived)."""
+
+    seq: int
+    duration: float
+    program_date_time: datetime
+    gap: bool = False
+    parts: tuple[PartLine, ...] = ()  # its EXT-X-PART tags, near the live edge only
+
+
+@dataclass(frozen=True)
+class RenditionReport:
+    rendition: str
+    last_msn: int
+    last_part: int | None  # None: that rendition lists no parts
+
+
+@dataclass(frozen=True)
+class MediaView:
+    """Everything one media playlist lists: complete segments, then the parts of the segment
+    in progress (4.4.4.9: parts come before their parent), then the hint and reports."""
+
+    media_sequence: int
+    init_tag: str
+    segments: tuple[SegmentLine, ...]
+    open_program_date_time: datetime | None  # of the segment in progress, if it lists parts
+    open_parts: tuple[PartLine, ...]
+    hint: tuple[int, int]
+    reports: tuple[RenditionReport, ...] = ()
 
 
 def iso_ms(t: datetime) -> str:
@@ -44,42 +92,80 @@ def master_playlist(renditions: Sequence[RenditionInfo]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def media_playlist(
-    segments: Sequence[Segment],
-    target_duration: float,
-    ended: bool = False,
-    discontinuity_sequence: int = 0,
-    discontinuities: set[int] | None = None,
-) -> str:
-    """A live media playlist over `segments` (ascending seq, as the window keeps them).
+def _ms(ms: int) -> str:
+    return f"{ms // 1000}.{ms % 1000:03d}"
 
-    A gap in seq (a segment that never arrived) is marked with EXT-X-DISCONTINUITY, so players
-    re-sync their timeline instead of stalling on it. `discontinuities` names the seqs that
-    follow a gap (default: found from the listed seqs); `discontinuity_sequence` counts the
-    gaps before the first listed segment.
-    """
-    longest = max((s.duration for s in segments), default=target_duration)
-    target = max(1, math.ceil(max(target_duration, longest) - 1e-3))
-    first = segments[0].seq if segments else 0
-    lines = [
+
+def _header(policy: PlaylistPolicy, view: MediaView) -> list[str]:
+    control = ["CAN-BLOCK-RELOAD=YES", f"PART-HOLD-BACK={_ms(policy.part_hold_back_ms)}"]
+    if policy.skip:
+        control.append(f"CAN-SKIP-UNTIL={policy.skip_boundary:.1f}")
+    return [
         "#EXTM3U",
         f"#EXT-X-VERSION:{HLS_VERSION}",
-        f"#EXT-X-TARGETDURATION:{target}",
-        f"#EXT-X-MEDIA-SEQUENCE:{first}",
+        f"#EXT-X-TARGETDURATION:{policy.target_duration}",
+        "#EXT-X-SERVER-CONTROL:" + ",".join(control),
+        f"#EXT-X-PART-INF:PART-TARGET={_ms(policy.part_target_ms)}",
+        f"#EXT-X-MEDIA-SEQUENCE:{view.media_sequence}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
+        f'#EXT-X-MAP:URI="{init_uri(view.init_tag)}"',
     ]
-    if discontinuity_sequence:
-        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
-    lines.append('#EXT-X-MAP:URI="init.mp4"')
-    previous: int | None = None
+
+
+def _part(p: PartLine) -> str:
+    independent = ",INDEPENDENT=YES" if p.independent else ""
+    return f'#EXT-X-PART:DURATION={p.duration:.5f},URI="{part_name(p.seq, p.index)}"{independent}'
+
+
+def _segment(s: SegmentLine) -> list[str]:
+    # PDT applies to the parent and so to its first part: it must precede the parts (4.4.4.9).
+    lines = [f"#EXT-X-PROGRAM-DATE-TIME:{iso_ms(s.program_date_time)}"]
+    lines.extend(_part(p) for p in s.parts)
+    if s.gap:
+        lines.append("#EXT-X-GAP")
+    lines.append(f"#EXTINF:{s.duration:.5f},")
+    lines.append(segment_name(s.seq))
+    return lines
+
+
+def _tail(view: MediaView) -> list[str]:
+    lines = []
+    if view.open_parts and view.open_program_date_time is not None:
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{iso_ms(view.open_program_date_time)}")
+    lines.extend(_part(p) for p in view.open_parts)
+    lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{part_name(*view.hint)}"')
+    for r in view.reports:
+        attrs = [f'URI="../{r.rendition}/index.m3u8"', f"LAST-MSN={r.last_msn}"]
+        if r.last_part is not None:
+            attrs.append(f"LAST-PART={r.last_part}")
+        lines.append("#EXT-X-RENDITION-REPORT:" + ",".join(attrs))
+    return lines
+
+
+def skippable(segments: Sequence[SegmentLine], boundary: float) -> int:
+    """How many leading segments a delta update replaces: those that end further than the Skip
+    Boundary from the end of the last segment (6.2.5.1). Counted by whole segments, so the
+    update still holds at least `boundary` seconds of media."""
+    after = 0.0  # media after segment i, up to the end of the last segment
+    for i in range(len(segments) - 1, -1, -1):
+        # microsecond rounding: a sum of float durations must not tip a segment over the edge
+        if round(after, 6) > boundary:
+            return i + 1
+        after += segments[i].duration
+    return 0
+
+
+def media_playlist(view: MediaView, policy: PlaylistPolicy, skip: bool = False) -> str:
+    """The live media playlist; with `skip` (and `policy.skip`) a Playlist Delta Update, or the
+    full playlist when nothing is far enough back to skip."""
+    segments = view.segments
+    lines = _header(policy, view)
+    skipped = skippable(segments, policy.skip_boundary) if skip and policy.skip else 0
+    if skipped:
+        # MEDIA-SEQUENCE stays the first segment's, skipped or not (4.4.5.2, 6.2.5.1)
+        lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
+        segments = segments[skipped:]
     for s in segments:
-        gap = s.seq in discontinuities if discontinuities is not None else previous is not None and s.seq != previous + 1
-        if gap:
-            lines.append("#EXT-X-DISCONTINUITY")
-        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{iso_ms(s.program_date_time)}")
-        lines.append(f"#EXTINF:{s.duration:.5f},")
-        lines.append(f"{s.seq}.m4s")
-        previous = s.seq
-    if ended:
-        lines.append("#EXT-X-ENDLIST")
+        lines.extend(_segment(s))
+    lines.extend(_tail(view))
     return "\n".join(lines) + "\n"

@@ -1,96 +1,529 @@
-"""The live window of every feed and rendition, as the delivery edge holds it.
+"""The live window of every feed and rendition, with LL-HLS parts, as the edge and every Serve
+replica hold it. Section numbers refer to draft-pantos-hls-rfc8216bis (HLS 2nd edition).
 
-Segments may arrive out of order and more than once (a retried hand-off, a transcoder that
-took a feed over); the window keeps them ordered by seq and keeps the first copy of each.
+The model: a segment's seq is its Media Sequence Number (seq = floor(media time / D), on a
+timeline that never restarts), so MSNs cannot drift between replicas, across gaps or as the
+window slides. A seq that never arrived while a later one did is listed as an EXT-X-GAP, so the
+timeline stays continuous and there is never an EXT-X-DISCONTINUITY.
+
+Writes arrive out of order and more than once; each is idempotent, and every replica applies
+the same writes in the same order, so every replica renders the same text. Once a seq is
+closed (its EXTINF is listed) its tags never change: the server may only append to a live
+playlist and drop from its head (6.2.1). The one exception is a gap that its late segment fills.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from ..segment import Segment
-from .playlists import RenditionInfo, master_playlist, media_playlist
+from ..segment import Part, Segment
+from .blocking import LiveEdge, Readiness, part_readiness, playlist_readiness
+from .names import MAX_PART_INDEX
+from .names import init_tag as tag_of
+from .playlists import (
+    MediaView,
+    PartLine,
+    RenditionInfo,
+    RenditionReport,
+    SegmentLine,
+    master_playlist,
+    media_playlist,
+    skippable,
+)
+from .policy import PlaylistPolicy
+
+
+# -- updates: what the edge hands to every Serve replica (picklable: they cross Ray) ----------
+@dataclass(frozen=True)
+class InitUpdate:
+    feed: str
+    info: RenditionInfo
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PartUpdate:
+    part: Part
+
+
+@dataclass(frozen=True)
+class SegmentUpdate:
+    segment: Segment
+
+
+@dataclass(frozen=True)
+class FloorUpdate:
+    """Only in snapshots: the first seq a rendition ever took. A replica needs it to list the
+    same gaps at the head of its window once the media before them has left `keep`."""
+
+    feed: str
+    rendition: str
+    seq: int
+
+
+Update = InitUpdate | PartUpdate | SegmentUpdate | FloorUpdate
+
+
+@dataclass(frozen=True)
+class SegmentSummary:
+    """A complete segment, for /api/feeds."""
+
+    rendition: str
+    seq: int
+    start: float
+    duration: float
+    program_date_time: datetime
+
+
+# -- state ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Listed:
+    """How a closed seq is listed: frozen when it closes, since a URI's tags never change."""
+
+    duration: float
+    start: float
+    program_date_time: datetime
+    parts: int  # its parts 0..parts-1 are listed with it (near the live edge)
+    from_parts: bool  # closed by a later seq's arrival, before its certified segment came
 
 
 @dataclass
-class _Rendition:
+class _Slot:
+    parts: dict[int, Part] = field(default_factory=dict)
+    listed: _Listed | None = None
+    data: bytes | None = field(default=None, repr=False)  # segment bytes, while within keep
+    segment: Segment | None = None  # the certified segment, kept as long as `data`
+
+    def prefix(self) -> int:
+        """How many parts can be listed: 0..n-1 all here (a part must not skip a hole)."""
+        n = 0
+        while n in self.parts:
+            n += 1
+        return n
+
+
+@dataclass
+class _Track:
+    name: str
     info: RenditionInfo | None = None
-    init: bytes | None = None
-    seqs: list[int] = field(default_factory=list)
-    segments: dict[int, Segment] = field(default_factory=dict)
-    # Seqs that follow a gap (EXT-X-DISCONTINUITY), and how many such points have been
-    # forgotten: a playlist's EXT-X-DISCONTINUITY-SEQUENCE must count them (RFC 8216 6.2.2).
-    gaps_after: set[int] = field(default_factory=set)
-    forgotten_gaps: int = 0
+    init: bytes | None = field(default=None, repr=False)
+    init_tag: str | None = None
+    floor: int | None = None  # the first seq ever taken: no gap is ever listed before it
+    newest: int | None = None  # newest seq with media; every older seq is closed
+    slots: dict[int, _Slot] = field(default_factory=dict)
+
+    def last_closed(self) -> int:
+        """The MSN of the last Media Segment listed (a gap counts); newest - 1 while the newest
+        segment is in progress."""
+        assert self.newest is not None
+        return self.newest if self.slots[self.newest].listed is not None else self.newest - 1
+
+
+@dataclass
+class _FeedCache:
+    views: dict[str, MediaView | None] = field(default_factory=dict)
+    texts: dict[tuple[str, bool], str | None] = field(default_factory=dict)
+    master: str | None = None
+    has_master: bool = False
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """A point where the media timeline meets the wall clock, to date gaps from."""
+
+    seq: int
+    start: float
+    program_date_time: datetime
 
 
 class LiveWindow:
-    def __init__(self, window: int, segment_duration: float, keep: int | None = None) -> None:
-        self.window = window
-        self.segment_duration = segment_duration
-        # Segments just out of the playlist stay fetchable for players a little behind.
-        self.keep = keep if keep is not None else window * 2
-        self._feeds: dict[str, dict[str, _Rendition]] = {}
+    def __init__(self, policy: PlaylistPolicy) -> None:
+        self.policy = policy
+        self.mismatches = 0  # certified segments whose bytes differ from the parts listed for them
+        self._feeds: dict[str, dict[str, _Track]] = {}
+        self._versions: dict[str, int] = {}
+        self._cache: dict[str, _FeedCache] = {}
 
-    def _rendition(self, feed: str, rendition: str) -> _Rendition:
-        return self._feeds.setdefault(feed, {}).setdefault(rendition, _Rendition())
+    # -- writes -------------------------------------------------------------------------------
+    def apply(self, update: Update) -> bool:
+        if isinstance(update, PartUpdate):
+            return self.add_part(update.part)
+        if isinstance(update, SegmentUpdate):
+            return self.add_segment(update.segment)
+        if isinstance(update, InitUpdate):
+            return self.set_init(update.feed, update.info, update.data)
+        if isinstance(update, FloorUpdate):
+            return self._set_floor(update.feed, update.rendition, update.seq)
+        raise TypeError(f"not a window update: {type(update).__name__}")
 
-    def set_init(self, feed: str, info: RenditionInfo, init: bytes) -> None:
-        r = self._rendition(feed, info.name)
-        r.info, r.init = info, init
-
-    def add(self, seg: Segment) -> bool:
-        """Add a segment; False if that seq is already known or too old to list."""
-        r = self._rendition(seg.feed, seg.rendition)
-        if seg.seq in r.segments or (r.seqs and seg.seq < r.seqs[0]):
+    def set_init(self, feed: str, info: RenditionInfo, init: bytes) -> bool:
+        """True when the rendition's info or init changed (a new init gets a new MAP URI)."""
+        track = self._get(feed, info.name) or self._create(feed, info.name)
+        if track.info == info and track.init == init:
             return False
-        bisect.insort(r.seqs, seg.seq)
-        r.segments[seg.seq] = seg
-        if seg.seq != r.seqs[0] and seg.seq - 1 not in r.segments:
-            r.gaps_after.add(seg.seq)
-        r.gaps_after.discard(seg.seq + 1)  # a late segment that fills a gap
-        while len(r.seqs) > self.keep:
-            del r.segments[r.seqs.pop(0)]
-        for point in [p for p in r.gaps_after if p <= r.seqs[0]]:
-            r.gaps_after.discard(point)
-            r.forgotten_gaps += 1
+        track.info, track.init, track.init_tag = info, init, tag_of(init)
+        self._touch(feed)
         return True
 
+    def add_part(self, part: Part) -> bool:
+        """False if the part is known, or its segment is already closed: a closed segment's
+        listing cannot grow (6.2.1), so a part that comes after it closed is dropped."""
+        if part.seq < 0 or not 0 <= part.index <= MAX_PART_INDEX:
+            return False
+        track = self._get(part.feed, part.rendition)
+        if track is not None and not self._takes_part(track, part):
+            return False
+        track = track or self._create(part.feed, part.rendition)
+        self._reach(track, part.seq)
+        track.slots.setdefault(part.seq, _Slot()).parts[part.index] = part
+        self._written(part.feed, track)
+        return True
+
+    def add_segment(self, seg: Segment) -> bool:
+        """The certified segment: closes its seq, fills its gap, or confirms a seq closed from
+        its parts (bytes := seg.data; the listing stays as it was)."""
+        if seg.seq < 0:
+            return False
+        track = self._get(seg.feed, seg.rendition)
+        if track is not None and not self._takes_segment(track, seg.seq):
+            return False
+        track = track or self._create(seg.feed, seg.rendition)
+        self._reach(track, seg.seq)
+        slot = track.slots.setdefault(seg.seq, _Slot())
+        if slot.listed is not None:
+            self._confirm(slot, seg)
+        else:
+            self._close_with(slot, seg)
+        self._written(seg.feed, track)
+        return True
+
+    def _takes_part(self, track: _Track, part: Part) -> bool:
+        if track.newest is not None and part.seq < track.newest:
+            return False  # closed: listed, or a gap only its segment may fill
+        if track.floor is not None and part.seq < track.floor:
+            return False
+        slot = track.slots.get(part.seq)
+        return slot is None or (slot.listed is None and part.index not in slot.parts)
+
+    def _takes_segment(self, track: _Track, seq: int) -> bool:
+        if track.floor is not None and seq < track.floor:
+            return False  # MEDIA-SEQUENCE must never move backwards (6.2.2)
+        if track.newest is not None and seq < track.last_closed() - self.policy.keep + 1:
+            return False  # older than keep: its bytes would be dropped at once
+        slot = track.slots.get(seq)
+        return slot is None or slot.segment is None
+
+    def _reach(self, track: _Track, seq: int) -> None:
+        """Media for `seq` was accepted: a newer seq closes the previous newest from its parts."""
+        if track.floor is None:
+            track.floor = seq
+        if track.newest is None or seq > track.newest:
+            if track.newest is not None:
+                self._close_from_parts(track.slots[track.newest])
+            track.newest = seq
+
+    def _close_from_parts(self, slot: _Slot) -> None:
+        if slot.listed is not None:
+            return
+        n = slot.prefix()
+        if n == 0:
+            return  # nothing listable: a gap until its segment arrives
+        parts = [slot.parts[i] for i in range(n)]
+        first = parts[0]
+        slot.listed = _Listed(sum(p.duration for p in parts), first.start, first.program_date_time, n, True)
+        slot.data = b"".join(p.data for p in parts)
+
+    def _close_with(self, slot: _Slot, seg: Segment) -> None:
+        shown = n = slot.prefix()
+        if n and b"".join(slot.parts[i].data for i in range(n)) != seg.data:
+            # 3.2: a segment and its listed parts must hold the same samples; parts that do not
+            # add up to it (some still in flight, or different) are not listed as its parts
+            self.mismatches += 1
+            n = 0
+        # the PDT already written before the in-progress parts must not change when it closes
+        first = slot.parts[0] if shown else seg
+        slot.listed = _Listed(seg.duration, first.start, first.program_date_time, n, False)
+        slot.data, slot.segment = seg.data, seg
+
+    def _confirm(self, slot: _Slot, seg: Segment) -> None:
+        if seg.data != slot.data:
+            self.mismatches += 1
+        slot.data, slot.segment = seg.data, seg
+
+    def _set_floor(self, feed: str, rendition: str, seq: int) -> bool:
+        track = self._get(feed, rendition)
+        if seq < 0 or (track is not None and (track.floor is not None or track.newest is not None)):
+            return False
+        track = track or self._create(feed, rendition)
+        track.floor = seq
+        self._touch(feed)
+        return True
+
+    def _written(self, feed: str, track: _Track) -> None:
+        self._prune(track)
+        self._touch(feed)
+
+    def _prune(self, track: _Track) -> None:
+        """Segment bytes stay for `keep` seqs, part bytes for `part_keep` (6.2.2)."""
+        last = track.last_closed()
+        keep_low = last - self.policy.keep + 1
+        part_low = last - self.policy.part_keep + 1
+        for seq in [s for s in track.slots if s < keep_low]:
+            slot = track.slots[seq]
+            slot.data = slot.segment = None
+            if seq < part_low or not slot.parts:
+                del track.slots[seq]
+
+    def _touch(self, feed: str) -> None:
+        # Rendition reports make every playlist of a feed depend on its siblings.
+        self._versions[feed] = self._versions.get(feed, 0) + 1
+        self._cache.pop(feed, None)
+
+    def _get(self, feed: str, rendition: str) -> _Track | None:
+        return self._feeds.get(feed, {}).get(rendition)
+
+    def _create(self, feed: str, rendition: str) -> _Track:
+        track = _Track(rendition)
+        self._feeds.setdefault(feed, {})[rendition] = track
+        return track
+
+    # -- snapshot -----------------------------------------------------------------------------
+    def snapshot(self) -> list[Update]:
+        """Updates that rebuild this window in an empty one with the same policy: same playlists,
+        same bytes. Renditions come first, in their order here, so the rebuilt window lists them
+        in the same order."""
+        out: list[Update] = []
+        for feed, tracks in self._feeds.items():
+            for track in tracks.values():
+                if track.floor is not None:
+                    out.append(FloorUpdate(feed, track.name, track.floor))
+                if track.info is not None and track.init is not None:
+                    out.append(InitUpdate(feed, track.info, track.init))
+        for tracks in self._feeds.values():
+            for track in tracks.values():
+                out.extend(self._media_updates(track))
+        return out
+
+    @staticmethod
+    def _media_updates(track: _Track) -> list[Update]:
+        """Per seq ascending: its parts, then its segment. A segment that confirmed a seq closed
+        from its parts goes after the next seq's first write, which is what closed it."""
+        out: list[Update] = []
+        pending: list[Update] = []
+        for seq in sorted(track.slots):
+            slot = track.slots[seq]
+            events: list[Update] = [PartUpdate(slot.parts[i]) for i in sorted(slot.parts)]
+            confirm = slot.segment is not None and slot.listed is not None and slot.listed.from_parts
+            if slot.segment is not None and not confirm:
+                events.append(SegmentUpdate(slot.segment))
+            if events and pending:
+                events[1:1] = pending
+                pending = []
+            out.extend(events)
+            if confirm:
+                assert slot.segment is not None
+                pending.append(SegmentUpdate(slot.segment))
+        out.extend(pending)  # cannot happen: a seq closed from parts always has a newer one
+        return out
+
+    # -- reads --------------------------------------------------------------------------------
     def feeds(self) -> list[str]:
         return sorted(self._feeds)
 
     def renditions(self, feed: str) -> list[RenditionInfo]:
-        return [r.info for r in self._feeds.get(feed, {}).values() if r.info is not None and r.seqs]
+        """Renditions with an init and media, in the order they were first written."""
+        return [t.info for t in self._feeds.get(feed, {}).values() if t.info is not None and self._playable(t)]
 
-    def listed(self, feed: str, rendition: str) -> list[Segment]:
-        r = self._feeds.get(feed, {}).get(rendition)
-        if r is None:
-            return []
-        return [r.segments[s] for s in r.seqs[-self.window:]]
-
-    def newest(self, feed: str) -> Segment | None:
-        newest = [r.segments[r.seqs[-1]] for r in self._feeds.get(feed, {}).values() if r.seqs]
-        return max(newest, key=lambda s: (s.seq, s.rendition), default=None)
+    def version(self, feed: str) -> int:
+        """Bumps on every accepted write to the feed (local to this window, not across replicas)."""
+        return self._versions.get(feed, 0)
 
     def master(self, feed: str) -> str | None:
-        infos = self.renditions(feed)
-        return master_playlist(infos) if infos else None
+        cache = self._cache.setdefault(feed, _FeedCache())
+        if not cache.has_master:
+            infos = self.renditions(feed)
+            cache.master, cache.has_master = (master_playlist(infos) if infos else None), True
+        return cache.master
 
-    def media(self, feed: str, rendition: str) -> str | None:
-        segs = self.listed(feed, rendition)
-        if not segs:
-            return None
-        r = self._feeds[feed][rendition]
-        first = segs[0].seq
-        before = r.forgotten_gaps + sum(1 for p in r.gaps_after if p <= first)
-        listed_gaps = {p for p in r.gaps_after if p > first}
-        return media_playlist(segs, self.segment_duration, discontinuity_sequence=before, discontinuities=listed_gaps)
+    def media(self, feed: str, rendition: str, skip: bool = False) -> str | None:
+        """The media playlist; with `skip` a Playlist Delta Update (6.2.5.1) when the policy
+        offers them and there is anything to skip, else the full playlist."""
+        skip = skip and self.policy.skip
+        cache = self._cache.setdefault(feed, _FeedCache())
+        key = (rendition, skip)
+        if key not in cache.texts:
+            view = self._view(feed, rendition)
+            if view is None:
+                cache.texts[key] = None
+            elif skip and not skippable(view.segments, self.policy.skip_boundary):
+                cache.texts[key] = self.media(feed, rendition)
+            else:
+                cache.texts[key] = media_playlist(view, self.policy, skip)
+        return cache.texts[key]
 
     def init(self, feed: str, rendition: str) -> bytes | None:
-        r = self._feeds.get(feed, {}).get(rendition)
-        return r.init if r else None
+        track = self._get(feed, rendition)
+        return track.init if track else None
 
-    def segment(self, feed: str, rendition: str, seq: int) -> Segment | None:
-        r = self._feeds.get(feed, {}).get(rendition)
-        return r.segments.get(seq) if r else None
+    def init_tag(self, feed: str, rendition: str) -> str | None:
+        track = self._get(feed, rendition)
+        return track.init_tag if track else None
+
+    def segment_bytes(self, feed: str, rendition: str, seq: int) -> bytes | None:
+        track = self._get(feed, rendition)
+        slot = track.slots.get(seq) if track else None
+        return slot.data if slot is not None and slot.listed is not None else None
+
+    def part_bytes(self, feed: str, rendition: str, seq: int, index: int) -> bytes | None:
+        track = self._get(feed, rendition)
+        slot = track.slots.get(seq) if track else None
+        part = slot.parts.get(index) if slot else None
+        return part.data if part else None
+
+    def newest(self, feed: str) -> SegmentSummary | None:
+        """The newest complete segment over the feed's renditions."""
+        found = [s for t in self._feeds.get(feed, {}).values() if (s := self._newest_complete(t))]
+        return max(found, key=lambda s: (s.seq, s.rendition), default=None)
+
+    def last_part(self, feed: str, rendition: str) -> tuple[int, int] | None:
+        """(MSN, index) of the last part the rendition's playlist lists (LAST-MSN/LAST-PART)."""
+        track = self._get(feed, rendition)
+        return self._last_part(track) if track is not None and self._playable(track) else None
+
+    def playlist_ready(self, feed: str, rendition: str, msn: int, part: int | None) -> Readiness:
+        track = self._get(feed, rendition)
+        if track is None or not self._playable(track):
+            return Readiness.UNKNOWN
+        return playlist_readiness(self._edge(track), msn, part)
+
+    def part_ready(self, feed: str, rendition: str, seq: int, index: int) -> Readiness:
+        track = self._get(feed, rendition)
+        if track is None or not self._playable(track) or not 0 <= index <= MAX_PART_INDEX:
+            return Readiness.UNKNOWN
+        have = self.part_bytes(feed, rendition, seq, index) is not None
+        return part_readiness(self._edge(track), seq, index, have)
+
+    # -- building views -----------------------------------------------------------------------
+    @staticmethod
+    def _playable(track: _Track) -> bool:
+        """A playlist exists: without an init there is no MAP URI to name."""
+        return track.init_tag is not None and track.newest is not None
+
+    def _first(self, track: _Track) -> int:
+        """MEDIA-SEQUENCE: never below the first seq taken, and never decreasing."""
+        assert track.floor is not None
+        return max(track.floor, track.last_closed() - self.policy.window + 1)
+
+    def _edge(self, track: _Track) -> LiveEdge:
+        assert track.newest is not None
+        newest = track.slots[track.newest]
+        previous = track.slots.get(track.newest - 1)
+        before = previous.listed if previous is not None else None
+        return LiveEdge(
+            newest=track.newest,
+            complete=newest.listed is not None,
+            parts=newest.listed.parts if newest.listed is not None else newest.prefix(),
+            # the previous seq's parts count only while its EXT-X-PART tags are in the playlist
+            previous_parts=before.parts if before is not None and self.policy.part_horizon >= 2 else 0,
+            parts_per_segment=self.policy.parts_per_segment,
+            advance_limit=self.policy.advance_part_limit,
+        )
+
+    def _view(self, feed: str, rendition: str) -> MediaView | None:
+        cache = self._cache.setdefault(feed, _FeedCache())
+        if rendition not in cache.views:
+            track = self._get(feed, rendition)
+            cache.views[rendition] = self._build_view(feed, track) if track and self._playable(track) else None
+        return cache.views[rendition]
+
+    def _build_view(self, feed: str, track: _Track) -> MediaView:
+        assert track.newest is not None and track.init_tag is not None
+        first, last = self._first(track), track.last_closed()
+        with_parts = track.newest - self.policy.part_horizon + 1
+        refs = self._refs(track)
+        newest = track.slots[track.newest]
+        open_parts: tuple[PartLine, ...] = ()
+        if newest.listed is None:
+            open_parts = tuple(self._part_line(newest.parts[i]) for i in range(newest.prefix()))
+        return MediaView(
+            media_sequence=first,
+            init_tag=track.init_tag,
+            segments=tuple(self._line(track, seq, seq >= with_parts, refs) for seq in range(first, last + 1)),
+            open_program_date_time=newest.parts[0].program_date_time if open_parts else None,
+            open_parts=open_parts,
+            hint=self._edge(track).hint,
+            reports=self._reports(feed, track),
+        )
+
+    def _line(self, track: _Track, seq: int, with_parts: bool, refs: list[_Ref]) -> SegmentLine:
+        slot = track.slots.get(seq)
+        listed = slot.listed if slot is not None else None
+        if slot is None or listed is None:
+            return SegmentLine(seq, self.policy.segment_duration, self._gap_date(seq, refs), gap=True)
+        parts = tuple(self._part_line(slot.parts[i]) for i in range(listed.parts)) if with_parts else ()
+        return SegmentLine(seq, listed.duration, listed.program_date_time, parts=parts)
+
+    @staticmethod
+    def _part_line(p: Part) -> PartLine:
+        return PartLine(p.seq, p.index, p.duration, p.independent)
+
+    @staticmethod
+    def _refs(track: _Track) -> list[_Ref]:
+        refs: list[_Ref] = []
+        for seq in sorted(track.slots):
+            slot = track.slots[seq]
+            if slot.listed is not None:
+                refs.append(_Ref(seq, slot.listed.start, slot.listed.program_date_time))
+            elif slot.parts:
+                p = slot.parts[min(slot.parts)]
+                refs.append(_Ref(seq, p.start, p.program_date_time))
+        return refs
+
+    def _gap_date(self, seq: int, refs: list[_Ref]) -> datetime:
+        """A gap's PDT: where its media would have started (seq * D on the media timeline),
+        mapped to the wall clock by the nearest media after it (there always is some: a gap is
+        only listed once a later seq arrived), so that the PDTs stay consistent with the EXTINF
+        durations up to the media players will play next (6.2.1)."""
+        i = bisect.bisect_right(refs, seq, key=lambda r: r.seq)
+        ref = refs[i] if i < len(refs) else refs[-1]
+        return ref.program_date_time + timedelta(seconds=seq * self.policy.segment_duration - ref.start)
+
+    def _reports(self, feed: str, track: _Track) -> tuple[RenditionReport, ...]:
+        reports = []
+        for other in sorted(self._feeds[feed].values(), key=lambda t: t.name):
+            if other is not track and self._playable(other) and (r := self._report(other)) is not None:
+                reports.append(r)
+        return tuple(reports)
+
+    def _report(self, track: _Track) -> RenditionReport | None:
+        """4.4.5.4: LAST-MSN/LAST-PART of its last part; a rendition without parts in its playlist
+        reports its last segment and no LAST-PART."""
+        last_part = self._last_part(track)
+        if last_part is not None:
+            return RenditionReport(track.name, *last_part)
+        last = track.last_closed()
+        return RenditionReport(track.name, last, None) if last >= self._first(track) else None
+
+    def _last_part(self, track: _Track) -> tuple[int, int] | None:
+        assert track.newest is not None
+        newest = track.slots[track.newest]
+        if newest.listed is None and (n := newest.prefix()):
+            return track.newest, n - 1
+        low = max(track.newest - self.policy.part_horizon + 1, self._first(track))
+        for seq in range(track.last_closed(), low - 1, -1):
+            slot = track.slots.get(seq)
+            if slot is not None and slot.listed is not None and slot.listed.parts:
+                return seq, slot.listed.parts - 1
+        return None
+
+    def _newest_complete(self, track: _Track) -> SegmentSummary | None:
+        if track.newest is None:
+            return None
+        for seq in sorted((s for s in track.slots if s <= track.last_closed()), reverse=True):
+            slot = track.slots[seq]
+            if slot.listed is not None and slot.data is not None:  # listed and fetchable
+                listed = slot.listed
+                return SegmentSummary(track.name, seq, listed.start, listed.duration, listed.program_date_time)
+        return None

@@ -34,9 +34,9 @@ def test_defaults_serve_the_demo() -> None:
     assert [r.height for r in rungs] == [720, 480, 360]
     assert all(r.width % 2 == 0 and r.height % 2 == 0 for r in rungs)
     assert cfg.ladder.preset == "veryfast"
-    assert cfg.segment_duration == 2.0
-    assert cfg.part_duration == 0.5
-    assert cfg.live_window >= 3
+    # low-latency defaults: 1 s segments (a keyframe each) of five 0.2 s LL-HLS parts
+    assert (cfg.segment_duration, cfg.part_duration, cfg.part_hold_back) == (1.0, 0.2, None)
+    assert cfg.live_window * cfg.segment_duration >= 6 * 2  # room for delta updates to skip
     with pytest.raises(KeyError):
         cfg.feed("nope")
 
