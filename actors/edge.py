@@ -1,8 +1,10 @@
-"""The delivery edge: a Threema recipient (`*ORBEDGE`) that opens the sealed segments the
-gateway delivers, verifies them, and keeps the live window of every feed and rendition.
+"""The delivery edge: a Threema recipient (`*ORBEDGE`) that opens the sealed parts, segments and
+init segments the gateway delivers, verifies them, keeps the live window of every feed and
+rendition, and pushes every accepted write to the Delivery replicas, which follow it with long
+polls (`updates`) and answer viewers from their own copy.
 
-Serve replicas read from it and cache what is immutable; it is threaded so that reads from
-many replicas and callbacks from the gateway do not queue behind each other.
+Threaded, so that the gateway's callbacks and the replicas' long polls do not queue behind
+each other.
 """
 
 from __future__ import annotations
@@ -10,37 +12,51 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections import defaultdict, deque
 
 import ray
 
 from orbitcast.config import OrbitcastConfig
-from orbitcast.delivery.playlists import iso_ms
-from orbitcast.delivery.window import LiveWindow
-from orbitcast.gateway.client import GatewayClient
-from orbitcast.sealed_delivery import SealingPlan, rendition_info, segment_from
+from orbitcast.delivery.policy import policy_of
+from orbitcast.delivery.status import feeds_status
+from orbitcast.delivery.updates import Batch, UpdateLog
+from orbitcast.delivery.window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate
+from orbitcast.sealed_delivery import SealingPlan, part_from, rendition_info, segment_from
 from orbitcast.sealing.errors import ReplayedMessage, SealingError
 from orbitcast.sealing.receiver import Received, Receiver
 
+from .packager import gateway_client
+
 log = logging.getLogger(__name__)
 NAME = "orbitcast-edge"
+RECEIPT_EVERY_S = 0.5  # one receipt per sender per half second confirms everything since
+RECEIPT_MAX_IDS = 200  # a receipt's box stays far below Threema's 4000-byte limit
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=32)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=64)
 class Edge:
-    def __init__(self, config: OrbitcastConfig, plan: SealingPlan) -> None:
+    def __init__(self, config: OrbitcastConfig, plan: SealingPlan, gateway: "ray.actor.ActorHandle | None" = None) -> None:
         assert plan.edge_keys is not None and plan.sender_keys is None, "the edge holds its own key only"
         self.config = config
-        self.window = LiveWindow(config.live_window, config.segment_duration)
+        self.window = LiveWindow(policy_of(config))
         self.lock = threading.Lock()
+        self.log = UpdateLog(self._snapshot)
         self.health: dict[str, dict] = {f.name: {"feed": f.name, "state": "starting"} for f in config.feeds}
-        self.client = GatewayClient(plan.gateway_url, plan.edge, plan.edge_secret)
+        self.client = gateway_client(plan, plan.edge, plan.edge_secret, gateway)
         self.receiver = Receiver(plan.edge, plan.edge_keys, plan.edge_secret, self.client.public_key, self.client.download_blob)
         self.senders = {plan.sender}
-        # Delivery receipts go back to the packager off the callback's path, in arrival order.
-        self.receipts = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receipts")
-        self.arrival_lag: deque[float] = deque(maxlen=1000)  # wall clock at arrival - end of the segment's media
+        # wall clock at arrival - end of the media, per kind (what a viewer can at best see)
+        self.arrival_lag: dict[str, deque[float]] = {"part": deque(maxlen=2000), "media": deque(maxlen=1000)}
+        self._receipts: dict[str, list[bytes]] = defaultdict(list)
+        self._receipts_lock = threading.Lock()
+        threading.Thread(target=self._send_receipts, name="receipts", daemon=True).start()
+
+    # -- the Threema side -----------------------------------------------------------------
+
+    def handle_callbacks(self, bodies: list[bytes]) -> list[int]:
+        """Several gateway callbacks in one call (the gateway's batched transport inside the
+        cluster); the status of each, as an HTTP front would answer it."""
+        return [self.handle_callback(body) for body in bodies]
 
     def handle_callback(self, body: bytes) -> int:
         """One gateway callback POST; the HTTP status to answer (as Threema's receivers do)."""
@@ -54,74 +70,70 @@ class Edge:
         except Exception:  # noqa: BLE001 - a blob fetch that failed: the gateway retries later
             log.exception("callback processing failed")
             return 500
-        meta = received.meta
         if received.sender in self.senders:
-            self.receipts.submit(self._send_receipt, received)
+            with self._receipts_lock:
+                self._receipts[received.sender].append(received.callback.message_id_bytes)
+        meta = received.meta
         if received.sender not in self.senders or meta is None or received.segment is None:
-            return 200  # not a segment from our packager (or a fragment still incomplete)
+            return 200  # not media from our packager (or a fragment still incomplete)
         with self.lock:
             if meta.kind == "init":
                 info = rendition_info(self.config, meta.rendition, received.segment)
-                if info is not None:
-                    self.window.set_init(meta.feed, info, received.segment)
-                return 200
-            seg = segment_from(meta, received.segment, self.window.init(meta.feed, meta.rendition))
-            if self.window.add(seg):
-                self.arrival_lag.append(time.time() - seg.program_date_time.timestamp() - seg.duration)
+                update = InitUpdate(meta.feed, info, received.segment) if info is not None else None
+            elif meta.kind == "part":
+                part = part_from(meta, received.segment, self.window.init(meta.feed, meta.rendition))
+                update = PartUpdate(part)
+            else:
+                seg = segment_from(meta, received.segment, self.window.init(meta.feed, meta.rendition))
+                update = SegmentUpdate(seg)
+            if update is not None and self.window.apply(update):
+                self.log.append(update)
+                if meta.program_date_time is not None and meta.kind in self.arrival_lag:
+                    end = meta.program_date_time.timestamp() + meta.duration
+                    self.arrival_lag[meta.kind].append(time.time() - end)
         return 200
 
-    def _send_receipt(self, received: Received) -> None:
-        try:
-            self.client.send_e2e(received.sender, self.receiver.receipt_for(received), no_delivery_receipts=True)
-        except Exception:  # noqa: BLE001 - a receipt is a courtesy; the segment is already listed
-            log.warning("delivery receipt to %s failed", received.sender, exc_info=True)
+    def _send_receipts(self) -> None:
+        while True:
+            time.sleep(RECEIPT_EVERY_S)
+            with self._receipts_lock:
+                due, self._receipts = self._receipts, defaultdict(list)
+            for sender, ids in due.items():
+                for i in range(0, len(ids), RECEIPT_MAX_IDS):
+                    try:
+                        envelope = self.receiver.receipt_for_ids(sender, ids[i:i + RECEIPT_MAX_IDS])
+                        self.client.send_e2e(sender, envelope, no_delivery_receipts=True)
+                    except Exception:  # noqa: BLE001 - a receipt is a courtesy; the media is listed
+                        log.warning("delivery receipt to %s failed", sender, exc_info=True)
+
+    # -- the replicas' side ---------------------------------------------------------------
+
+    def _snapshot(self) -> list:
+        with self.lock:
+            return self.window.snapshot()
+
+    def updates(self, epoch: str | None, cursor: int, timeout: float = 5.0) -> Batch:
+        """Window writes after `cursor` (a long poll: returns as soon as there are some)."""
+        return self.log.since(epoch, cursor, timeout, lambda: dict(self.health))
 
     def set_health(self, feed: str, health: dict) -> None:
+        changed = self.health.get(feed, {}).get("state") != health.get("state")
         self.health[feed] = health
+        if changed:
+            self.log.touch()
 
-    def master(self, feed: str) -> str | None:
-        with self.lock:
-            return self.window.master(feed)
+    # -- for the pipeline and tests -------------------------------------------------------
 
-    def media(self, feed: str, rendition: str) -> str | None:
+    def feeds(self) -> list[dict]:
         with self.lock:
-            return self.window.media(feed, rendition)
+            return feeds_status(self.window, self.health)
 
     def init(self, feed: str, rendition: str) -> bytes | None:
         with self.lock:
             return self.window.init(feed, rendition)
 
-    def segment(self, feed: str, rendition: str, seq: int) -> bytes | None:
-        with self.lock:
-            seg = self.window.segment(feed, rendition, seq)
-        return seg.data if seg else None
-
-    def feeds(self) -> list[dict]:
-        now = time.time()
-        out = []
-        with self.lock:
-            names = sorted(set(self.health) | set(self.window.feeds()))
-            for name in names:
-                newest = self.window.newest(name)
-                entry = dict(self.health.get(name, {"feed": name, "state": "unknown"}))
-                entry["renditions"] = [
-                    {"name": r.name, "width": r.width, "height": r.height, "bandwidth": r.bandwidth, "codecs": r.codecs}
-                    for r in self.window.renditions(name)
-                ]
-                if newest is not None:
-                    end = newest.program_date_time.timestamp() + newest.duration
-                    entry["last_segment"] = {
-                        "seq": newest.seq,
-                        "program_date_time": iso_ms(newest.program_date_time),
-                        "duration": newest.duration,
-                    }
-                    # How far the newest published media lags the wall clock.
-                    entry["latency"] = round(now - end, 3)
-                else:
-                    entry["last_segment"] = None
-                    entry["latency"] = None
-                out.append(entry)
-        return out
-
     def stats(self) -> dict:
-        return {"receiver": dict(self.receiver.counters), "arrival_lag": list(self.arrival_lag)}
+        return {"receiver": dict(self.receiver.counters),
+                "arrival_lag": {k: list(v) for k, v in self.arrival_lag.items()},
+                "version": self.log.version}
+

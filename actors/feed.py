@@ -10,7 +10,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from orbitcast.config import FeedConfig
-from orbitcast.media.feed_runner import FeedRunner, SinkError
+from orbitcast.media.feed_runner import FeedRunner, SinkError, batch_seconds_for
 from orbitcast.media.replay import ReplayBuffer
 from orbitcast.media.units import FeedStreams, MediaUnit
 
@@ -29,6 +29,7 @@ class FeedActor:
         clock: "ray.actor.ActorHandle",
         edge: "ray.actor.ActorHandle",
         segment_duration: float = 2.0,
+        part_duration: float = 0.5,
     ) -> None:
         self.feed = feed
         self.pool = pool
@@ -41,7 +42,7 @@ class FeedActor:
                                    skew_drift_ppm=feed.clock_skew_drift_ppm).start()
         self.member: tuple[int, ray.actor.ActorHandle] | None = None
         self.replay = ReplayBuffer(segment_duration)
-        self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now)
+        self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now, batch_seconds=batch_seconds_for(part_duration))
         threading.Thread(target=self.runner.run, name=f"feed-{feed.name}", daemon=True).start()
         threading.Thread(target=self._report, name=f"health-{feed.name}", daemon=True).start()
 

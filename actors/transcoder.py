@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections import deque
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
@@ -11,16 +13,22 @@ from orbitcast.config import OrbitcastConfig
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
 
+log = logging.getLogger(__name__)
+# Hand-offs to a feed's packager that may be in flight before the transcoder waits: parts go
+# on as soon as they are cut, and a packager that falls behind slows its feed, not the pool.
+IN_FLIGHT = 8
+
 
 @ray.remote(max_restarts=-1, max_concurrency=8)
 class Transcoder:
     """One pool member. A restarted member comes back empty; feeds then open again."""
 
-    def __init__(self, config: OrbitcastConfig, packager: "ray.actor.ActorHandle") -> None:
+    def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"]) -> None:
         self.config = config
-        self.packager = packager
+        self.packagers = packagers
         self._feeds: dict[str, LiveTranscoder] = {}
         self._published_init: dict[str, dict[str, bytes]] = {}
+        self._in_flight: dict[str, deque[ray.ObjectRef]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -39,27 +47,39 @@ class Transcoder:
                 self._feeds[feed] = tr
             elif tr.streams.generation != streams.generation:
                 tr.change_input(streams)
-            segments = tr.push(units)
-            self._publish_inits(feed, tr)
-            if segments:
-                ray.get(self.packager.package.remote(segments))
+            out = tr.push(units)
+            inits = self._new_inits(feed, tr)
+            if out or inits:
+                self._hand_on(feed, inits, out)
             return tr.published_through
 
-    def _publish_inits(self, feed: str, tr: LiveTranscoder) -> None:
+    def _new_inits(self, feed: str, tr: LiveTranscoder) -> dict[str, bytes]:
         known = self._published_init.setdefault(feed, {})
-        for rendition, init in tr.init_segments.items():
-            if known.get(rendition) != init:
-                ray.get(self.packager.publish_init.remote(feed, rendition, init))
-                known[rendition] = init
+        new = {r: init for r, init in tr.init_segments.items() if known.get(r) != init}
+        known.update(new)
+        return new
+
+    def _hand_on(self, feed: str, inits: dict[str, bytes], out: list) -> None:
+        # The feed's packager runs its calls in the order they were made, so parts, segments
+        # and inits reach it in the order they were cut without waiting for each one here.
+        pending = self._in_flight.setdefault(feed, deque())
+        pending.append(self.packagers[feed].publish.remote(inits, out))
+        while len(pending) > IN_FLIGHT or (pending and _done(pending[0])):
+            ray.get(pending.popleft())  # raises what the packager raised: the feed sees it
+
+
+def _done(ref: ray.ObjectRef) -> bool:
+    ready, _ = ray.wait([ref], timeout=0)
+    return bool(ready)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class TranscoderPool:
     """Places feeds on members, least loaded first, and moves a feed off a member that died."""
 
-    def __init__(self, config: OrbitcastConfig, packager: "ray.actor.ActorHandle") -> None:
+    def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"]) -> None:
         self.members = [
-            Transcoder.options(num_cpus=config.transcoder_cpus).remote(config, packager)
+            Transcoder.options(num_cpus=config.transcoder_cpus).remote(config, packagers)
             for _ in range(config.transcoders)
         ]
         self.placement: dict[str, int] = {}

@@ -1,10 +1,14 @@
-"""The delivery application on Ray Serve: the viewer page, HLS playlists and segments,
-/api/feeds, /healthz, /time. State lives in the Edge actor; replicas cache what is immutable."""
+"""The delivery application on Ray Serve: the viewer page, LL-HLS playlists, parts and segments,
+/api/feeds, /healthz, /time.
 
+Each replica keeps its own copy of the live window (`ReplicaState`), following the edge with
+long polls, so every viewer request is answered from this process's memory. Blocking playlist
+reloads and preload-hinted parts wait on asyncio events: no thread per held request.
+"""
 
 import asyncio
+import logging
 import time
-from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,15 +16,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from ray import serve
 
+from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery import http_policy
-from orbitcast.delivery.names import BadName, check_name, parse_segment_name
+from orbitcast.delivery.blocking import Readiness, parse_playlist_query
+from orbitcast.delivery.names import BadName, check_name, parse_media_name
 from orbitcast.delivery.playlists import iso_ms
+from orbitcast.delivery.policy import policy_of
+from orbitcast.delivery.replica import ReplicaState
 from orbitcast.sealing.callback import MAX_CALLBACK_BYTES
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-CACHE_BYTES = 128 * 1024 * 1024
 # A clock answer older than this is no use to a player measuring its latency.
 CLOCK_TIMEOUT = 1.0
+FOLLOW_TIMEOUT_S = 5.0  # a long poll to the edge returns after this with nothing new
+READY_HEADER = "Orbitcast-Ready-At"  # on held answers: when what they waited for arrived here
 
 app = FastAPI(title="orbitcast", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -53,42 +63,41 @@ async def _callback_body(request: Request) -> bytes | None:
     return body
 
 
-class _ByteCache:
-    """LRU of immutable bytes (init and media segments), bounded in total size."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.size = 0
-        self.items: OrderedDict[tuple, bytes] = OrderedDict()
-
-    def get(self, key: tuple) -> bytes | None:
-        data = self.items.get(key)
-        if data is not None:
-            self.items.move_to_end(key)
-        return data
-
-    def put(self, key: tuple, data: bytes) -> None:
-        self.items[key] = data
-        self.size += len(data)
-        while self.size > self.limit:
-            _, old = self.items.popitem(last=False)
-            self.size -= len(old)
-
-
 @serve.deployment(
     ray_actor_options={"num_cpus": 0},
-    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8},
-    max_ongoing_requests=64,
+    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 256},
+    # Held LL-HLS requests are cheap coroutines: a replica holds thousands of them.
+    max_ongoing_requests=4096,
 )
 @serve.ingress(app)
 class Delivery:
-    # edge: the Edge actor handle; clock: the ClockAuthority actor handle (None: host clock)
-    def __init__(self, edge, segment_duration: float, clock=None, packager=None) -> None:
+    # edge: the Edge actor; clock: the ClockAuthority (None: host clock); inbox: the SenderInbox
+    def __init__(self, edge, config: OrbitcastConfig, clock=None, inbox=None) -> None:
         self.edge = edge
-        self.packager = packager
+        self.inbox = inbox
         self.clock = clock
-        self.segment_duration = segment_duration
-        self.cache = _ByteCache(CACHE_BYTES)
+        self.policy = policy_of(config)
+        self.state = ReplicaState(self.policy)
+        self.playlist_cache = http_policy.live_playlist(config.segment_duration)
+        self.blocking_cache = http_policy.blocking_playlist(self.policy.target_duration)
+        # The constructor runs on the replica's event loop: follow the edge from there.
+        self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                batch = await self.edge.updates.remote(self.state.epoch, self.state.cursor, FOLLOW_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the edge restarts: Ray brings it back
+                log.warning("delivery: following the edge failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            self.state.apply(batch)
+
+    def check_health(self) -> None:
+        if self._follower.done():
+            raise RuntimeError("this replica no longer follows the edge")
 
     @app.get("/")
     async def index(self) -> FileResponse:
@@ -134,64 +143,101 @@ class Delivery:
 
     @app.get("/api/feeds")
     async def feeds(self) -> JSONResponse:
-        return JSONResponse({"feeds": await self.edge.feeds.remote()}, headers=http_policy.no_store())
+        return JSONResponse({"feeds": self.state.feeds()}, headers=http_policy.no_store())
+
+    @app.get("/api/delivery")
+    async def delivery_stats(self) -> JSONResponse:
+        """The replica that answered: its cursor on the edge's log, held requests, and the time
+        from a part's cut in the transcoder to its listing here (p50/p95/p99, ms)."""
+        return JSONResponse(self.state.stats(), headers=http_policy.no_store())
 
     @app.get("/live/{feed}/master.m3u8")
     async def master(self, feed: str) -> Response:
         check_name(feed, "feed")
-        text = await self.edge.master.remote(feed)
+        text = self.state.window.master(feed)
         if text is None:
             return _not_found("feed")
-        return Response(text, media_type=http_policy.PLAYLIST_TYPE, headers=http_policy.live_playlist(self.segment_duration))
+        return Response(text, media_type=http_policy.PLAYLIST_TYPE, headers=self.playlist_cache)
 
     @app.get("/live/{feed}/{rendition}/index.m3u8")
-    async def media(self, feed: str, rendition: str) -> Response:
+    async def media(self, feed: str, rendition: str, request: Request) -> Response:
         check_name(feed, "feed")
         check_name(rendition, "rendition")
-        text = await self.edge.media.remote(feed, rendition)
+        ask = parse_playlist_query(request.query_params.multi_items())
+        window = self.state.window
+        headers = self.playlist_cache
+        if ask.msn is not None:
+            msn, part = ask.msn, ask.part
+            ready = await self.state.wait_until(
+                feed, rendition, lambda: window.playlist_ready(feed, rendition, msn, part), self.policy.blocking_timeout)
+            if ready is Readiness.TOO_FAR:
+                return PlainTextResponse("_HLS_msn/_HLS_part too far ahead of the live edge\n", status_code=400,
+                                         headers=http_policy.no_store())
+            if ready is Readiness.WAIT:
+                return _unavailable("the requested part did not arrive in time")
+            headers = {**self.blocking_cache, READY_HEADER: self._ready_at(feed, rendition)}
+        text = window.media(feed, rendition, skip=ask.skip)
         if text is None:
             return _not_found("rendition")
-        return Response(text, media_type=http_policy.PLAYLIST_TYPE, headers=http_policy.live_playlist(self.segment_duration))
+        return Response(text, media_type=http_policy.PLAYLIST_TYPE, headers=headers)
+
+    def _ready_at(self, feed: str, rendition: str) -> str:
+        return f"{self.state.arrived.get((feed, rendition), 0.0):.6f}"
 
     @app.get("/live/{feed}/{rendition}/init.mp4")
-    async def init(self, feed: str, rendition: str) -> Response:
+    async def init(self, feed: str, rendition: str, request: Request) -> Response:
         check_name(feed, "feed")
         check_name(rendition, "rendition")
-        data = await self.edge.init.remote(feed, rendition)
+        data = self.state.window.init(feed, rendition)
+        tag = self.state.window.init_tag(feed, rendition)
         if data is None:
             return _not_found("init segment")
-        # Not cached here: a transcoder restarted with new parameters may replace it.
-        return Response(data, media_type=http_policy.INIT_TYPE, headers=http_policy.live_playlist(self.segment_duration))
+        asked = request.query_params.get("v")
+        if asked is None:  # the bare name follows a transcoder that changed its parameters
+            return Response(data, media_type=http_policy.INIT_TYPE, headers=self.playlist_cache)
+        if asked != tag:
+            return _not_found("init segment version")
+        return Response(data, media_type=http_policy.INIT_TYPE, headers=http_policy.immutable())
 
-    @app.get("/live/{feed}/{rendition}/{segment}")
-    async def segment(self, feed: str, rendition: str, segment: str) -> Response:
+    @app.get("/live/{feed}/{rendition}/{name}")
+    async def media_file(self, feed: str, rendition: str, name: str) -> Response:
         check_name(feed, "feed")
         check_name(rendition, "rendition")
-        seq = parse_segment_name(segment)
-        key = (feed, rendition, seq)
-        data = self.cache.get(key)
-        if data is None:
-            data = await self.edge.segment.remote(feed, rendition, seq)
+        seq, index = parse_media_name(name)
+        window = self.state.window
+        if index is None:
+            data = window.segment_bytes(feed, rendition, seq)
             if data is None:
                 return _not_found("segment")
-            self.cache.put(key, data)
+            return Response(data, media_type=http_policy.SEGMENT_TYPE, headers=http_policy.immutable())
+        data = window.part_bytes(feed, rendition, seq, index)
+        if data is None:
+            # The preload-hinted part (or one just behind it): answer the moment it is cut.
+            ready = await self.state.wait_until(
+                feed, rendition, lambda: window.part_ready(feed, rendition, seq, index), self.policy.blocking_timeout)
+            data = window.part_bytes(feed, rendition, seq, index) if ready is Readiness.READY else None
+            if data is None:
+                return _not_found("part") if ready is not Readiness.WAIT else _unavailable("the part did not arrive in time")
+            return Response(data, media_type=http_policy.SEGMENT_TYPE,
+                            headers={**http_policy.immutable(), READY_HEADER: self._ready_at(feed, rendition)})
         return Response(data, media_type=http_policy.SEGMENT_TYPE, headers=http_policy.immutable())
 
     @app.post("/edge/callback")
     async def edge_callback(self, request: Request) -> Response:
-        # The gateway delivers the edge's Threema messages here; the Edge actor opens them.
+        # A remote gateway delivers the edge's Threema messages here (the embedded one calls the
+        # Edge actor directly); the Edge actor opens them.
         body = await _callback_body(request)
         if body is None:
             return Response(status_code=400)
         return Response(status_code=await self.edge.handle_callback.remote(body))
 
-    @app.post("/packager/callback")
-    async def packager_callback(self, request: Request) -> Response:
-        # Delivery receipts for the sender identity; the Packager opens them.
+    @app.post("/sender/callback")
+    async def sender_callback(self, request: Request) -> Response:
+        # Delivery receipts for the sender identity; the SenderInbox opens them.
         body = await _callback_body(request)
-        if body is None or self.packager is None:
+        if body is None or self.inbox is None:
             return Response(status_code=400)
-        return Response(status_code=await self.packager.handle_callback.remote(body))
+        return Response(status_code=await self.inbox.handle_callback.remote(body))
 
     @app.get("/live/{rest:path}")
     async def malformed(self, rest: str) -> PlainTextResponse:
@@ -199,9 +245,14 @@ class Delivery:
         raise BadName("malformed live path")
 
 
-def build_app(edge, segment_duration: float, min_replicas: int = 1, max_replicas: int = 4, clock=None, packager=None):
+def _unavailable(reason: str) -> PlainTextResponse:
+    return PlainTextResponse(reason + "\n", status_code=503, headers={**http_policy.no_store(), "Retry-After": "1"})
+
+
+def build_app(edge, config: OrbitcastConfig, clock=None, inbox=None):
     """The bound Serve application for `serve.run`; `clock` is the ClockAuthority handle,
-    `packager` the Packager that takes delivery receipts."""
+    `inbox` the SenderInbox that takes delivery receipts."""
+    s = config.serve
     return Delivery.options(
-        autoscaling_config={"min_replicas": min_replicas, "max_replicas": max_replicas, "target_ongoing_requests": 8},
-    ).bind(edge, segment_duration, clock, packager)
+        autoscaling_config={"min_replicas": s.min_replicas, "max_replicas": s.max_replicas, "target_ongoing_requests": 256},
+    ).bind(edge, config, clock, inbox)

@@ -116,7 +116,8 @@ def meta_of(seg: Segment) -> SegmentMeta:
 
 def part_meta(part: Part) -> SegmentMeta:
     return SegmentMeta(part.feed, part.rendition, part.seq, part.duration, part.digest, part.size,
-                       part.program_date_time, kind="part", part_index=part.index, independent=part.independent)
+                       part.program_date_time, kind="part", part_index=part.index, independent=part.independent,
+                       made_at=part.made_at)
 
 
 def part_from(meta: SegmentMeta, data: bytes, init: bytes | None) -> Part:
@@ -125,7 +126,7 @@ def part_from(meta: SegmentMeta, data: bytes, init: bytes | None) -> Part:
     pdt = meta.program_date_time or datetime.fromtimestamp(0, tz=timezone.utc)
     start = _media_start(data, init, fallback=0.0)
     return Part(meta.feed, meta.rendition, meta.seq, meta.part_index, start, meta.duration,
-                meta.independent, pdt, data, meta.digest)
+                meta.independent, pdt, data, meta.digest, meta.made_at)
 
 
 def _media_start(data: bytes, init: bytes | None, fallback: float) -> float:

@@ -77,6 +77,7 @@ class Part:
     program_date_time: datetime  # wall-clock (UTC) time of its first frame
     data: bytes = field(repr=False)
     digest: str = ""
+    made_at: float = 0.0  # unix time the transcoder cut it: where the delivery hop is timed from
 
     def __post_init__(self) -> None:
         if not self.digest:

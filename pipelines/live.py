@@ -1,5 +1,5 @@
-"""The live pipeline: wires the clock authority, edge, packager, transcoder pool, feeds and the
-Serve delivery app from one configuration.
+"""The live pipeline: wires the clock authority, the embedded gateway, edge, packagers (one per
+feed), transcoder pool, feeds and the Serve apps from one configuration.
 
 `python -m pipelines.live orbitcast.yaml` is the `ray job submit` entry point; it runs until
 the job is stopped (SIGTERM) or interrupted.
@@ -22,8 +22,10 @@ from actors.clock_authority import NAME as CLOCK_NAME
 from actors.clock_authority import ClockAuthority
 from actors.edge import Edge
 from actors.feed import FeedActor
+from actors.gateway import GatewayActor
 from actors.ledger import LedgerActor
 from actors.packager import Packager
+from actors.sender_inbox import SenderInbox
 from actors.transcoder import TranscoderPool
 from deployments.delivery import build_app
 from deployments.ledger import APP_NAME as LEDGER_APP
@@ -45,10 +47,12 @@ class Pipeline:
     config: OrbitcastConfig
     clock: "ray.actor.ActorHandle"
     edge: "ray.actor.ActorHandle"
-    packager: "ray.actor.ActorHandle"
+    packagers: dict[str, "ray.actor.ActorHandle"]
     pool: "ray.actor.ActorHandle"
     feeds: dict[str, "ray.actor.ActorHandle"]
     ledger: "ray.actor.ActorHandle | None" = None
+    gateway: "ray.actor.ActorHandle | None" = None  # the embedded gateway (None: a remote one)
+    inbox: "ray.actor.ActorHandle | None" = None
 
     @property
     def url(self) -> str:
@@ -72,17 +76,25 @@ class Pipeline:
                 ray.get(feed.stop.remote(), timeout=5)
             except Exception:  # noqa: BLE001 - best effort while shutting down
                 pass
-        try:
-            ray.get(self.packager.flush.remote(), timeout=10)
-        except Exception:  # noqa: BLE001
-            pass
+        for packager in self.packagers.values():
+            try:
+                ray.get(packager.flush.remote(), timeout=10)
+            except Exception:  # noqa: BLE001
+                pass
         for app in (APP_NAME, GATEWAY_APP):
             try:
                 serve.delete(app)
             except Exception:  # noqa: BLE001
                 pass
-        for handle in [*self.feeds.values(), self.pool, self.packager, self.edge]:
-            ray.kill(handle, no_restart=True)
+        if self.gateway is not None:
+            try:
+                ray.get(self.gateway.stop.remote(), timeout=5)
+            except Exception:  # noqa: BLE001
+                pass
+        others = [self.gateway, self.inbox]
+        for handle in [*self.feeds.values(), self.pool, *self.packagers.values(), self.edge, *others]:
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
         if self.ledger is not None:
             try:
                 serve.delete(LEDGER_APP)
@@ -101,25 +113,30 @@ def start(config: OrbitcastConfig) -> Pipeline:
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
     base_url = f"http://127.0.0.1:{config.serve.port}"
     plan = build_plan(config, base_url, blob_store=Store(config.store).path("threema-blobs"))
-    edge = Edge.remote(config, plan.edge_view())
+    # Inside the cluster the embedded gateway is an actor: the packagers and the edge call it,
+    # and it hands the edge and the sender's inbox their callbacks by actor calls, in batches.
+    gateway = GatewayActor.remote(plan.gateway) if plan.gateway is not None else None
+    edge = Edge.remote(config, plan.edge_view(), gateway)
+    inbox = SenderInbox.remote(plan.packager_view(), gateway)
+    if gateway is not None:
+        ray.get(gateway.route.remote({plan.edge_callback_url: edge, plan.sender_callback_url: inbox}))
     ledger = LedgerActor.remote(config, clock)
-    packager = Packager.remote(config, plan.packager_view(), ledger)
-    pool = TranscoderPool.remote(config, packager)
+    packagers = {f.name: Packager.remote(config, f.name, plan.packager_view(), ledger, gateway) for f in config.feeds}
+    pool = TranscoderPool.remote(config, packagers)
     # The three Serve apps deploy together and in the background (a few seconds each when
     # one after another) while the feeds fill their first segment; the packager waits for the
     # gateway before its first send, and the gateway retries callbacks until the edge answers.
     quiet = {"enable_access_log": False, "log_level": "WARNING"}
     targets = [
-        RunTarget(build_app(edge, config.segment_duration, config.serve.min_replicas, config.serve.max_replicas,
-                            clock, packager), name=APP_NAME, route_prefix="/", logging_config=quiet),
+        RunTarget(build_app(edge, config, clock, inbox), name=APP_NAME, route_prefix="/", logging_config=quiet),
         RunTarget(build_ledger_app(ledger), name=LEDGER_APP, route_prefix=LEDGER_PREFIX, logging_config=quiet),
     ]
-    if plan.gateway is not None:
-        targets.append(RunTarget(build_gateway_app(plan.gateway), name=GATEWAY_APP, route_prefix=GATEWAY_PREFIX,
+    if gateway is not None:
+        targets.append(RunTarget(build_gateway_app(gateway), name=GATEWAY_APP, route_prefix=GATEWAY_PREFIX,
                                  logging_config=quiet))
     serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
-    feeds = {f.name: FeedActor.remote(f, pool, clock, edge, config.segment_duration) for f in config.feeds}
-    return Pipeline(config, clock, edge, packager, pool, feeds, ledger)
+    feeds = {f.name: FeedActor.remote(f, pool, clock, edge, config.segment_duration, config.part_duration) for f in config.feeds}
+    return Pipeline(config, clock, edge, packagers, pool, feeds, ledger, gateway, inbox)
 
 
 def run_until_stopped(pipeline: Pipeline, announce: bool = True) -> None:

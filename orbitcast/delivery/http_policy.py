@@ -14,13 +14,22 @@ INIT_TYPE = "video/mp4"
 
 
 def immutable() -> dict[str, str]:
-    """Segments and init segments never change once published: cache them for a year."""
+    """Segments, parts and versioned init segments (`init.mp4?v=`) never change once
+    published: cache them for a year."""
     return {**CORS, "Cache-Control": "public, max-age=31536000, immutable"}
 
 
 def live_playlist(segment_duration: float) -> dict[str, str]:
-    """A live playlist changes every segment; half of that keeps CDNs near the live edge."""
+    """A live playlist changes with every part. A CDN may keep it half a segment (at least the
+    one second HTTP can say): an LL-HLS player then blocks for the part it needs next, and a
+    classic one was that far behind anyway."""
     return {**CORS, "Cache-Control": f"public, max-age={max(1, int(segment_duration / 2))}"}
+
+
+def blocking_playlist(target_duration: int) -> dict[str, str]:
+    """An answer to `_HLS_msn`/`_HLS_part` holds the part asked for and stays a right answer to
+    that query: a CDN caches it by its query and collapses the viewers asking the same."""
+    return {**CORS, "Cache-Control": f"public, max-age={6 * target_duration}"}
 
 
 def no_store() -> dict[str, str]:

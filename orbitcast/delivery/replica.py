@@ -10,7 +10,10 @@ thousand held requests cost a thousand small coroutines.
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 
 from .blocking import Readiness
@@ -44,6 +47,9 @@ class ReplicaState:
         # for arrived, so a benchmark can time arrival -> answer from outside
         self.arrived: dict[Key, float] = {}
         self._events: dict[Key, asyncio.Event] = {}
+        # seconds from "the transcoder cut the part" to "this replica lists it"
+        self.part_hops: deque[float] = deque(maxlen=4096)
+        self.held = 0  # requests waiting right now
 
     # -- following the edge ----------------------------------------------------------------
     def apply(self, batch: Batch) -> int:
@@ -55,6 +61,8 @@ class ReplicaState:
                 key = _key_of(update)
                 if key is not None:
                     changed.add(key)
+                if isinstance(update, PartUpdate) and update.part.made_at and not batch.snapshot:
+                    self.part_hops.append(now - update.part.made_at)
         self.epoch, self.cursor = batch.epoch, batch.version
         self.health = batch.health
         self.batches += 1
@@ -80,11 +88,28 @@ class ReplicaState:
             event = self._events.get(key)
             if event is None:
                 event = self._events[key] = asyncio.Event()
+            self.held += 1
             try:
                 async with asyncio.timeout(remaining):  # no extra task per held request
                     await event.wait()
             except TimeoutError:
                 pass
+            finally:
+                self.held -= 1
 
     def feeds(self) -> list[dict]:
         return feeds_status(self.window, self.health)
+
+    def stats(self) -> dict:
+        """This replica: how far it follows the edge, what it holds, and the part hop."""
+        hops = sorted(self.part_hops)
+        out: dict = {"pid": os.getpid(), "epoch": self.epoch, "cursor": self.cursor, "batches": self.batches,
+                     "held": self.held, "parts_timed": len(hops)}
+        if hops:
+            out["part_hop_ms"] = {
+                "p50": round(statistics.median(hops) * 1000, 2),
+                "p95": round(hops[int(0.95 * (len(hops) - 1))] * 1000, 2),
+                "p99": round(hops[int(0.99 * (len(hops) - 1))] * 1000, 2),
+                "max": round(hops[-1] * 1000, 2),
+            }
+        return out

@@ -256,17 +256,23 @@ def parse_media(text: str, base_url: str) -> list[SegmentRef]:
     pm = _MEDIA_PATH.search(urlsplit(base_url).path)
     seq = 0
     pdt: datetime | None = None
-    in_segment = False
+    in_segment = gap = False
     refs: list[SegmentRef] = []
     for ln in lines[1:]:
         if not ln:
             continue
-        if ln.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+        if ln == "#EXT-X-GAP":
+            gap = True  # a segment that never arrived: listed to keep the numbering, no media
+        elif ln.startswith("#EXT-X-MEDIA-SEQUENCE:"):
             seq = int(ln.split(":", 1)[1])
         elif ln.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
             pdt = parse_pdt_tag(ln.split(":", 1)[1])
         elif ln.startswith("#EXTINF"):
             in_segment = True
+        elif not ln.startswith("#") and in_segment and gap:
+            seq += 1
+            pdt = None
+            in_segment = gap = False
         elif not ln.startswith("#") and in_segment:
             url = urljoin(base_url, ln)
             m = _SEGMENT_PATH.search(urlsplit(url).path)

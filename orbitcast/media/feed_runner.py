@@ -20,6 +20,12 @@ from .units import FeedStreams, MediaUnit
 Sink = Callable[[FeedStreams, list[MediaUnit]], None]
 
 
+def batch_seconds_for(part_duration: float) -> float:
+    """Media per hand-off: a quarter of a part keeps batching out of the latency budget (a
+    part cannot leave the transcoder before its last frame arrives), at most 0.2 s."""
+    return max(0.02, min(0.2, part_duration / 4))
+
+
 class SinkError(Exception):
     """The next stage refused the feed's media (e.g. it cannot be decoded); str is the reason."""
 

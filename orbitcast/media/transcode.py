@@ -10,6 +10,7 @@ segments by the time they start; a segment is complete with the part that reache
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -290,7 +291,7 @@ class LiveTranscoder:
         out.append(Part(
             feed=self.feed, rendition=o.rung.name, seq=seq, index=len(p.parts), start=frag.time,
             duration=round(frag.duration, 6), independent=frag.independent,
-            program_date_time=datetime.fromtimestamp(pdt, tz=timezone.utc), data=frag.data,
+            program_date_time=datetime.fromtimestamp(pdt, tz=timezone.utc), data=frag.data, made_at=time.time(),
         ))
         p.parts.append(frag.data)
         end = frag.time + frag.duration

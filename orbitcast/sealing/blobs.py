@@ -15,6 +15,7 @@ file, so every fragment of a large segment gets its own key and its own file mes
     part     1-based fragment number      parts  fragment count (only when fragmented)
     part_index   kind "part" only: the LL-HLS part's index within segment `seq` (from 0)
     independent  kind "part" only: true when the part starts with a keyframe
+    made         kind "part" only: unix time the transcoder cut it (times the delivery hop)
 
 An LL-HLS part travels as a file of its own (kind "part"): its digest and size are the part's.
 """
@@ -79,6 +80,7 @@ class SegmentMeta:
     kind: str = "media"
     part_index: int | None = None
     independent: bool = False
+    made_at: float = 0.0
 
     def to_x(self) -> dict[str, Any]:
         x: dict[str, Any] = {
@@ -93,6 +95,7 @@ class SegmentMeta:
         if self.part_index is not None:
             x["part_index"] = int(self.part_index)
             x["independent"] = bool(self.independent)
+            x["made"] = round(float(self.made_at), 6)
         if self.program_date_time is not None:
             pdt = self.program_date_time
             if pdt.tzinfo is None:  # naive times in this project are UTC
@@ -116,6 +119,7 @@ class SegmentMeta:
                 kind=str(x.get("kind", "media")),
                 part_index=int(x["part_index"]) if "part_index" in x else None,
                 independent=x.get("independent") is True,
+                made_at=float(x.get("made", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMessage("x metadata lacks or mangles feed/rendition/seq/digest/size") from exc

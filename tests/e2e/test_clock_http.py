@@ -14,6 +14,8 @@ import pytest
 
 from orbitcast.clock.iso import parse_iso
 
+from tests.hls import whole_segments
+
 pytestmark = pytest.mark.e2e
 
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -83,7 +85,7 @@ def test_program_date_time_is_the_same_in_every_rung_and_recent(live):
     pdts: dict[str, dict[str, datetime]] = {}
     for name in rungs:
         pl = m3u8.loads(live.get(f"/live/synth/{name}/index.m3u8").text)
-        pdts[name] = {s.uri: s.program_date_time for s in pl.segments}
+        pdts[name] = {s.uri: s.program_date_time for s in whole_segments(pl)}
         assert all(p is not None and p.tzinfo is not None for p in pdts[name].values())
     common = set.intersection(*(set(v) for v in pdts.values()))
     assert len(common) >= 2

@@ -9,6 +9,8 @@ from datetime import timedelta
 import m3u8
 import pytest
 
+from tests.hls import whole_segments
+
 pytestmark = pytest.mark.e2e
 
 
@@ -61,7 +63,7 @@ def test_ffmpeg_reads_each_rung_for_10s_without_errors(live, rung):
 
 
 def _segment_probe(live, feed: str, rendition: str, seq: int) -> dict:
-    init = live.get(f"/live/{feed}/{rendition}/init.mp4").content
+    init = live.get(f"/live/{feed}/{rendition}/{playlist(live, feed, rendition).segment_map[0].uri}").content
     seg = live.get(f"/live/{feed}/{rendition}/{seq}.m4s")
     assert seg.status_code == 200
     return ffprobe_json(
@@ -72,7 +74,7 @@ def _segment_probe(live, feed: str, rendition: str, seq: int) -> dict:
 
 def test_every_segment_starts_with_a_keyframe_at_the_same_time_in_every_rung(live):
     live.wait_media("synth", 10)
-    listed = {r.name: {s.uri: s for s in playlist(live, "synth", r.name).segments} for r in live.config.ladder.rungs}
+    listed = {r.name: {s.uri: s for s in whole_segments(playlist(live, "synth", r.name))} for r in live.config.ladder.rungs}
     common = sorted(set.intersection(*(set(v) for v in listed.values())), key=lambda u: int(u.split(".")[0]))
     assert len(common) >= 3
     for uri in common:
@@ -91,7 +93,7 @@ def test_every_segment_starts_with_a_keyframe_at_the_same_time_in_every_rung(liv
 def test_program_date_times_rise_by_segment_durations(live):
     live.wait_media("synth", 10)
     for rung in live.config.ladder.rungs:
-        segs = playlist(live, "synth", rung.name).segments
+        segs = whole_segments(playlist(live, "synth", rung.name))
         assert len(segs) >= 3
         for a, b in zip(segs, segs[1:]):
             assert a.program_date_time is not None and b.program_date_time is not None
@@ -102,10 +104,11 @@ def test_program_date_times_rise_by_segment_durations(live):
 def test_media_playlist_is_a_live_window(live):
     pl = playlist(live, "synth", "360p")
     assert not pl.is_endlist
-    assert pl.target_duration == 2
+    assert pl.target_duration == round(live.config.segment_duration)
     assert pl.is_independent_segments
-    assert pl.segment_map and pl.segment_map[0].uri == "init.mp4"
-    seqs = [int(s.uri.split(".")[0]) for s in pl.segments]
+    assert pl.segment_map and pl.segment_map[0].uri.startswith("init.mp4?v=")
+    # every listed URI's MSN is its seq (RFC 8216 6.2.1: an MSN never changes)
+    seqs = [int(s.uri.split(".")[0]) for s in pl.segments if s.uri]
     assert seqs == list(range(pl.media_sequence, pl.media_sequence + len(seqs)))
     assert len(seqs) <= live.config.live_window
 
@@ -124,10 +127,14 @@ def test_corrupt_feed_fails_alone_with_its_reason(live):
 
 def test_cache_and_cors_headers(live):
     pl = playlist(live, "synth", "240p")
-    seg = live.get(f"/live/synth/240p/{pl.segments[-1].uri}")
-    assert seg.status_code == 200
-    assert "immutable" in seg.headers["cache-control"]
-    assert seg.headers["access-control-allow-origin"] == "*"
+    for uri in (whole_segments(pl)[-1].uri, pl.segments[-1].parts[0].uri, pl.segment_map[0].uri):
+        got = live.get(f"/live/synth/240p/{uri}")
+        assert got.status_code == 200, uri
+        assert "immutable" in got.headers["cache-control"], uri  # segments, parts, versioned init
+        assert got.headers["access-control-allow-origin"] == "*"
+    bare_init = live.get("/live/synth/240p/init.mp4")  # follows the current init: not immutable
+    assert bare_init.status_code == 200 and "immutable" not in bare_init.headers["cache-control"]
+    assert live.get("/live/synth/240p/init.mp4?v=000000000000").status_code == 404
     pl_resp = live.get("/live/synth/240p/index.m3u8")
     assert pl_resp.headers["content-type"].startswith("application/vnd.apple.mpegurl")
     assert "max-age=1" in pl_resp.headers["cache-control"]

@@ -26,6 +26,8 @@ from orbitcast.ledger import MerkleTree, SignedTreeHead, leaf_hash
 from orbitcast.ledger.service import KEY_NAME
 from orbitcast.ledger.verify import top_level_boxes
 
+from tests.hls import whole_segments
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,7 +149,7 @@ class TamperProxy:
 
 def listed(live, feed: str, rendition: str) -> list[int]:
     pl = m3u8.loads(live.get(f"/live/{feed}/{rendition}/index.m3u8").text)
-    return [int(s.uri.split(".")[0]) for s in pl.segments]
+    return [int(s.uri.split(".")[0]) for s in whole_segments(pl)]
 
 
 def test_verify_passes_on_the_live_stream(live):

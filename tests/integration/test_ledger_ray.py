@@ -13,6 +13,8 @@ from nacl.signing import VerifyKey
 
 from orbitcast.ledger import SignedTreeHead, decode_leaf, leaf_hash, verify_consistency, verify_inclusion
 
+from tests.hls import whole_segments
+
 pytestmark = pytest.mark.ray
 
 
@@ -47,7 +49,7 @@ def test_every_listed_segment_has_a_proof_over_serve(live):
     assert time.time() * 1000 - sth.timestamp_ms < 2 * live.config.segment_duration * 1000 + 1000
     for rung in live.config.ladder.rungs:
         pl = m3u8.loads(live.get(f"/live/synth/{rung.name}/index.m3u8").text)
-        for s in pl.segments:
+        for s in whole_segments(pl):
             data = live.get(f"/live/synth/{rung.name}/{s.uri}").content
             proof = _json(live, f"/ledger/synth/proof/{rung.name}/{s.uri.split('.')[0]}")
             _check_proof(proof, key, data)
@@ -123,7 +125,7 @@ def test_ledger_survives_an_actor_restart(live):
     key = _key(live)
     before = SignedTreeHead.from_json(_json(live, "/ledger/synth/sth")).verify(key)
     pl = m3u8.loads(live.get("/live/synth/360p/index.m3u8").text)
-    seq = int(pl.segments[-1].uri.split(".")[0])
+    seq = int(whole_segments(pl)[-1].uri.split(".")[0])
     old_proof = _json(live, f"/ledger/synth/proof/360p/{seq}", tree_size=before.tree_size)
 
     ray.kill(ledger, no_restart=False)
@@ -157,7 +159,7 @@ def test_ledger_survives_an_actor_restart(live):
     start = live.feeds()["synth"]["timeline_start"]
     live.wait_media("synth", (seq + 3) * live.config.segment_duration - start, timeout=30)
     pl = m3u8.loads(live.get("/live/synth/360p/index.m3u8").text)
-    newest = pl.segments[-1]
+    newest = whole_segments(pl)[-1]
     data = live.get(f"/live/synth/360p/{newest.uri}").content
     _check_proof(_json(live, f"/ledger/synth/proof/360p/{newest.uri.split('.')[0]}"), key, data)
     stats = ray.get(ledger.stats.remote())

@@ -9,12 +9,14 @@ import m3u8
 import pytest
 import ray
 
+from tests.hls import whole_segments
+
 pytestmark = pytest.mark.ray
 
 
 def _seqs(live, feed: str, rendition: str) -> list[int]:
     pl = m3u8.loads(live.get(f"/live/{feed}/{rendition}/index.m3u8").text)
-    return [int(s.uri.split(".")[0]) for s in pl.segments]
+    return [int(s.uri.split(".")[0]) for s in whole_segments(pl)]
 
 
 def test_feed_moves_when_its_transcoder_dies(live):

@@ -286,3 +286,18 @@ def test_recording_through_the_ledger_routes() -> None:
     edge.tamper("720p", 0, at=30)
     report = verify_recording_url(recording(edge, "720p", range(6)), f"{BASE}/ledger/iss/sth", edge.fetch)
     assert [r.segment for r in report.failures] == ["iss/720p/0"], report.table()
+
+
+def test_an_ll_hls_playlist_gives_whole_segments_only() -> None:
+    """Parts, the segment in progress and gaps are no ledger entries: only whole segments are."""
+    from tests.unit.test_window import S, put, whole, window
+
+    w = window()
+    for seq in (S, S + 2):  # S + 1 never arrives: a gap
+        put(w, seq)
+        w.add_segment(whole(seq))
+    put(w, S + 3, upto=2)  # in progress
+    url = f"{BASE}/live/iss/360p/index.m3u8"
+    refs = parse_media(w.media("iss", "360p") or "", url)
+    assert [(r.seq, r.url.rsplit("/", 1)[1]) for r in refs] == [(S, f"{S}.m4s"), (S + 2, f"{S + 2}.m4s")]
+    assert all(r.program_date_time is not None for r in refs)

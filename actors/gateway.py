@@ -1,0 +1,138 @@
+"""The embedded Threema Gateway's place in the cluster: one actor holding `Gateway` (accounts,
+credits, per-recipient queues, blobs) and its callback delivery.
+
+Inside the cluster the packager and the edge reach it with actor calls (`ActorGatewayClient`),
+and it hands a recipient that lives in the cluster its callbacks with an actor call too, in
+batches: the same Threema messages, blobs and MAC'd callback bodies as over HTTP, without four
+trips through an HTTP proxy per part. Outside clients (the official SDK, `orbitcast receive`,
+subscribers elsewhere) use the HTTP API at /threema, which the Serve app forwards here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ray
+from nacl.public import PublicKey
+
+from orbitcast.gateway.client import LocalGatewayClient
+from orbitcast.gateway.config import GatewayConfig
+from orbitcast.gateway.core import Gateway
+from orbitcast.gateway.delivery import RequestsPoster
+from orbitcast.gateway.errors import BadRequest, GatewayRefusal
+from orbitcast.sealing.envelope import SealedEnvelope
+
+log = logging.getLogger(__name__)
+CALL_TIMEOUT_S = 10.0
+
+
+class ActorPoster:
+    """Delivers callbacks whose URL belongs to a recipient actor of this cluster by calling its
+    `handle_callbacks(bodies) -> statuses`; every other URL over HTTP, as Threema does."""
+
+    def __init__(self, actors: dict[str, "ray.actor.ActorHandle"], timeout_s: float) -> None:
+        self.actors = actors
+        self.http = RequestsPoster(timeout_s)
+        self.timeout_s = timeout_s
+
+    def __call__(self, url: str, body: bytes) -> int:
+        return self.post_many(url, [body])[0]
+
+    def post_many(self, url: str, bodies: list[bytes]) -> list[int]:
+        actor = self.actors.get(url)
+        if actor is None:
+            out = []
+            for body in bodies:  # HTTP recipients: one POST each, stop at the first refusal
+                out.append(self.http(url, body))
+                if out[-1] != 200:
+                    break
+            return out
+        return list(ray.get(actor.handle_callbacks.remote(bodies), timeout=self.timeout_s))
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=64)
+class GatewayActor:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.gateway = Gateway(config)
+        self.poster = ActorPoster({}, config.callback_timeout_s)
+        self.gateway.start_delivery(self.poster)
+
+    def route(self, recipients: dict[str, "ray.actor.ActorHandle"]) -> None:
+        """Callback URLs whose recipient is an actor of this cluster, and that actor: those
+        callbacks go by actor call (the same bodies, MAC and all) instead of over HTTP."""
+        self.poster.actors.update(recipients)
+
+    def call(self, identity: str, secret: str, method: str, args: tuple, kwargs: dict[str, Any]) -> Any:
+        """One Gateway API call as `identity` (authenticated with its secret, as over HTTP)."""
+        if method not in _METHODS:
+            raise BadRequest("unknown method")
+        client = LocalGatewayClient(self.gateway, identity, secret)
+        result = getattr(client, method)(*args, **kwargs)
+        # Keys travel as bytes: PyNaCl's objects are not worth pickling across the cluster.
+        return bytes(result) if isinstance(result, PublicKey) else result
+
+    def gateway_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The HTTP front's door: the `Gateway` methods its routes call (they authenticate)."""
+        if method not in _HTTP_METHODS:
+            raise BadRequest("unknown method")
+        return getattr(self.gateway, method)(*args, **kwargs)
+
+    def config(self) -> GatewayConfig:
+        return self.gateway.config
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.gateway.counters)
+
+    def stop(self) -> None:
+        self.gateway.stop_delivery()
+
+
+_METHODS = {"public_key", "capabilities", "credits", "send_e2e", "upload_blob", "download_blob"}
+_HTTP_METHODS = {
+    "authenticate", "public_key_hex", "lookup", "capabilities", "credits", "send_simple", "send_e2e",
+    "upload_blob", "download_blob",
+}
+
+
+class ActorGatewayClient:
+    """`GatewayAPI` over actor calls to `GatewayActor` (see orbitcast.gateway.client)."""
+
+    def __init__(self, actor: "ray.actor.ActorHandle", identity: str, secret: str) -> None:
+        self.actor = actor
+        self.identity = identity
+        self._secret = secret
+        self._keys: dict[str, PublicKey] = {}
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return ray.get(self.actor.call.remote(self.identity, self._secret, method, args, kwargs), timeout=CALL_TIMEOUT_S)
+        except ray.exceptions.RayTaskError as err:
+            # A refusal is the gateway's answer (a status), not a crash: raise it as itself.
+            if isinstance(err.cause, GatewayRefusal):
+                raise err.cause from None
+            raise
+
+    def public_key(self, identity: str) -> PublicKey | None:
+        cached = self._keys.get(identity)
+        if cached is None:
+            raw = self._call("public_key", identity)
+            if raw is None:
+                return None
+            cached = self._keys[identity] = PublicKey(raw)
+        return cached
+
+    def capabilities(self, identity: str) -> list[str]:
+        return self._call("capabilities", identity)
+
+    def credits(self) -> int:
+        return self._call("credits")
+
+    def send_e2e(self, to_id: str, envelope: SealedEnvelope, *, no_delivery_receipts: bool = False) -> str:
+        return self._call("send_e2e", to_id, envelope, no_delivery_receipts=no_delivery_receipts)
+
+    def upload_blob(self, data: bytes, *, transient: bool = False) -> str:
+        return self._call("upload_blob", data, transient=transient)
+
+    def download_blob(self, blob_id: str) -> bytes:
+        return self._call("download_blob", blob_id)
