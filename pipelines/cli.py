@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from orbitcast.config import ConfigError, load_config
@@ -19,10 +18,11 @@ def _demo(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"serve": config.serve.model_copy(update={"port": args.port})})
     import ray
 
-    from pipelines.live import NAMESPACE, run_until_stopped, start
+    from pipelines.live import run_until_stopped, start
+    from pipelines.local import init_local_ray
 
     print("orbitcast: starting local Ray and Serve…", flush=True)
-    ray.init(namespace=NAMESPACE, include_dashboard=False, num_cpus=max(2, os.cpu_count() or 2))
+    init_local_ray()
     try:
         run_until_stopped(start(config))
     finally:

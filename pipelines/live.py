@@ -37,9 +37,9 @@ from deployments.gateway import build_app as build_gateway_app
 from orbitcast.config import ConfigError, OrbitcastConfig, load_config
 from orbitcast.sealed_delivery import build_plan
 from orbitcast.store import Store
+from pipelines.local import NAMESPACE
 
 APP_NAME = "orbitcast"
-NAMESPACE = "orbitcast"
 
 
 @dataclass
