@@ -1,0 +1,171 @@
+"""LL-HLS on the live pipeline, with real HTTP clients: blocking playlist reloads, preload-hinted
+parts, parts that make up their segment (decoded by ffprobe), and delta updates (m3u8 parser)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import m3u8
+import pytest
+import requests
+
+from tests.hls import seq_of, whole_segments
+
+pytestmark = pytest.mark.e2e
+FEED, RUNG = "synth", "360p"
+
+
+def media_url(live, rung: str = RUNG) -> str:
+    return f"{live.base}/live/{FEED}/{rung}/index.m3u8"
+
+
+def load(live, rung: str = RUNG, **params: str) -> tuple[requests.Response, m3u8.M3U8]:
+    r = requests.get(media_url(live, rung), params=params, timeout=15)
+    assert r.status_code == 200, r.text
+    return r, m3u8.loads(r.text)
+
+
+def hint_of(pl: m3u8.M3U8) -> tuple[int, int]:
+    assert pl.preload_hint is not None and pl.preload_hint.hint_type == "PART"
+    seq, index, _ = pl.preload_hint.uri.split(".")
+    return int(seq), int(index)
+
+
+def listed_parts(pl: m3u8.M3U8) -> set[tuple[int, int]]:
+    """(seq, index) of every EXT-X-PART in the playlist."""
+    return {tuple(int(x) for x in p.uri.split(".")[:2]) for s in pl.segments for p in s.parts}  # type: ignore[misc]
+
+
+def test_playlist_announces_ll_hls(live):
+    live.wait_media(FEED, 3)
+    r, pl = load(live)
+    control = pl.server_control
+    assert control.can_block_reload == "YES"
+    assert control.part_hold_back >= 2 * pl.part_inf.part_target
+    assert control.can_skip_until >= 6 * pl.target_duration
+    assert pl.part_inf.part_target >= live.config.part_duration
+    assert pl.preload_hint is not None
+    reports = {rr.uri: rr for rr in pl.rendition_reports}
+    assert set(reports) == {f"../{r.name}/index.m3u8" for r in live.config.ladder.rungs if r.name != RUNG}
+    # parts within a segment start with an independent one (the keyframe every segment starts with)
+    for segment in pl.segments:
+        if segment.parts and segment.parts[0].uri.split(".")[1] == "0":
+            assert segment.parts[0].independent == "YES"
+            assert all(p.independent != "YES" for p in segment.parts[1:])
+
+
+def test_a_blocking_reload_returns_when_the_part_appears_and_contains_it(live):
+    live.wait_media(FEED, 3)
+    _, pl = load(live)
+    msn, part = hint_of(pl)  # the next part, not cut yet
+    assert (msn, part) not in listed_parts(pl)
+    started = time.monotonic()
+    r, blocked = load(live, _HLS_msn=str(msn), _HLS_part=str(part))
+    waited = time.monotonic() - started
+    assert (msn, part) in listed_parts(blocked)
+    # it was held for the part (at most about one part duration plus the trip), not answered at once
+    # with the old playlist, and not after a timeout
+    assert waited < 3 * live.config.segment_duration
+    assert "max-age" in r.headers["cache-control"] and float(r.headers["orbitcast-ready-at"]) > 0
+    # an answer is never older than what was asked: asking again for the same part is immediate
+    started = time.monotonic()
+    _, again = load(live, _HLS_msn=str(msn), _HLS_part=str(part))
+    assert (msn, part) in listed_parts(again) and time.monotonic() - started < 1.0
+
+
+def test_concurrent_blocking_reloads_all_wake_for_the_same_part(live):
+    live.wait_media(FEED, 3)
+    _, pl = load(live)
+    msn, part = hint_of(pl)
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: load(live, _HLS_msn=str(msn), _HLS_part=str(part))[1], range(20)))
+    assert all((msn, part) in listed_parts(a) for a in answers)
+
+
+def test_a_preload_hinted_part_is_held_and_returns_its_bytes(live):
+    live.wait_media(FEED, 3)
+    _, pl = load(live)
+    msn, part = hint_of(pl)
+    uri = f"{msn}.{part}.m4s"
+    r = requests.get(f"{live.base}/live/{FEED}/{RUNG}/{uri}", timeout=15)
+    assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+    assert r.content[4:8] == b"moof"  # a CMAF fragment
+    # once listed, the same URI gives the same bytes
+    _, later = load(live, _HLS_msn=str(msn), _HLS_part=str(part))
+    assert (msn, part) in listed_parts(later)
+    assert requests.get(f"{live.base}/live/{FEED}/{RUNG}/{uri}", timeout=15).content == r.content
+
+
+def test_parts_concatenate_to_their_segment_and_decode_after_the_init(live):
+    live.wait_media(FEED, 4)
+    _, pl = load(live)
+    with_parts = [s for s in whole_segments(pl) if s.parts]
+    assert with_parts, "parts are listed for the newest whole segments"
+    segment = with_parts[-1]
+    seq = seq_of(segment)
+    parts = [requests.get(f"{live.base}/live/{FEED}/{RUNG}/{p.uri}", timeout=15) for p in segment.parts]
+    assert all(p.status_code == 200 for p in parts)
+    assert [p.uri for p in segment.parts] == [f"{seq}.{i}.m4s" for i in range(len(segment.parts))]
+    whole = requests.get(f"{live.base}/live/{FEED}/{RUNG}/{segment.uri}", timeout=15).content
+    assert b"".join(p.content for p in parts) == whole
+    assert sum(p.duration for p in segment.parts) == pytest.approx(segment.duration, abs=2e-3)
+    init = requests.get(f"{live.base}/live/{FEED}/{RUNG}/{pl.segment_map[0].uri}", timeout=15).content
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-count_frames", "-select_streams", "v",
+         "-show_entries", "stream=nb_read_frames,width,height", "-"],
+        input=init + b"".join(p.content for p in parts), capture_output=True, timeout=60, check=True)
+    stream = json.loads(probe.stdout)["streams"][0]
+    assert (stream["width"], stream["height"]) == (640, 360)
+    assert int(stream["nb_read_frames"]) == round(segment.duration * 30)
+
+
+def test_a_delta_update_merged_with_the_last_full_playlist_is_the_next_full_one(live):
+    live.wait_media(FEED, live.config.live_window + 2, timeout=180)
+    for _attempt in range(5):
+        _, full = load(live)
+        msn, part = hint_of(full)
+        # the delta and the next full playlist answer the same blocking request: the same moment
+        _, delta = load(live, _HLS_msn=str(msn), _HLS_part=str(part), _HLS_skip="YES")
+        _, after = load(live, _HLS_msn=str(msn), _HLS_part=str(part))
+        if delta.media_sequence == after.media_sequence and listed_parts(delta) == listed_parts(after):
+            break
+    else:
+        pytest.fail("the live edge moved between every delta and full request")
+    assert delta.skip is not None and delta.skip.skipped_segments > 0
+    skipped = delta.skip.skipped_segments
+    first = delta.media_sequence
+    # RFC 8216bis 6.2.5.1: the skipped segments are the first ones of the full playlist, taken
+    # from the one the client already holds (same URIs, same MSNs)
+    held = {s.uri: s for s in whole_segments(full)}
+    restored = [held[f"{msn_}.m4s"] for msn_ in range(first, first + skipped)]
+    merged = [(s.uri, s.duration, s.program_date_time) for s in restored] + \
+             [(s.uri, s.duration, s.program_date_time) for s in delta.segments if s.uri]
+    expected = [(s.uri, s.duration, s.program_date_time) for s in after.segments if s.uri]
+    assert merged == expected
+    assert len(delta.dumps()) < len(after.dumps())
+
+
+@pytest.mark.parametrize("query", [
+    "_HLS_part=1",  # a part without its msn
+    "_HLS_msn=abc",
+    "_HLS_msn=1&_HLS_msn=2",
+    "_HLS_msn=1&_HLS_skip=maybe",
+])
+def test_malformed_directives_are_400(live, query):
+    live.wait_media(FEED, 2)
+    r = requests.get(f"{media_url(live)}?{query}", timeout=10)
+    assert r.status_code == 400 and len(r.text) < 200 and "Traceback" not in r.text
+
+
+def test_a_request_too_far_ahead_is_400_at_once(live):
+    live.wait_media(FEED, 2)
+    _, pl = load(live)
+    msn, _ = hint_of(pl)
+    started = time.monotonic()
+    r = requests.get(media_url(live), params={"_HLS_msn": str(msn + 10)}, timeout=10)
+    assert r.status_code == 400 and time.monotonic() - started < 2.0
+    far_part = requests.get(f"{live.base}/live/{FEED}/{RUNG}/{msn + 10}.0.m4s", timeout=10)
+    assert far_part.status_code == 404 and time.monotonic() - started < 4.0
