@@ -1,16 +1,62 @@
 """Local Ray as `orbitcast demo`, the benchmarks and the tests start it: one place that decides
-how Serve's HTTP ingress runs on a laptop."""
+how Serve's HTTP ingress runs on a laptop.
+
+Viewers reach the Delivery replicas through Ray Serve's HAProxy ingress with direct ingress on
+the replicas (`RAY_SERVE_ENABLE_HA_PROXY` + `RAY_SERVE_THROUGHPUT_OPTIMIZED`, measured fastest
+in docs/benchmarks.md), with HAProxy's cache in front of the immutable media
+(`orbitcast-haproxy`). Serve reads these settings when its processes start, so they are set
+before Ray starts; a variable already set in the environment wins. On a cluster, `ray start`
+gets the same variables (cluster.yaml).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import sys
+from pathlib import Path
 from typing import Any
 
 NAMESPACE = "orbitcast"
+# Ports Serve's HAProxy ingress takes besides the viewer port (stats, Prometheus, the fallback
+# proxy): fixed by default, so two local Ray instances (a demo and a test run) would collide.
+SIDE_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
+              "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
+
+
+def serve_ingress_env() -> dict[str, str]:
+    """The environment every node's Ray must start with for orbitcast's ingress."""
+    wrapper = Path(sys.executable).parent / "orbitcast-haproxy"
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_HAPROXY_BINARY_PATH": str(wrapper) if wrapper.exists() else (shutil.which("orbitcast-haproxy") or ""),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def local_serve_env() -> dict[str, str]:
+    """`serve_ingress_env` for a Ray that runs on this machine alone."""
+    return {
+        **serve_ingress_env(),
+        # One node: HAProxy learns of a stopping replica within a tenth of a second, so a
+        # replica need not keep its port open for Serve's 30 s default before it goes.
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
+        **{name: str(_free_port()) for name in SIDE_PORTS},
+    }
 
 
 def init_local_ray(namespace: str = NAMESPACE, num_cpus: int | None = None, **kwargs: Any) -> None:
     import ray
 
+    for key, value in local_serve_env().items():
+        if value:
+            os.environ.setdefault(key, value)
     kwargs.setdefault("include_dashboard", False)
     ray.init(namespace=namespace, num_cpus=num_cpus or max(2, os.cpu_count() or 2), **kwargs)

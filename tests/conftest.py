@@ -34,12 +34,13 @@ SYNTH = "lavfi:testsrc2=size=640x360:rate=30,format=yuv420p[out0];sine=frequency
 
 
 def reserved_port() -> int:
-    """A port that is free now and stays free for the session: taken from 20000-32767, above
-    Ray's worker ports (10002-19999) and below the kernel's ephemeral range, so no process
-    that binds port 0 can take it before the test that needs it runs."""
+    """A port that is free now and stays free for the session: taken from 20000-29999, above
+    Ray's worker ports (10002-19999), below Serve's replica ports (30000-31000) and the
+    kernel's ephemeral range, so no process that binds port 0 can take it before the test
+    that needs it runs."""
     rng = random.Random()
     for _ in range(200):
-        port = rng.randrange(20000, 32768)
+        port = rng.randrange(20000, 30000)
         with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             try:
                 tcp.bind(("127.0.0.1", port))
@@ -47,7 +48,7 @@ def reserved_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 20000-32767")
+    raise RuntimeError("no free port in 20000-29999")
 
 
 def free_port() -> int:
@@ -65,7 +66,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def ray_session():
     import ray
 
-    ray.init(num_cpus=4, namespace="orbitcast-tests", include_dashboard=False, log_to_driver=False)
+    from pipelines.local import init_local_ray
+
+    # Started as `orbitcast demo` starts it: the same Serve ingress (HAProxy, direct ingress).
+    init_local_ray(namespace="orbitcast-tests", num_cpus=4, log_to_driver=False)
     yield ray
     from ray import serve
 

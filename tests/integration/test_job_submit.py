@@ -17,6 +17,7 @@ import pytest
 import requests
 import yaml
 
+from pipelines.local import local_serve_env
 from tests.conftest import ROOT, TEST_LADDER, free_port
 
 pytestmark = [pytest.mark.own_cluster, pytest.mark.ray]
@@ -66,7 +67,9 @@ def test_pipeline_runs_as_a_ray_job(tmp_path: Path):
     temp_dir = tempfile.mkdtemp(prefix="ocray-", dir="/tmp")
     # A throwaway head on loopback: no token, so the CLI needs none either.
     # `python` in the job entrypoint is the one on the head's PATH, as on a cluster node.
-    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled", "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    # The head gets the Serve ingress settings as cluster.yaml's `ray start` gives them.
+    env = {**os.environ, **local_serve_env(), "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled",
+           "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     head_log = open(tmp_path / "head.log", "w")
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs_port}", f"--dashboard-port={dash_port}",
@@ -79,15 +82,25 @@ def test_pipeline_runs_as_a_ray_job(tmp_path: Path):
     try:
         _wait(lambda: _ray("job", "list", "--address", address, env=env, timeout=30).returncode == 0, 120, "the head's job server")
         job_id = f"orbitcast-test-{uuid.uuid4().hex[:12]}"
-        sub = _ray("job", "submit", "--address", address, "--working-dir", str(job_dir), "--no-wait",
-                   "--submission-id", job_id, "--", "python", "-m", "pipelines.live", "job.yaml", env=env)
+
+        def submitted() -> subprocess.CompletedProcess | None:
+            sub = _ray("job", "submit", "--address", address, "--working-dir", str(job_dir), "--no-wait",
+                       "--submission-id", job_id, "--", "python", "-m", "pipelines.live", "job.yaml", env=env)
+            # The job server answers before the head's job agent has started (a busy machine
+            # widens that window): the submission is refused with this message, and can be retried.
+            if sub.returncode != 0 and "No available agent" in sub.stderr:
+                return None
+            return sub
+
+        sub = _wait(submitted, 120, "the head's job agent")
         assert sub.returncode == 0, sub.stdout + sub.stderr
 
         base = f"http://127.0.0.1:{http_port}/live/iss"
 
         def playable():
+            # a whole segment listed (parts of the first one come before it)
             pl = requests.get(f"{base}/240p/index.m3u8", timeout=5)
-            return pl.text if pl.ok and ".m4s" in pl.text else None
+            return pl.text if pl.ok and any(line.endswith(".m4s") for line in pl.text.splitlines()) else None
 
         try:
             text = _wait(playable, 180, "the job's first segment")

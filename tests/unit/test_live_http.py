@@ -1,0 +1,143 @@
+"""The viewer path over real HTTP (uvicorn, requests): playlists, parts, segments and init from a
+replica's window, blocking reloads and preload hints held until the part arrives, the 4xx a bad
+request gets, and everything else handed to the fallback app."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import m3u8
+import pytest
+import requests
+
+from orbitcast.delivery.live_http import LiveHTTP
+from orbitcast.delivery.names import init_tag
+from orbitcast.delivery.replica import ReplicaState
+from orbitcast.delivery.updates import Batch
+from orbitcast.delivery.window import InitUpdate, PartUpdate, SegmentUpdate
+from tests.unit.gateway_fixtures import ServerThread
+from tests.unit.test_window import POLICY, S, info, part, whole
+
+INIT = b"init-360p"
+
+
+class Replica:
+    """A ReplicaState served by LiveHTTP on uvicorn; `apply` runs on the server's event loop."""
+
+    def __init__(self) -> None:
+        self.state = ReplicaState(POLICY)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.version = 0
+
+        async def fallback(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+            self.loop = asyncio.get_running_loop()
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"fallback"})
+
+        self.server = ServerThread(LiveHTTP(self.state, fallback, POLICY.segment_duration))
+
+    def __enter__(self) -> "Replica":
+        self.server.__enter__()
+        assert requests.get(self.server.url + "/anything", timeout=5).text == "fallback"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    def apply(self, *updates: object) -> None:
+        self.version += 1
+        batch = Batch("edge", self.version, list(updates), False, {})
+        done = threading.Event()
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(lambda: (self.state.apply(batch), done.set()))
+        assert done.wait(5)
+
+    def get(self, path: str, **params: str) -> requests.Response:
+        return requests.get(self.server.url + path, params=params, timeout=15)
+
+
+@pytest.fixture
+def replica():
+    with Replica() as r:
+        r.apply(InitUpdate("iss", info("360p"), INIT), InitUpdate("iss", info("720p", 2_000_000), b"init-720p"))
+        for i in range(4):
+            r.apply(PartUpdate(part(S, i)))
+        r.apply(SegmentUpdate(whole(S)), PartUpdate(part(S + 1, 0)))
+        yield r
+
+
+def test_playlists_and_media_come_from_the_window(replica: Replica) -> None:
+    master = replica.get("/live/iss/master.m3u8")
+    assert master.status_code == 200 and master.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert m3u8.loads(master.text).is_variant
+    r = replica.get("/live/iss/360p/index.m3u8")
+    pl = m3u8.loads(r.text)
+    assert r.headers["access-control-allow-origin"] == "*" and "max-age=1" in r.headers["cache-control"]
+    assert pl.media_sequence == S and pl.preload_hint.uri == f"{S + 1}.1.m4s"
+    seg = replica.get(f"/live/iss/360p/{S}.m4s")
+    assert seg.content == whole(S).data and "immutable" in seg.headers["cache-control"]
+    assert int(seg.headers["content-length"]) == len(seg.content)
+    assert replica.get(f"/live/iss/360p/{S + 1}.0.m4s").content == part(S + 1, 0).data
+    init = replica.get(f"/live/iss/360p/init.mp4?v={init_tag(INIT)}")
+    assert init.content == INIT and "immutable" in init.headers["cache-control"]
+    bare = replica.get("/live/iss/360p/init.mp4")
+    assert bare.content == INIT and "immutable" not in bare.headers["cache-control"]
+    assert replica.get("/live/iss/360p/init.mp4?v=000000000000").status_code == 404
+    head = requests.head(replica.server.url + f"/live/iss/360p/{S}.m4s", timeout=5)
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) == len(seg.content)
+
+
+def test_a_blocking_reload_is_held_until_its_part_arrives(replica: Replica) -> None:
+    with ThreadPoolExecutor(50) as pool:
+        started = time.monotonic()
+        waiting = [pool.submit(replica.get, "/live/iss/360p/index.m3u8", _HLS_msn=str(S + 1), _HLS_part="1")
+                   for _ in range(50)]
+        time.sleep(0.5)
+        assert not any(f.done() for f in waiting)
+        replica.apply(PartUpdate(part(S + 1, 1)))
+        answers = [f.result() for f in waiting]
+    assert all(a.status_code == 200 for a in answers)
+    assert all(f"{S + 1}.1.m4s" in a.text for a in answers)
+    assert all(float(a.headers["orbitcast-ready-at"]) >= time.time() - 10 for a in answers)
+    assert time.monotonic() - started < 5
+
+
+def test_the_preload_hinted_part_is_held_then_served(replica: Replica) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(replica.get, f"/live/iss/360p/{S + 1}.1.m4s")
+        time.sleep(0.3)
+        assert not waiting.done()
+        replica.apply(PartUpdate(part(S + 1, 1)))
+        got = waiting.result()
+    assert got.status_code == 200 and got.content == part(S + 1, 1).data
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/live/iss/360p/index.m3u8?_HLS_part=1", 400),
+    (f"/live/iss/360p/index.m3u8?_HLS_msn={S + 40}", 400),
+    ("/live/nosuch/master.m3u8", 404),
+    ("/live/iss/1080p/index.m3u8", 404),
+    (f"/live/iss/360p/{S - 50}.m4s", 404),
+    (f"/live/iss/360p/{S + 40}.0.m4s", 404),
+    ("/live/iss/360p/12.ts", 400),
+    ("/live/iss/360p/012.m4s", 400),
+    ("/live/%2e%2e/360p/1.m4s", 400),
+    ("/live/iss/360p/extra/1.m4s", 400),
+])
+def test_bad_requests_get_a_short_4xx(replica: Replica, path: str, status: int) -> None:
+    r = requests.get(replica.server.url + path, timeout=10)
+    assert r.status_code == status, (path, r.text)
+    assert len(r.text) < 120 and "Traceback" not in r.text
+
+
+def test_a_held_request_that_times_out_is_503() -> None:
+    with Replica() as r:
+        r.server._server.config.app.hold_s = 0.3  # the LiveHTTP instance; 3 s by the policy
+        r.apply(InitUpdate("iss", info("360p"), INIT), PartUpdate(part(S, 0)))
+        started = time.monotonic()
+        got = r.get("/live/iss/360p/index.m3u8", _HLS_msn=str(S), _HLS_part="1")
+        assert got.status_code == 503 and got.headers["retry-after"] == "1"
+        assert 0.25 < time.monotonic() - started < 3
