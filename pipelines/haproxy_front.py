@@ -7,7 +7,9 @@ process), so Serve manages it exactly as it manages its own.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +30,23 @@ def config_paths(argv: list[str]) -> list[Path]:
     return [Path(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-f"]
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """HAProxy ends when the Serve actor that started it does. Serve stops it itself on a clean
+    shutdown, but a Ray that is killed (ray.shutdown, a crashed node) would leave it running,
+    still holding the viewer port."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: nothing to ask for
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     for path in config_paths(args):
@@ -38,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                 # Not the configuration we know: run it as Serve wrote it rather than not at all.
                 print(f"orbitcast-haproxy: {path}: {err}; left as it is", file=sys.stderr)
     binary = real_haproxy()
+    die_with_parent()
     os.execv(binary, [binary, *args])
 
 

@@ -8,6 +8,7 @@ every configuration it writes, before HAProxy reads it:
   playlist says how long it may be kept (Cache-Control), so the bytes most viewers ask for
   are answered from HAProxy's shared memory, in C, like a CDN edge, and the Python replicas
   answer what is new: the first request for a part, blocking reloads, the held preload hints.
+- Buffers large enough for a part or a segment in a few rounds (`tune.bufsize`).
 - When the viewer port listens on loopback, so do HAProxy's stats and Prometheus frontends
   (Serve binds those on every interface).
 """
@@ -24,6 +25,11 @@ _OTHER_BIND = re.compile(r"^(\s*bind\s+)(\*)?:(\d+)", re.MULTILINE)
 # The first routing rule of the frontend (`default_backend` alone while no app is deployed).
 _FIRST_ROUTE = re.compile(r"^(\s*)(?:use_backend|default_backend) ", re.MULTILINE)
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_BUFSIZE = re.compile(r"^(\s*tune\.bufsize\s+)(\d+)", re.MULTILINE)
+# HAProxy moves a response through buffers of this size: a 300 KB segment from the cache takes
+# 20 rounds at Serve's 16 KB and two at 256 KB, which more than doubled segments/s here
+# (docs/benchmarks.md). Buffers are taken per active transfer and given back when empty.
+BUFSIZE = 256 * 1024
 
 
 class FrontConfigError(ValueError):
@@ -51,7 +57,7 @@ def cache_rules(indent: str) -> str:
 
 
 def front_config(text: str, total_mb: int = 256, max_object_bytes: int = 16 * 1024 * 1024,
-                 max_age_s: int = 60) -> str:
+                 max_age_s: int = 60, bufsize: int = BUFSIZE) -> str:
     """Serve's configuration with orbitcast's additions; applying it twice changes nothing."""
     if MARK in text:
         return text
@@ -65,6 +71,7 @@ def front_config(text: str, total_mb: int = 256, max_object_bytes: int = 16 * 10
     if bind.group(1) in LOOPBACK:
         host = bind.group(1)
         text = _OTHER_BIND.sub(lambda m: f"{m.group(1)}{host}:{m.group(3)}", text)
+    text = _BUFSIZE.sub(lambda m: m.group(0) if int(m.group(2)) >= bufsize else f"{m.group(1)}{bufsize}", text, count=1)
     defaults = text.find("\ndefaults")
     if defaults < 0:
         raise FrontConfigError("no defaults section")

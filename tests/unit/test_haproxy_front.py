@@ -4,6 +4,7 @@ that Ray bundles (`haproxy -c`), and the wrapper Serve runs as its HAProxy."""
 from __future__ import annotations
 
 import os
+import time
 import subprocess
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def test_the_cache_and_loopback_binds_make_a_valid_config(tmp_path: Path) -> Non
     # the cache is consulted before any request is routed to a replica
     assert frontend.index(f"cache-use {CACHE_NAME}") < frontend.index("use_backend")
     assert f"cache-store {CACHE_NAME}" in frontend
+    assert "tune.bufsize 262144" in text and "tune.bufsize 16384" not in text
     binds = [line.split()[1] for line in text.splitlines() if line.strip().startswith("bind ")]
     assert binds and all(b.startswith("127.0.0.1:") for b in binds), binds
     assert front_config(text) == text  # once only, however often Serve reloads
@@ -82,3 +84,51 @@ def test_the_config_before_any_app_is_deployed_gets_the_cache_too(tmp_path: Path
     assert f"cache-use {CACHE_NAME}" in text
     checked = haproxy_check(tmp_path, text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_haproxy_ends_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import sys
+
+    wrapper = Path(sys.executable).parent / "orbitcast-haproxy"
+    if not wrapper.exists():
+        pytest.skip("orbitcast-haproxy is installed by `pip install -e .`")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(serve_config(tmp_path).replace("28030", str(port)))
+    # a stand-in for Serve's HAProxy manager: starts it, prints its pid, then is SIGKILLed
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys, time; p = subprocess.Popen(sys.argv[1:]); print(p.pid, flush=True); time.sleep(60)",
+         str(wrapper), "-db", "-f", str(cfg)],
+        stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 10
+    while not _listening(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _listening(port), "haproxy did not start"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while (_alive(child) or _listening(port)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child), "haproxy outlived the process that started it"
+    assert not _listening(port), "the viewer port is still held"
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
