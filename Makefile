@@ -5,9 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients), libsodium23 (the Threema SDK),
-# chromium (the viewer page with hls.js).
+# chromium (the viewer page with hls.js, driven by Playwright). The benchmarks also need wrk and
+# nginx (the viewer path measured against a static server).
 
-.PHONY: demo test bench system-deps clean
+.PHONY: demo test bench system-deps bench-deps clean
 
 $(PY):
 	@$(PYTHON) -c 'import ensurepip, sys; assert sys.version_info >= (3, 11)' 2>/dev/null || { \
@@ -39,13 +40,26 @@ system-deps:
 	  fi; \
 	fi
 
+bench-deps: system-deps
+	@missing=""; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
 demo: $(STAMP)
 	$(VENV)/bin/orbitcast demo
 
 test: system-deps $(TEST_STAMP)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
-bench: system-deps $(TEST_STAMP)
+bench: bench-deps $(TEST_STAMP)
 	$(PY) -m bench.run_all
 
 clean:

@@ -2,19 +2,21 @@
 the live feed, and we measure startup, stalls and glass-to-glass latency.
 
     .venv/bin/python -m bench.bench_latency                      # ll, classic, ffmpeg; 300 s each
-    .venv/bin/python -m bench.bench_latency --seconds 60         # what `make bench` runs
+    .venv/bin/python -m bench.bench_latency --seconds 60         # the short run (make bench's setting)
     .venv/bin/python -m bench.bench_latency --modes ll,classic --url http://127.0.0.1:8000
     .venv/bin/python -m bench.bench_latency --modes ffmpeg,ffmpeg1 --seconds 120
 
 Modes, one after another (orbitcast's first, then ffmpeg's, each with a fresh browser):
-  ll       orbitcast's demo (started in-process once, or --url), new Hls({lowLatencyMode: true})
+  ll       orbitcast's demo (started in-process once, or --url), hls.js as the viewer page sets
+           it up (PLAYER_CONFIG in deployments/static/index.html: lowLatencyMode, and catching
+           up at up to 1.5x when it falls behind its target)
+  ll-defaults  the same stream, new Hls({lowLatencyMode: true}): hls.js defaults otherwise
   classic  the same stream, new Hls({lowLatencyMode: false})
   ffmpeg   the reference: Debian's ffmpeg CLI, the demo's lavfi source, libx264 veryfast
            zerolatency 2.5 Mbit/s + AAC, classic HLS in fMP4 (-hls_time --ffmpeg-segment,
            default 2 s, GOP = segment), served from a temp dir on loopback, lowLatencyMode: false
   ffmpeg1  the same with 1 s segments
-No other hls.js setting is touched: these are its defaults as a user gets them. Each viewer joins
-an established stream (the media playlist lists >= 4 segments before it starts).
+Each viewer joins an established stream (the media playlist lists >= 4 segments before it starts).
 
 Figures (per mode; samples every 250 ms in the page):
   startup          loadSource() to the video's first 'playing' event
@@ -35,8 +37,9 @@ Figures (per mode; samples every 250 ms in the page):
   rate changes     'ratechange' events (hls.js only speeds up when maxLiveSyncPlaybackRate > 1)
   level            the rendition played most (share of samples) and LEVEL_SWITCHED count - 1
   parts/fragments  FRAG_LOADED with data.part set (an LL-HLS part) vs without (a whole segment)
-  media clock      currentTime advanced / wall time advanced (< 1 without stalls: the browser
-                   was starved of CPU and fell behind; hls.js defaults never catch up)
+  media clock      currentTime advanced / wall time advanced. Below 1 with no stalls: the
+                   browser, most likely short of CPU, let its clock slip; hls.js defaults do
+                   not catch up unless the playhead drops out of the playlist window
   timer gap        p95 / max interval between the page's 250 ms samples (late: starved page)
   frames           getVideoPlaybackQuality(): dropped / shown video frames at the end
   CPU, load        the whole machine's busy share during the mode, and its load average: other
@@ -83,11 +86,26 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--autoplay-policy=no-user-gesture-required", "--mute-audio",
 ]
-ORBITCAST_MODES = ("ll", "classic")
+ORBITCAST_MODES = ("ll", "ll-defaults", "classic")
 FFMPEG_MODES = ("ffmpeg", "ffmpeg1")
 SKIP_S = 5.0  # samples this long after the first 'playing' are startup transients, not counted
 WARM_SEGMENTS = 4  # a viewer joins a stream whose playlist already lists this many segments
 HTTP_TIMEOUT = 10.0
+VIEWER_PAGE = ROOT / "deployments" / "static" / "index.html"
+
+
+def viewer_page_config() -> dict[str, Any]:
+    """The hls.js settings the viewer page plays with (its PLAYER_CONFIG, written as JSON)."""
+    m = re.search(r"const PLAYER_CONFIG = (\{.*?\});", VIEWER_PAGE.read_text())
+    if m is None:
+        raise RuntimeError(f"no PLAYER_CONFIG in {VIEWER_PAGE}")
+    return json.loads(m.group(1))
+
+
+def hls_config(mode: str) -> dict[str, Any]:
+    if mode == "ll":
+        return viewer_page_config()
+    return {"lowLatencyMode": mode == "ll-defaults"}
 
 
 class ModeTimeout(Exception):
@@ -334,7 +352,7 @@ class Target:
     mode: str
     base: str  # origin the page is served from
     src: str  # what hls.js plays
-    low_latency: bool
+    config: dict[str, Any]  # new Hls(config)
     clock_url: str | None  # None: host clock with a fixed offset
     fixed_offset_ms: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -365,7 +383,7 @@ def play(target: Target, seconds: float, startup_timeout: float) -> dict[str, An
                     offset = clock["offsetMs"]
                 else:
                     clock, offset = None, target.fixed_offset_ms
-                page.evaluate("([s, ll, o]) => benchStart(s, ll, o)", [target.src, target.low_latency, offset])
+                page.evaluate("([s, c, o]) => benchStart(s, c, o)", [target.src, target.config, offset])
                 started = time.monotonic()
                 follow(page, target.mode, started, seconds, startup_timeout)
                 raw = json.loads(page.evaluate("JSON.stringify(window.bench)"))
@@ -527,7 +545,8 @@ def starvation_warning(s: dict[str, Any]) -> str | None:
         return None
     return (f"WARNING the video clock ran at {speed:.3f}x real time (g2g {fmt(s.get('g2g_drift_s'), '+.2f')} s "
             f"over the run, {fmt(s.get('frames_dropped'), 'd')} frames dropped, load {fmt((s.get('loadavg_end') or [None])[0])} "
-            f"on {os.cpu_count()} cores) with no stall: a sign the browser was short of CPU; latency creeps and hls.js defaults never catch up")
+            f"on {os.cpu_count()} cores; {s.get('stalls', 0)} 'waiting' stalls, {fmt(s.get('stalled_s'), '.1f')} s): the browser "
+            f"was most likely short of CPU; latency it loses stays lost: hls.js defaults only jump back when it drops out of the playlist window")
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
@@ -558,9 +577,9 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
 
 def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     """One mode: play it, summarize, note how busy the machine was; failures are recorded."""
-    print(f"== {target.mode}: {target.src} (lowLatencyMode: {str(target.low_latency).lower()})", flush=True)
+    print(f"== {target.mode}: {target.src} (hls.js {json.dumps(target.config)})", flush=True)
     total0, idle0 = cpu_times()
-    result: dict[str, Any] = {"src": target.src, "low_latency_mode": target.low_latency, **target.extra,
+    result: dict[str, Any] = {"src": target.src, "hls_config": target.config, **target.extra,
                               "loadavg_start": loadavg()}
     try:
         raw = play(target, args.seconds, args.startup_timeout)
@@ -608,7 +627,7 @@ def run_orbitcast(modes: list[str], args: argparse.Namespace, results: dict[str,
             # The tags (PART-HOLD-BACK, PART-INF...) explain hls.js's targetLatency.
             tags = wait_segments(media, WARM_SEGMENTS, 60)
             meta.setdefault("orbitcast_playlist", tags)
-            target = Target(mode, base, master, low_latency=(mode == "ll"), clock_url=f"{base}/time",
+            target = Target(mode, base, master, hls_config(mode), clock_url=f"{base}/time",
                             extra={"media_playlist": media})
             results[mode] = measure(target, args)
 
@@ -629,7 +648,7 @@ def run_ffmpeg(mode: str, args: argparse.Namespace, results: dict[str, Any]) -> 
         extra = {"ffmpeg_command": origin.command, "segment_s": segment, "container": "fMP4",
                  "publish_delay_s": origin.publish_delay_s, "playlist": playlist_tags(http_get(origin.src))}
         # Offset 0: ffmpeg stamps its PDT from this host's clock, which the page reads too.
-        target = Target(mode, origin.base, origin.src, low_latency=False, clock_url=None, extra=extra)
+        target = Target(mode, origin.base, origin.src, hls_config("classic"), clock_url=None, extra=extra)
         results[mode] = measure(target, args)
         results[mode]["label"] = f"{mode}({segment:g}s)"
         d = origin.publish_delay_s
@@ -653,7 +672,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=300.0, help="per mode, from loadSource (default 300)")
     parser.add_argument("--modes", default="ll,classic,ffmpeg",
-                        help="comma-separated, from ll, classic, ffmpeg, ffmpeg1 (default ll,classic,ffmpeg)")
+                        help="comma-separated, from ll, ll-defaults, classic, ffmpeg, ffmpeg1 (default ll,classic,ffmpeg)")
     parser.add_argument("--url", help="measure the orbitcast server at this base URL instead of starting the demo")
     parser.add_argument("--port", type=int, default=8077, help="port for the in-process demo (default 8077)")
     parser.add_argument("--feed", default="iss", help="feed to play (default iss)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,13 +38,16 @@ def running_demo(port: int = 8077, config_path: str | None = None, **updates: An
         **updates,
     })
     init_local_ray(log_to_driver=False)
-    started = time.monotonic()
-    pipeline = start(cfg)
+    pipeline = None
     try:
+        started = time.monotonic()
+        pipeline = start(cfg)
         if not pipeline.wait_playable(120):
             raise RuntimeError("the demo did not become playable in 120 s")
         yield Demo(pipeline.url.rstrip("/"), pipeline, time.monotonic() - started)
     finally:
-        pipeline.stop()
+        if pipeline is not None:
+            pipeline.stop()
         serve.shutdown()
         ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -12,6 +12,8 @@ BENCHES = [
     ["bench.bench_clock", "--seconds", "20"],
     ["bench.bench_clock_ray", "--seconds", "60"],
     ["bench.bench_live", "--seconds", "120"],
+    ["bench.bench_delivery", "--seconds", "5", "--rounds", "3"],
+    ["bench.bench_latency", "--seconds", "60"],
 ]
 
 
