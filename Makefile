@@ -8,6 +8,16 @@ TEST_STAMP := $(VENV)/.installed-test
 # chromium (the viewer page with hls.js, driven by Playwright). The benchmarks also need wrk and
 # nginx (the viewer path measured against a static server).
 
+# The Debian packages in $$missing: installed when run as root, else named, and make stops.
+APT_MISSING = if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
 .PHONY: demo test bench system-deps bench-deps clean
 
 $(PY):
@@ -31,27 +41,13 @@ system-deps:
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	ldconfig -p | grep -q 'libsodium\.so' || missing="$$missing libsodium23"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else \
-	    echo "missing system packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; \
-	  fi; \
-	fi
+	$(APT_MISSING)
 
 bench-deps: system-deps
 	@missing=""; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else \
-	    echo "missing system packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; \
-	  fi; \
-	fi
+	$(APT_MISSING)
 
 demo: $(STAMP)
 	$(VENV)/bin/orbitcast demo

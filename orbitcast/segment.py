@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Self
 
 
 class DigestMismatch(ValueError):
@@ -19,8 +20,34 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class _Digested:
+    """Bytes handed over with their SHA-256: computed when not given, checked by `verified`."""
+
+    data: bytes
+    digest: str
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", sha256_hex(self.data))
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def verified(self) -> Self:
+        """Return self if the bytes match the digest, else raise `DigestMismatch`."""
+        actual = sha256_hex(self.data)
+        if actual != self.digest:
+            raise DigestMismatch(f"{self.name}: digest {actual} != expected {self.digest}")
+        return self
+
+
 @dataclass(frozen=True)
-class Segment:
+class Segment(_Digested):
     """One CMAF media segment (a run of fMP4 fragments, starting with a keyframe).
 
     `start` and `duration` are in seconds on the feed's media timeline (the same for every
@@ -37,31 +64,18 @@ class Segment:
     digest: str = ""
     parts: tuple[int, ...] = ()  # byte lengths of the LL-HLS parts that make up `data`
 
-    def __post_init__(self) -> None:
-        if not self.digest:
-            object.__setattr__(self, "digest", sha256_hex(self.data))
-
     @property
-    def size(self) -> int:
-        return len(self.data)
+    def name(self) -> str:
+        return f"{self.feed}/{self.rendition}/{self.seq}"
 
     @property
     def bitrate(self) -> int:
         """Bits per second of this segment's bytes over its duration."""
         return int(len(self.data) * 8 / self.duration) if self.duration > 0 else 0
 
-    def verified(self) -> "Segment":
-        """Return self if the bytes match the digest, else raise `DigestMismatch`."""
-        actual = sha256_hex(self.data)
-        if actual != self.digest:
-            raise DigestMismatch(
-                f"{self.feed}/{self.rendition}/{self.seq}: digest {actual} != expected {self.digest}"
-            )
-        return self
-
 
 @dataclass(frozen=True)
-class Part:
+class Part(_Digested):
     """One LL-HLS partial segment: a CMAF fragment (moof+mdat) of one rung, published the
     moment the transcoder has cut it. Part `index` counts from 0 within segment `seq`; the
     parts of a segment, in index order, concatenate to the segment's bytes.
@@ -79,18 +93,6 @@ class Part:
     digest: str = ""
     made_at: float = 0.0  # unix time the transcoder cut it: where the delivery hop is timed from
 
-    def __post_init__(self) -> None:
-        if not self.digest:
-            object.__setattr__(self, "digest", sha256_hex(self.data))
-
     @property
-    def size(self) -> int:
-        return len(self.data)
-
-    def verified(self) -> "Part":
-        actual = sha256_hex(self.data)
-        if actual != self.digest:
-            raise DigestMismatch(
-                f"{self.feed}/{self.rendition}/{self.seq}.{self.index}: digest {actual} != expected {self.digest}"
-            )
-        return self
+    def name(self) -> str:
+        return f"{self.feed}/{self.rendition}/{self.seq}.{self.index}"
