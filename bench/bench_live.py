@@ -61,13 +61,16 @@ def main() -> None:
     for name, part in (("first minute", first), ("last minute", final)):
         print(f"{name}: lag median {statistics.median(s[1] for s in part):.2f} s, max {max(s[1] for s in part):.2f} s; "
               f"CPU {statistics.mean(s[2] for s in part):.0f}% of {os.cpu_count()} cores")
-    stats = ray.get(pipeline.packager.stats.remote())
-    seal = sorted(stats["seal_seconds"])
-    lag = sorted(ray.get(pipeline.edge.stats.remote())["arrival_lag"])
+    seal = sorted(s for p in pipeline.packagers.values() for s in ray.get(p.stats.remote())["seal_seconds"])
+    arrival = ray.get(pipeline.edge.stats.remote())["arrival_lag"]
     if seal:
-        print(f"packager seal+send per segment: median {1000 * statistics.median(seal):.1f} ms, p99 {1000 * seal[int(0.99 * (len(seal) - 1))]:.1f} ms")
-    if lag:
-        print(f"edge arrival after segment end: median {statistics.median(lag):.3f} s, p99 {lag[int(0.99 * (len(lag) - 1))]:.3f} s")
+        print(f"packager seal+send per part or segment: median {1000 * statistics.median(seal):.1f} ms, "
+              f"p99 {1000 * seal[int(0.99 * (len(seal) - 1))]:.1f} ms")
+    for kind, name in (("part", "part"), ("media", "segment")):
+        lag = sorted(arrival[kind])
+        if lag:
+            print(f"edge arrival after the {name}'s end: median {statistics.median(lag):.3f} s, "
+                  f"p99 {lag[int(0.99 * (len(lag) - 1))]:.3f} s")
     pipeline.stop()
     ray.shutdown()
 
