@@ -37,7 +37,7 @@ from deployments.gateway import build_app as build_gateway_app
 from orbitcast.config import ConfigError, OrbitcastConfig, load_config
 from orbitcast.sealed_delivery import build_plan
 from orbitcast.store import Store
-from pipelines.local import NAMESPACE
+from pipelines.local import NAMESPACE, use_local_serve_env
 
 APP_NAME = "orbitcast"
 
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"orbitcast: {err}", file=sys.stderr)
         return 2
+    # On a cluster its nodes' settings rule; a Ray started here gets the demo's ingress settings.
+    use_local_serve_env()
     ray.init(namespace=NAMESPACE)
     pipeline = start(config)
     run_until_stopped(pipeline)

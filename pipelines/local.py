@@ -52,11 +52,17 @@ def local_serve_env() -> dict[str, str]:
     }
 
 
-def init_local_ray(namespace: str = NAMESPACE, num_cpus: int | None = None, **kwargs: Any) -> None:
-    import ray
-
+def use_local_serve_env() -> None:
+    """Put `local_serve_env` into this process's environment (what is already set wins), for a
+    Ray that this process starts."""
     for key, value in local_serve_env().items():
         if value:
             os.environ.setdefault(key, value)
+
+
+def init_local_ray(namespace: str = NAMESPACE, num_cpus: int | None = None, **kwargs: Any) -> None:
+    import ray
+
+    use_local_serve_env()
     kwargs.setdefault("include_dashboard", False)
     ray.init(namespace=namespace, num_cpus=num_cpus or max(2, os.cpu_count() or 2), **kwargs)
