@@ -12,8 +12,10 @@ What it reports:
   Both run while the demo pipeline transcodes on the same cores, one after the other, so both
   see the same machine.
 - held requests: N concurrent `_HLS_msn`/`_HLS_part` requests for the next part (one asyncio
-  process, aiohttp), per round: from the part's arrival at the replica (`Orbitcast-Ready-At`,
-  same host clock) to each answer, p50/p99, and to the last answer.
+  process, raw HTTP/1.1 on connections opened beforehand), per round: from the part's arrival
+  at the replica (`Orbitcast-Ready-At`, same host clock) to each answer, p50/p99, and to the
+  last answer; and once for a part that is already there, the spread from the first to the
+  last answer: what answering and reading N responses costs on this machine, nothing held.
 - the part hop: from "the transcoder cut the part" to "a Delivery replica lists it", p50/p95/p99
   as each replica measures it (`/api/delivery`), over the warm-up (no load but the pipeline) and
   again at the end (its last parts include the wrk and held load).
@@ -146,9 +148,12 @@ async def _response(reader: asyncio.StreamReader) -> tuple[float, int, dict[str,
     return at, int(lines[0].split()[1]), headers, body
 
 
-async def held_round(base: str, path: str, count: int) -> dict:
+async def held_round(base: str, path: str, count: int, ahead: bool = True) -> dict:
     """`count` connections, opened and used once first (so no connection setup is timed), then
-    one blocking request each for the next part, all sent before it is cut."""
+    one blocking request each for the next part, all sent before it is cut. With `ahead`
+    False they ask for the newest part, which is there: the answers come at once, and the
+    spread from the first to the last is what answering and reading `count` responses costs
+    on this machine (client included), with nothing held."""
     host, port = base.removeprefix("http://").split(":")
     conns = [await asyncio.open_connection(host, int(port)) for _ in range(count)]
     try:
@@ -158,15 +163,19 @@ async def held_round(base: str, path: str, count: int) -> dict:
         await asyncio.gather(*(_response(reader) for reader, _ in conns))
         # A query of its own: the plain playlist may come from HAProxy's cache, up to a second old.
         text, _ = fetch(f"{base}{path}?fresh={time.time_ns()}")
-        msn, part = next_part(text.decode())
-        ask = f"GET {path}?_HLS_msn={msn}&_HLS_part={part} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        msn, part = next_part(text.decode()) if ahead else last_part(text.decode())
+        # Answered at once, the same query would come from HAProxy's cache after the first:
+        # a query of its own per request keeps every answer the replica's.
+        asks = [f"GET {path}?_HLS_msn={msn}&_HLS_part={part}{'' if ahead else f'&n={i}'} HTTP/1.1\r\n"
+                f"Host: {host}\r\n\r\n".encode() for i in range(count)]
         sent = time.time()
-        for _, writer in conns:
+        for (_, writer), ask in zip(conns, asks):
             writer.write(ask)
         results = await asyncio.wait_for(asyncio.gather(*(_response(reader) for reader, _ in conns)), 30)
     finally:
         for _, writer in conns:
             writer.close()
+    first = min(at for at, _, _, _ in results)
     needle = f"{msn}.{part}.m4s".encode()
     oks = sum(1 for _, status, _, body in results if status == 200 and needle in body)
     readies = [float(h["orbitcast-ready-at"]) for _, _, h, _ in results if "orbitcast-ready-at" in h]
@@ -178,7 +187,16 @@ async def held_round(base: str, path: str, count: int) -> dict:
         "answer_p50_ms": round(statistics.median(delays), 2) if delays else None,
         "answer_p99_ms": round(delays[int(0.99 * (len(delays) - 1))], 2) if delays else None,
         "last_answer_ms": round((max(at for at, _, _, _ in results) - arrival) * 1000, 2),
+        "spread_ms": round((max(at for at, _, _, _ in results) - first) * 1000, 2),  # first to last answer
     }
+
+
+def last_part(playlist: str) -> tuple[int, int]:
+    """The newest listed part (the one before the preload hint)."""
+    parts = re.findall(r'#EXT-X-PART:[^\n]*URI="(\d+)\.(\d+)\.m4s"', playlist)
+    if not parts:
+        raise RuntimeError("no part in the playlist")
+    return int(parts[-1][0]), int(parts[-1][1])
 
 
 def part_hops(base: str, asks: int = 20) -> dict[int, dict]:
@@ -221,6 +239,10 @@ def run(base: str, feed: str, seconds: float, connections: list[int], held: int,
                     report["wrk"].append(result)
                     print(f"{what:8} {server:9} c={c:<3} {result['rps']:>7} req/s  p50 {result['p50_ms']:7.2f} ms"
                           f"  p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non_2xx']}", flush=True)
+    floor = asyncio.run(held_round(base, media_url.removeprefix(base), held, ahead=False))
+    report["immediate"] = floor
+    print(f"immediate round (the part is there): {floor['ok']}/{floor['count']} ok, first to last answer "
+          f"{floor['spread_ms']} ms: answering and reading {held} responses here, nothing held", flush=True)
     for i in range(rounds):
         result = asyncio.run(held_round(base, media_url.removeprefix(base), held))
         report["held"].append(result)
@@ -249,7 +271,9 @@ def summary(report: dict) -> None:
         lasts = [h["last_answer_ms"] for h in report["held"]]
         print(f"\nheld: {report['held'][0]['count']} requests x {len(report['held'])} rounds; answer after the part's "
               f"arrival p99 per round: median {statistics.median(p99s):.1f} ms, worst {max(p99s):.1f} ms; "
-              f"last answer: median {statistics.median(lasts):.1f} ms, worst {max(lasts):.1f} ms")
+              f"last answer: median {statistics.median(lasts):.1f} ms, worst {max(lasts):.1f} ms; "
+              f"the same {report['held'][0]['count']} answered at once (nothing held) spread over "
+              f"{report['immediate']['spread_ms']:.1f} ms")
 
 
 def main() -> None:
