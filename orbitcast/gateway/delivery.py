@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, runtime_checkable
 
 import requests
 
@@ -27,6 +27,7 @@ class Poster(Protocol):
         """POST `body` (urlencoded) to `url`; return the HTTP status (raise on transport error)."""
 
 
+@runtime_checkable
 class BatchPoster(Poster, Protocol):
     """A poster that can also hand several callbacks to one recipient in one exchange (inside
     a cluster, a call to the recipient's actor); each body is still a whole Threema callback."""
@@ -133,11 +134,11 @@ class RecipientWorker:
     def attempt_many(self, messages: list[QueuedMessage]) -> int:
         """One exchange carrying `messages`; how many of them, from the first, were answered
         200 (in order: a refused message stays the head and the ones after it are retried)."""
-        post_many = getattr(self._poster, "post_many")
+        assert isinstance(self._poster, BatchPoster)
         for m in messages:
             m.attempts += 1
         try:
-            statuses = post_many(self.url, [callback_body(m, self._secret) for m in messages])
+            statuses = self._poster.post_many(self.url, [callback_body(m, self._secret) for m in messages])
         except Exception as exc:  # noqa: BLE001 - retried like a non-200
             self._on_failure(messages[0], type(exc).__name__)
             return 0
@@ -151,7 +152,7 @@ class RecipientWorker:
 
     def _run(self) -> None:
         failures = 0
-        batching = hasattr(self._poster, "post_many")
+        batching = isinstance(self._poster, BatchPoster)
         while not self._stop.is_set():
             messages = self.queue.peek(BATCH if batching else 1, timeout=0.5)
             if not messages:
