@@ -128,10 +128,6 @@ class Edge:
         with self.lock:
             return feeds_status(self.window, self.health)
 
-    def init(self, feed: str, rendition: str) -> bytes | None:
-        with self.lock:
-            return self.window.init(feed, rendition)
-
     def stats(self) -> dict:
         return {"receiver": dict(self.receiver.counters),
                 "arrival_lag": {k: list(v) for k, v in self.arrival_lag.items()},

@@ -81,9 +81,6 @@ class GatewayActor:
     def config(self) -> GatewayConfig:
         return self.gateway.config
 
-    def counters(self) -> dict[str, int]:
-        return dict(self.gateway.counters)
-
     def stop(self) -> None:
         self.gateway.stop_delivery()
 

@@ -58,7 +58,6 @@ class Packager:
         self.ledger = ledger
         self.sealer = SegmentSealer(plan.sender_keys, max_blob_bytes=config.threema.max_blob_bytes)
         self.client = gateway_client(plan, plan.sender, plan.sender_secret, gateway)
-        self.transient_parts = gateway is not None
         self.edge = plan.edge
         self._edge_public: PublicKey | None = None  # asked of the gateway on first use
         self.counters: Counter[str] = Counter()
@@ -86,7 +85,9 @@ class Packager:
         for item in items:
             item.verified()  # hand-off check: transcoder -> packager
             if isinstance(item, Part):
-                self._send(item.data, part_meta(item), transient=self.transient_parts)
+                # Parts are read once by the edge: kept in the embedded gateway's memory only
+                # (a remote gateway keeps every blob as it does).
+                self._send(item.data, part_meta(item), transient=True)
             else:
                 self._segment(item)
         return len(items)

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -38,6 +37,8 @@ import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
+
+from pipelines.local import free_port
 
 RESULTS = Path(__file__).parent / "results"
 NGINX_CONF = """
@@ -63,12 +64,6 @@ http {{
 def fetch(url: str, timeout: float = 10) -> tuple[bytes, dict[str, str]]:
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read(), {k.lower(): v for k, v in r.headers.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- wrk ------------------------------------------------------------------------------------------

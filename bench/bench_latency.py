@@ -72,6 +72,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.bench_live import cpu_times
 from orbitcast.config import DEMO_SOURCE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,13 +131,6 @@ def percentile(values: list[float], q: float) -> float:
 def http_get(url: str, timeout: float = HTTP_TIMEOUT) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode("utf-8", "replace")
-
-
-def cpu_times() -> tuple[float, float]:
-    """(total, idle) jiffies of the whole machine, to report how busy it was during a mode."""
-    with open("/proc/stat") as f:
-        fields = [float(x) for x in f.readline().split()[1:]]
-    return sum(fields), fields[3] + fields[4]
 
 
 def describe(err: BaseException) -> str:

@@ -35,7 +35,7 @@ def serve_ingress_env() -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -48,7 +48,7 @@ def local_serve_env() -> dict[str, str]:
         # One node: HAProxy learns of a stopping replica within a tenth of a second, so a
         # replica need not keep its port open for Serve's 30 s default before it goes.
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
-        **{name: str(_free_port()) for name in SIDE_PORTS},
+        **{name: str(free_port()) for name in SIDE_PORTS},
     }
 
 

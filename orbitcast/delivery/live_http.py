@@ -51,9 +51,6 @@ class LiveHTTP:
         self.h_init_current = _headers(http_policy.INIT_TYPE, http_policy.live_playlist(segment_duration))
         self.h_not_yet = _headers("text/plain; charset=utf-8", http_policy.not_yet())
         self.h_error = _headers("text/plain; charset=utf-8", http_policy.no_store())
-        # The window renders a playlist once per change; encode it once too, not once for each
-        # of the hundreds of held requests it answers.
-        self._encoded: dict[tuple[str, str, bool], tuple[str, bytes]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -107,14 +104,9 @@ class LiveHTTP:
             if ready is Readiness.WAIT:
                 return self._unavailable("the requested part did not arrive in time")
             headers = [*self.h_blocking, self._ready_at(feed, rendition)]
-        text = window.media(feed, rendition, skip=ask.skip)
-        return (200, headers, self._bytes((feed, rendition, ask.skip), text)) if text is not None else self._not_found("rendition")
-
-    def _bytes(self, key: tuple[str, str, bool], text: str) -> bytes:
-        cached = self._encoded.get(key)
-        if cached is None or cached[0] is not text:
-            cached = self._encoded[key] = (text, text.encode())
-        return cached[1]
+        # rendered and encoded once per change, however many held requests it answers
+        body = window.media_bytes(feed, rendition, skip=ask.skip)
+        return (200, headers, body) if body is not None else self._not_found("rendition")
 
     def _init(self, feed: str, rendition: str, params: list[tuple[str, str]]) -> tuple:
         window = self.state.window

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..media.boundaries import parts_per_segment
 from .names import MAX_PART_INDEX
 
 _EPS = 1e-9
@@ -70,23 +71,6 @@ class PlaylistPolicy:
             raise ValueError("keep must be >= window: every listed segment must be fetchable")
         if not 1 <= self.parts_per_segment <= MAX_PART_INDEX:
             raise ValueError(f"parts_per_segment must be in 1..{MAX_PART_INDEX}")
-
-    @classmethod
-    def from_durations(
-        cls, segment_duration: float, part_duration: float, window: int, keep: int | None = None,
-        skip: bool = True,
-    ) -> PlaylistPolicy:
-        """The usual policy: PART-TARGET = the part duration, PART-HOLD-BACK = 3 parts (the
-        SHOULD of 4.4.3.8), keep = twice the window."""
-        return cls(
-            segment_duration=segment_duration,
-            part_target=part_duration,
-            part_hold_back=3 * part_duration,
-            window=window,
-            keep=keep if keep is not None else 2 * window,
-            parts_per_segment=max(1, round(segment_duration / part_duration)),
-            skip=skip,
-        )
 
     @property
     def target_duration(self) -> int:
@@ -154,5 +138,5 @@ def policy_of(config: "_Durations") -> PlaylistPolicy:
         part_hold_back=max(hold_back, 2 * target),
         window=config.live_window,
         keep=2 * config.live_window,
-        parts_per_segment=max(1, round(config.segment_duration / config.part_duration)),
+        parts_per_segment=parts_per_segment(config.segment_duration, config.part_duration),
     )

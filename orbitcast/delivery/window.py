@@ -125,6 +125,7 @@ class _Track:
 class _FeedCache:
     views: dict[str, MediaView | None] = field(default_factory=dict)
     texts: dict[tuple[str, bool], str | None] = field(default_factory=dict)
+    encoded: dict[tuple[str, bool], bytes] = field(default_factory=dict)
     master: str | None = None
     has_master: bool = False
 
@@ -143,7 +144,6 @@ class LiveWindow:
         self.policy = policy
         self.mismatches = 0  # certified segments whose bytes differ from the parts listed for them
         self._feeds: dict[str, dict[str, _Track]] = {}
-        self._versions: dict[str, int] = {}
         self._cache: dict[str, _FeedCache] = {}
 
     # -- writes -------------------------------------------------------------------------------
@@ -278,7 +278,6 @@ class LiveWindow:
 
     def _touch(self, feed: str) -> None:
         # Rendition reports make every playlist of a feed depend on its siblings.
-        self._versions[feed] = self._versions.get(feed, 0) + 1
         self._cache.pop(feed, None)
 
     def _get(self, feed: str, rendition: str) -> _Track | None:
@@ -336,10 +335,6 @@ class LiveWindow:
         """Renditions with an init and media, in the order they were first written."""
         return [t.info for t in self._feeds.get(feed, {}).values() if t.info is not None and self._playable(t)]
 
-    def version(self, feed: str) -> int:
-        """Bumps on every accepted write to the feed (local to this window, not across replicas)."""
-        return self._versions.get(feed, 0)
-
     def master(self, feed: str) -> str | None:
         cache = self._cache.setdefault(feed, _FeedCache())
         if not cache.has_master:
@@ -362,6 +357,17 @@ class LiveWindow:
             else:
                 cache.texts[key] = media_playlist(view, self.policy, skip)
         return cache.texts[key]
+
+    def media_bytes(self, feed: str, rendition: str, skip: bool = False) -> bytes | None:
+        """`media` encoded, once per change however many requests it answers."""
+        text = self.media(feed, rendition, skip)
+        if text is None:
+            return None
+        encoded = self._cache[feed].encoded
+        key = (rendition, skip and self.policy.skip)
+        if key not in encoded:
+            encoded[key] = text.encode()
+        return encoded[key]
 
     def init(self, feed: str, rendition: str) -> bytes | None:
         track = self._get(feed, rendition)
