@@ -64,6 +64,13 @@ class Segment(_Digested):
     digest: str = ""
     parts: tuple[int, ...] = ()  # byte lengths of the LL-HLS parts that make up `data`
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # A part list that does not tile the bytes would make parts and segment disagree in
+        # every playlist that lists both: refuse it where it is made.
+        if self.parts and (min(self.parts) <= 0 or sum(self.parts) != len(self.data)):
+            raise ValueError(f"{self.name}: parts {self.parts} do not tile its {len(self.data)} bytes")
+
     @property
     def name(self) -> str:
         return f"{self.feed}/{self.rendition}/{self.seq}"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +102,34 @@ def test_directory_is_unreadable(tmp_path: Path) -> None:
         load_config(tmp_path)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads anything")
-def test_permission_denied(tmp_path: Path) -> None:
-    p = tmp_path / "secret.yaml"
-    p.write_text("live_window: 6\n", encoding="utf-8")
-    p.chmod(0)
+@contextmanager
+def _as_unprivileged_user() -> Iterator[None]:
+    """File modes do not bind root (CI runs as root): act as `nobody` meanwhile, by effective
+    ids only, so that root can be restored afterwards."""
+    if os.geteuid() != 0:
+        yield
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    os.setegid(65534)
+    os.seteuid(65534)
     try:
-        with pytest.raises(ConfigError, match="cannot read"):
-            load_config(p)
+        yield
     finally:
-        p.chmod(0o600)
+        os.seteuid(uid)
+        os.setegid(gid)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_config_the_user_may_not_read_gives_a_clear_error() -> None:
+    # Not in pytest's tmp_path (closed to other users): only the file's own mode may refuse.
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)
+        p = Path(folder) / "secret.yaml"
+        p.write_text("live_window: 6\n", encoding="utf-8")
+        p.chmod(0)
+        with _as_unprivileged_user(), pytest.raises(ConfigError, match="cannot read") as info:
+            load_config(p)
+        assert str(p) in str(info.value)
 
 
 def test_invalid_yaml(tmp_path: Path) -> None:

@@ -74,6 +74,11 @@ def test_repr_hides_the_bytes_and_segment_is_frozen() -> None:
         s.seq = 8  # type: ignore[misc]
 
 
-def test_parts_are_byte_lengths() -> None:
-    s = make(b"aaabbbbcc", parts=(3, 4, 2))
-    assert sum(s.parts) == s.size
+def test_parts_that_tile_the_bytes_are_kept() -> None:
+    assert make(b"aaabbbbcc", parts=(3, 4, 2)).parts == (3, 4, 2)
+
+
+@pytest.mark.parametrize("parts", [(3, 4), (3, 4, 3), (9, 0), (10, -1)])
+def test_parts_that_do_not_tile_the_bytes_are_refused(parts: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="do not tile"):
+        make(b"aaabbbbcc", parts=parts)
