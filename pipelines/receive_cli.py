@@ -2,12 +2,14 @@
 
 It listens for the gateway's callbacks (its `callback_url` in the pipeline's config), opens
 each file message with its own private key, fetches and opens the blob, checks the digest,
-and keeps the segments of one feed and rendition.
+and appends the segments of one feed and rendition to the output file as they arrive: stopped
+by Ctrl-C, SIGTERM or even SIGKILL, the file plays up to the last segment written.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
@@ -22,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8000/threema")
     p.add_argument("--feed", required=True)
     p.add_argument("--rendition", required=True)
-    p.add_argument("--out", required=True, help="output file (fragmented MP4)")
+    p.add_argument("--out", required=True, help="output file (fragmented MP4), written as segments arrive")
     p.add_argument("--listen", default="127.0.0.1:9100", help="host:port for the gateway's callbacks (default %(default)s)")
     p.add_argument("--path", default="/callback", help="callback path (default %(default)s)")
     p.add_argument("--segments", type=int, default=0, help="stop after this many media segments (default: until Ctrl-C)")
@@ -49,9 +51,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     client = GatewayClient(args.gateway, args.identity, args.secret)
     receiver = Receiver(args.identity, keys, args.secret, client.public_key, client.download_blob)
-    recording = Recording(args.feed, args.rendition)
+    recording = Recording(args.feed, args.rendition, args.out)
     lock = threading.Lock()
     enough = threading.Event()
+    # SIGTERM (a service manager, `timeout`, `kill`) ends the run as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: enough.set())
 
     def on_received(received: Received) -> None:
         if received.meta is None or received.segment is None:
@@ -59,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         with lock:
             if recording.add(received.meta, received.segment) and received.meta.kind != "init":
                 print(f"received {args.feed}/{args.rendition}/{received.meta.seq} ({len(received.segment)} bytes)", flush=True)
-            if args.segments and recording.media_count >= args.segments and recording.init is not None:
+            if args.segments and recording.media_count >= args.segments and recording.has_init:
                 enough.set()
 
     app = build_callback_app(receiver, on_received, path=args.path)
@@ -81,15 +85,17 @@ def run(args: argparse.Namespace) -> int:
     server.should_exit = True
     thread.join(timeout=10)
     with lock:
-        for first, last in recording.gaps():
+        recording.close()
+        for first, last in recording.gaps:
             print(f"gap: {args.feed}/{args.rendition} seq {first}..{last} missing", flush=True)
-        if recording.init is None:
+        if not recording.has_init:
             print("orbitcast receive: no init segment arrived; nothing written", file=sys.stderr)
             return 1
-        size = recording.write(args.out)
-        seqs = sorted(recording.segments)
+        seqs = recording.written
         span = f"seq {seqs[0]}..{seqs[-1]}" if seqs else "no media"
-        print(f"wrote {args.out}: {recording.media_count} segments ({span}), {recording.duration():.2f} s, {size} bytes", flush=True)
+        print(f"wrote {args.out}: {len(seqs)} segments ({span}), {recording.duration():.2f} s, {recording.size} bytes", flush=True)
+        if recording.late:
+            print(f"late: {recording.late} segments arrived after their place in the file (dropped)", flush=True)
     refused = {k: v for k, v in receiver.counters.items() if k != "accepted"}
     if refused:
         print(f"refused: {refused}", flush=True)

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -34,41 +35,79 @@ def _catalog(live, feed: str, rendition: str) -> dict[int, dict]:
     return {r["seq"]: r for r in rows if r["feed"] == feed and r["rendition"] == rendition}
 
 
-def test_orbitcast_receive_writes_a_playable_recording(live, subscribers, tmp_path):
+def _decodes(path: Path) -> dict:
+    """ffmpeg decodes the whole file without a word; its streams and extent as ffprobe reads them."""
+    decode = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=60)
+    assert decode.returncode == 0 and decode.stderr.strip() == "", decode.stderr
+    return json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-show_entries", "stream=codec_type,width,height:format=duration,start_time", str(path)],
+        capture_output=True, check=True, timeout=60).stdout)
+
+
+def _segments_in(data: bytes, init: bytes, served: dict[int, dict], first: int, last: int) -> None:
+    """The file is the init segment, then exactly the served bytes of seqs first..last (by the
+    catalog's sizes and digests: also for seqs that have left the live window)."""
+    assert data.startswith(init)
+    offset = len(init)
+    for seq in range(first, last + 1):
+        size = served[seq]["bytes"]
+        assert hashlib.sha256(data[offset:offset + size]).hexdigest() == served[seq]["digest"], seq
+        offset += size
+    assert offset == len(data)
+
+
+def test_orbitcast_receive_writes_as_segments_arrive_and_stops_cleanly_on_sigterm(live, subscribers, tmp_path):
     sub = subscribers["*SUBSCR1"]
     live.wait_media(sub.feed, 10)
     out = tmp_path / "synth-240p.mp4"
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [str(BIN / "orbitcast"), "receive", "--identity", sub.identity, "--key", str(sub.key_file),
          f"--secret={sub.secret}", "--gateway", f"{live.base}/threema", "--feed", sub.feed, "--rendition", sub.rendition,
-         "--out", str(out), "--listen", f"127.0.0.1:{sub.port}", "--segments", "4", "--seconds", "120"],
-        capture_output=True, text=True, timeout=180,
+         "--out", str(out), "--listen", f"127.0.0.1:{sub.port}", "--seconds", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    wrote = re.search(r"wrote .*: (\d+) segments \(seq (\d+)\.\.(\d+)\), ([\d.]+) s", proc.stdout)
-    assert wrote, proc.stdout
+    try:
+        received = 0
+        deadline = time.monotonic() + 120
+        while received < 4 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            received += line.startswith("received ")
+        assert received == 4
+        # Frozen mid-run (SIGSTOP stops it between writes): what is on disk already plays.
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            snapshot = tmp_path / "while-running.mp4"
+            snapshot.write_bytes(out.read_bytes())
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stdout + stderr
+    wrote = re.search(r"wrote .*: (\d+) segments \(seq (\d+)\.\.(\d+)\), ([\d.]+) s", stdout)
+    assert wrote, stdout
     count, first, last = int(wrote.group(1)), int(wrote.group(2)), int(wrote.group(3))
-    assert count >= 4 and "gap:" not in proc.stdout and last - first + 1 == count
+    assert count >= 4 and "gap:" not in stdout and last - first + 1 == count
 
-    decode = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(out), "-f", "null", "-"],
-                            capture_output=True, text=True, timeout=60)
-    assert decode.returncode == 0 and decode.stderr.strip() == "", decode.stderr
-    probe = json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-of", "json", "-show_entries", "stream=codec_type,width,height:format=duration,start_time", str(out)],
-        capture_output=True, check=True, timeout=60).stdout)
+    served = _catalog(live, sub.feed, sub.rendition)
+    init = live.get(f"/live/{sub.feed}/{sub.rendition}/init.mp4").content
+    # What was received is what the edge served: same seqs, same bytes, same durations.
+    _segments_in(out.read_bytes(), init, served, first, last)
+    probe = _decodes(out)
     video = next(s for s in probe["streams"] if s["codec_type"] == "video")
     assert (video["width"], video["height"]) == (426, 240)
-    # What was received is what the edge served: same seqs, same durations, same bytes.
-    served = _catalog(live, sub.feed, sub.rendition)
     expected = sum(served[s]["duration"] for s in range(first, last + 1))
     # The feed's timeline starts at the wall clock, so the file starts there too.
     played = float(probe["format"]["duration"]) - float(probe["format"]["start_time"])
     assert abs(played - expected) < 0.1, (played, expected)
-    data = out.read_bytes()
-    for seq in range(first, last + 1):
-        if seq in served and live.get(f"/live/{sub.feed}/{sub.rendition}/{seq}.m4s").status_code == 200:
-            segment = live.get(f"/live/{sub.feed}/{sub.rendition}/{seq}.m4s").content
-            assert segment in data
+
+    # The mid-run copy is a playable prefix of the same file: whole segments, from the first.
+    early = snapshot.read_bytes()
+    assert len(early) > len(init) and out.read_bytes().startswith(early)
+    _decodes(snapshot)
 
 
 def test_official_sdk_receives_and_opens_our_file_messages(live, subscribers):
