@@ -22,8 +22,7 @@ from orbitcast.delivery.status import feeds_status
 from orbitcast.delivery.updates import Batch, UpdateLog
 from orbitcast.delivery.window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate
 from orbitcast.sealed_delivery import SealingPlan, part_from, rendition_info, segment_from
-from orbitcast.sealing.errors import ReplayedMessage, SealingError
-from orbitcast.sealing.receiver import Received, Receiver
+from orbitcast.sealing.receiver import Receiver
 
 from .packager import gateway_client
 
@@ -60,16 +59,9 @@ class Edge:
 
     def handle_callback(self, body: bytes) -> int:
         """One gateway callback POST; the HTTP status to answer (as Threema's receivers do)."""
-        try:
-            received = self.receiver.handle_body(body)
-        except ReplayedMessage:
-            return 200  # at-least-once delivery: already have it
-        except SealingError as err:
-            log.info("callback refused: %s", err.code)
-            return 400
-        except Exception:  # noqa: BLE001 - a blob fetch that failed: the gateway retries later
-            log.exception("callback processing failed")
-            return 500
+        status, received = self.receiver.answer_callback(body)
+        if received is None:
+            return status
         if received.sender in self.senders:
             with self._receipts_lock:
                 self._receipts[received.sender].append(received.callback.message_id_bytes)

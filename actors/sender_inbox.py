@@ -3,19 +3,16 @@ send back through the gateway. It holds the sender's key (to open them), nothing
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 
 import ray
 
 from orbitcast.sealed_delivery import SealingPlan
-from orbitcast.sealing.errors import ReplayedMessage, SealingError
 from orbitcast.sealing.messages import DeliveryReceipt
 from orbitcast.sealing.receiver import Receiver
 
 from .packager import gateway_client
 
-log = logging.getLogger(__name__)
 KEEP = 100_000  # confirmed message ids kept
 
 
@@ -33,20 +30,14 @@ class SenderInbox:
 
     def handle_callback(self, body: bytes) -> int:
         """One gateway callback for the sender identity; the HTTP status to answer."""
-        try:
-            received = self.receiver.handle_body(body)
-        except ReplayedMessage:
-            return 200
-        except SealingError as err:
-            log.info("callback refused: %s", err.code)
-            return 400
-        if isinstance(received.message, DeliveryReceipt):
+        status, received = self.receiver.answer_callback(body)
+        if received is not None and isinstance(received.message, DeliveryReceipt):
             for message_id in received.message.message_ids:
                 self.delivered[message_id.hex()] = received.sender
             self.counters["receipts"] += 1
             while len(self.delivered) > KEEP:
                 self.delivered.pop(next(iter(self.delivered)))
-        return 200
+        return status
 
     def receipts(self) -> dict[str, str]:
         return dict(self.delivered)

@@ -10,6 +10,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from orbitcast.config import OrbitcastConfig
+from orbitcast.media.placement import Placement
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
 
@@ -75,32 +76,28 @@ def _done(ref: ray.ObjectRef) -> bool:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class TranscoderPool:
-    """Places feeds on members, least loaded first, and moves a feed off a member that died."""
+    """Places feeds on members (`Placement`) and moves a feed off a member that died."""
 
     def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"]) -> None:
         self.members = [
             Transcoder.options(num_cpus=config.transcoder_cpus).remote(config, packagers)
             for _ in range(config.transcoders)
         ]
-        self.placement: dict[str, int] = {}
+        self.placement = Placement(len(self.members))
 
     def assign(self, feed: str, avoid: int | None = None) -> tuple[int, "ray.actor.ActorHandle"]:
-        loads = {i: 0 for i in range(len(self.members))}
-        for f, i in self.placement.items():
-            if f != feed:
-                loads[i] += 1
-        order = sorted(loads, key=lambda i: (i == avoid, loads[i], i))
-        for i in order:
-            try:
-                ray.get(self.members[i].ping.remote(), timeout=10)
-            except (RayActorError, GetTimeoutError):
-                continue
-            self.placement[feed] = i
-            return i, self.members[i]
-        raise RuntimeError("no transcoder pool member is alive")
+        index = self.placement.assign(feed, self._alive, avoid)
+        return index, self.members[index]
+
+    def _alive(self, index: int) -> bool:
+        try:
+            ray.get(self.members[index].ping.remote(), timeout=10)
+        except (RayActorError, GetTimeoutError):
+            return False
+        return True
 
     def placements(self) -> dict[str, int]:
-        return dict(self.placement)
+        return self.placement.as_dict()
 
     def member(self, index: int) -> "ray.actor.ActorHandle":
         return self.members[index]

@@ -22,7 +22,7 @@ from orbitcast.delivery.live_http import LiveHTTP
 from orbitcast.delivery.playlists import iso_ms
 from orbitcast.delivery.policy import policy_of
 from orbitcast.delivery.replica import ReplicaState
-from orbitcast.sealing.callback import MAX_CALLBACK_BYTES
+from orbitcast.gateway.callback_app import read_callback_body
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -38,19 +38,6 @@ def _not_found(what: str) -> PlainTextResponse:
 def _unavailable(what: str) -> PlainTextResponse:
     return PlainTextResponse(f"{what} unavailable\n", status_code=503,
                              headers={**http_policy.no_store(), "Retry-After": "1"})
-
-
-async def _callback_body(request: Request) -> bytes | None:
-    """A gateway callback's body, or None when it is over Threema's size limit."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_CALLBACK_BYTES):
-        return None
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_CALLBACK_BYTES:
-            return None
-    return body
 
 
 def pages(replica: "Delivery") -> FastAPI:
@@ -117,7 +104,7 @@ def pages(replica: "Delivery") -> FastAPI:
     async def edge_callback(request: Request) -> Response:
         # A remote gateway delivers the edge's Threema messages here (the embedded one calls the
         # Edge actor directly); the Edge actor opens them.
-        body = await _callback_body(request)
+        body = await read_callback_body(request)
         if body is None:
             return Response(status_code=400)
         return Response(status_code=await replica.edge.handle_callback.remote(body))
@@ -125,7 +112,7 @@ def pages(replica: "Delivery") -> FastAPI:
     @app.post("/sender/callback")
     async def sender_callback(request: Request) -> Response:
         # Delivery receipts for the sender identity; the SenderInbox opens them.
-        body = await _callback_body(request)
+        body = await read_callback_body(request)
         if body is None or replica.inbox is None:
             return Response(status_code=400)
         return Response(status_code=await replica.inbox.handle_callback.remote(body))

@@ -6,7 +6,6 @@ file raises `ConfigError` with one line per problem, each naming the field and t
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orbitcast.clock.config import ClockConfig
+from orbitcast.delivery.names import NAME_RE
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEMO_SOURCE = (
     "lavfi:testsrc2=size=1280x720:rate=30,format=yuv420p[out0];"
     "sine=frequency=440:sample_rate=48000[out1]"

@@ -1,33 +1,12 @@
-"""Feed health as users see it in /api/feeds, and the backoff between retries."""
+"""Feed health as users see it in /api/feeds."""
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 State = Literal["starting", "live", "failed", "ended", "stopped"]
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter, reset by a success."""
-
-    initial: float = 1.0
-    factor: float = 2.0
-    maximum: float = 30.0
-    jitter: float = 0.1
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        # Stop growing once past the cap: factor**attempt overflows a float after ~1000 tries.
-        base = min(self.maximum, self.initial * self.factor ** min(self.attempt, 64))
-        self.attempt += 1
-        return base * (1 + random.uniform(-self.jitter, self.jitter))
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 @dataclass

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# Feed and rendition names: the config accepts only these, so every name it holds is one a URL
+# may carry and a store key may use.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # One spelling per number (no leading zeros, no signs, ASCII digits only) so that a URI and its
 # (seq, index) map one to one and a cache never holds the same bytes under two keys.
 MEDIA_RE = re.compile(r"^(0|[1-9][0-9]{0,17})(?:\.(0|[1-9][0-9]{0,2}))?\.m4s$")

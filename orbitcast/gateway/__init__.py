@@ -9,10 +9,10 @@ recipient's endpoint; `client` talks to any gateway (real, embedded over HTTP, i
 from .blobstore import BlobStore
 from .config import GatewayConfig, IdentityConfig
 from .core import Gateway, MessageStatus
-from .delivery import Backoff, Poster, RequestsPoster
+from .delivery import Poster, RequestsPoster
 from .errors import BadRequest, GatewayRefusal, NoCredits, NotFound, TooLarge, Unauthorized, Unavailable
 
 __all__ = [
-    "Backoff", "BadRequest", "BlobStore", "Gateway", "GatewayConfig", "GatewayRefusal", "IdentityConfig",
+    "BadRequest", "BlobStore", "Gateway", "GatewayConfig", "GatewayRefusal", "IdentityConfig",
     "MessageStatus", "NoCredits", "NotFound", "Poster", "RequestsPoster", "TooLarge", "Unauthorized", "Unavailable",
 ]

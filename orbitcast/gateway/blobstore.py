@@ -7,21 +7,15 @@ first and are moved into place, so a reader never sees half a blob.
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 from collections import OrderedDict
 
 import pyarrow.fs as pafs
 
+from orbitcast.sealing.hexstr import is_blob_id
+
 from .errors import NotFound
-
-_BLOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-
-
-def is_blob_id(value: str) -> bool:
-    return bool(_BLOB_ID_RE.match(value))
-
 
 class BlobStore:
     def __init__(self, filesystem: pafs.FileSystem, base_path: str) -> None:

@@ -8,7 +8,6 @@ into a duplicate segment.
 
 from __future__ import annotations
 
-import logging
 from typing import Callable
 
 from fastapi import FastAPI, Request
@@ -16,12 +15,20 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from orbitcast.sealing.callback import MAX_CALLBACK_BYTES
-from orbitcast.sealing.errors import ReplayedMessage, SealingError
 from orbitcast.sealing.receiver import Received, Receiver
 
-log = logging.getLogger(__name__)
+from .bounded_body import BodyRefused, read_bounded
 
 ReceivedHandler = Callable[[Received], None]
+
+
+async def read_callback_body(request: Request) -> bytes | None:
+    """A callback's body, or None when it must be refused (400): over Threema's 16384 bytes,
+    or a Content-Length that is no number."""
+    try:
+        return await read_bounded(request, MAX_CALLBACK_BYTES)
+    except BodyRefused:
+        return None
 
 
 def build_callback_app(
@@ -30,30 +37,16 @@ def build_callback_app(
     app = FastAPI(title="orbitcast Threema callback", docs_url=None, redoc_url=None, openapi_url=None)
 
     def handle(raw: bytes) -> int:
-        try:
-            received = receiver.handle_body(raw)
-        except ReplayedMessage:
-            return 200
-        except SealingError as exc:
-            log.info("callback refused: %s", exc.code)
-            return 400
-        except Exception:  # a blob fetch that failed: 500 so the gateway retries later
-            log.exception("callback processing failed")
-            return 500
-        if on_received is not None:
+        status, received = receiver.answer_callback(raw)
+        if received is not None and on_received is not None:
             on_received(received)
-        return 200
+        return status
 
     @app.post(path)
     async def callback(request: Request) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_CALLBACK_BYTES:
+        raw = await read_callback_body(request)
+        if raw is None:
             return Response(status_code=400)
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_CALLBACK_BYTES:
-                return Response(status_code=400)
         # Opening may fetch blobs over HTTP: run it on a worker thread, not the event loop.
         return Response(status_code=await run_in_threadpool(handle, raw))
 

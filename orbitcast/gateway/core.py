@@ -9,7 +9,6 @@ callback workers run on their own.
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 import threading
 import time
@@ -18,17 +17,17 @@ from dataclasses import dataclass
 from collections import OrderedDict
 from typing import Callable, NoReturn
 
+from orbitcast.backoff import Backoff
+from orbitcast.sealing.hexstr import is_hex, is_lower_hex
 from orbitcast.sealing.keys import is_identity
 
 from .blobstore import BlobStore, MemoryBlobs
 from .config import GatewayConfig, IdentityConfig
-from .delivery import Backoff, Poster, RecipientWorker, RequestsPoster
+from .delivery import Poster, RecipientWorker, RequestsPoster
 from .errors import BadRequest, GatewayRefusal, NoCredits, NotFound, TooLarge, Unauthorized
 from .lookup import email_hash, phone_hash
 from .queues import QueuedMessage, RecipientQueue
 
-_HEX_RE = re.compile(r"^[0-9a-fA-F]*$")
-_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 STATUS_HISTORY = 100_000  # message statuses kept for /status-style queries
 
 
@@ -61,7 +60,6 @@ class Gateway:
         self._status: OrderedDict[str, MessageStatus] = OrderedDict()  # bounded, newest last
         self._workers: dict[str, RecipientWorker] = {}
         self._poster: Poster | None = None
-        self._backoff = Backoff(config.retry_initial_s, config.retry_factor, config.retry_max_s)
         #: refusals by code, accepted sends, deliveries, callback failures
         self.counters: Counter[str] = Counter()
         for account in config.identities:
@@ -114,7 +112,7 @@ class Gateway:
         with self._lock:
             accounts = list(self._accounts.values())
         if kind in ("phone_hash", "email_hash"):
-            if not _HASH_RE.match(value):
+            if not is_lower_hex(value, 64):
                 self._refuse(BadRequest("hash must be 64 lowercase hex"))
             digest = value
         elif kind == "phone":
@@ -163,9 +161,9 @@ class Gateway:
         if to is None or not is_identity(to):
             self._refuse(BadRequest("bad recipient"))
         account = self._account(to)
-        if nonce_hex is None or len(nonce_hex) != 48 or not _HEX_RE.match(nonce_hex):
+        if nonce_hex is None or not is_hex(nonce_hex, 48):
             self._refuse(BadRequest("nonce must be 48 hex"))
-        if box_hex is None or not box_hex or len(box_hex) % 2 or not _HEX_RE.match(box_hex):
+        if box_hex is None or not box_hex or len(box_hex) % 2 or not is_hex(box_hex):
             self._refuse(BadRequest("box must be hex"))
         if len(box_hex) // 2 > self.config.max_box_bytes:
             self._refuse(TooLarge("box over the size limit"))
@@ -276,7 +274,8 @@ class Gateway:
             account.callback_url,
             account.secret,  # the callback MAC is keyed with the RECIPIENT's API secret
             self._poster,
-            self._backoff,
+            # No jitter: one worker retries one recipient's URL; there is no herd to spread.
+            Backoff(self.config.retry_initial_s, self.config.retry_factor, self.config.retry_max_s, jitter=0.0),
             self._delivered,
             self._delivery_failed,
         )

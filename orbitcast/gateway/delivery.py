@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 import requests
 
+from orbitcast.backoff import Backoff
 from orbitcast.sealing.callback import build_callback_fields, encode_callback
 
 from .queues import QueuedMessage, RecipientQueue
@@ -58,17 +58,6 @@ class RequestsPoster:
         return response.status_code
 
 
-@dataclass(frozen=True)
-class Backoff:
-    initial_s: float = 0.05
-    factor: float = 2.0
-    maximum_s: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        """Delay before retry number `attempt` (1-based)."""
-        return min(self.maximum_s, self.initial_s * self.factor ** max(0, attempt - 1))
-
-
 #: called after a 200: (message, attempts it took)
 DeliveredHook = Callable[[QueuedMessage], None]
 
@@ -88,7 +77,8 @@ def callback_body(message: QueuedMessage, recipient_secret: str) -> bytes:
 
 
 class RecipientWorker:
-    """Delivers one recipient's queue in order on its own thread."""
+    """Delivers one recipient's queue in order on its own thread; `backoff` is its own, since
+    it counts this recipient's failures."""
 
     def __init__(
         self,
@@ -151,7 +141,6 @@ class RecipientWorker:
         return done
 
     def _run(self) -> None:
-        failures = 0
         batching = isinstance(self._poster, BatchPoster)
         while not self._stop.is_set():
             messages = self.queue.peek(BATCH if batching else 1, timeout=0.5)
@@ -162,7 +151,6 @@ class RecipientWorker:
                 self.queue.ack(message.message_id)
                 self._on_delivered(message)
             if done == len(messages):
-                failures = 0
+                self._backoff.reset()
                 continue
-            failures += 1
-            self._stop.wait(self._backoff.delay(failures))
+            self._stop.wait(self._backoff.next_delay())

@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .bounded_body import BodyRefused, BodyTooLarge, read_bounded
 from .core import Gateway
 from .front import GatewayFront
 from .errors import BadRequest, GatewayRefusal, TooLarge
@@ -30,18 +31,13 @@ FORM_OVERHEAD = 4096  # from, secret, to, nonce, flags around the box
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
-    """Read the body, refusing with 413 as soon as it exceeds `limit` (never buffer more)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge("request body over the limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge("request body over the limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body, or 413 as soon as it exceeds `limit` (400 for a Content-Length that is no number)."""
+    try:
+        return await read_bounded(request, limit)
+    except BodyTooLarge as exc:
+        raise TooLarge(str(exc)) from None
+    except BodyRefused as exc:
+        raise BadRequest(str(exc)) from None
 
 
 async def _form(request: Request, limit: int) -> dict[str, str]:

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 
 from ..config import FeedConfig
-from ..health import Backoff, FeedHealth
+from ..backoff import Backoff
+from ..health import FeedHealth
 from .source import Source, SourceEnded, SourceError
 from .units import FeedStreams, MediaUnit
 

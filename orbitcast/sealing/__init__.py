@@ -3,7 +3,8 @@
 Modules: `keys` (key strings, key files, identities), `envelope` (NaCl box + padding),
 `messages` (text / file / delivery receipt bodies), `blobs` (file blobs, `x` metadata,
 fragmentation, reassembly), `callback` (callback fields and MAC), `receiver` (strict
-recipient), `sealer` (packager side), `errors` (the exception hierarchy).
+recipient), `sealer` (packager side), `errors` (the exception hierarchy), `hexstr` (hex ids,
+nonces and keys as Threema spells them).
 """
 
 from .blobs import Reassembler, SegmentMeta, seal_file

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping
 from urllib.parse import parse_qsl, urlencode
 
 from .errors import BadCallback, BadCallbackMac
+from .hexstr import is_hex
 from .keys import IDENTITY_LENGTH
 
 MAX_CALLBACK_BYTES = 16384
 MAC_FIELDS = ("from", "to", "messageId", "date", "nonce", "box")
 REQUIRED_FIELDS = MAC_FIELDS + ("mac",)
-_HEX_RE = re.compile(r"^[0-9a-fA-F]*$")
 
 
 def callback_mac(secret: str, from_id: str, to_id: str, message_id: str, date: str, nonce: str, box: str) -> str:
@@ -111,9 +110,9 @@ def verify_callback(fields: Mapping[str, str], *, secret: str, self_id: str) -> 
     if len(fields["from"]) != IDENTITY_LENGTH:
         raise BadCallback("from must be 8 characters")
     message_id, nonce, box = fields["messageId"], fields["nonce"], fields["box"]
-    if len(message_id) != 16 or not _HEX_RE.match(message_id):
+    if not is_hex(message_id, 16):
         raise BadCallback("messageId must be 16 hex")
-    if len(nonce) != 48 or not _HEX_RE.match(nonce) or len(box) % 2 or not _HEX_RE.match(box):
+    if not is_hex(nonce, 48) or len(box) % 2 or not is_hex(box):
         raise BadCallback("nonce and box must be hex")
     try:
         date = datetime.fromtimestamp(float(fields["date"]), tz=timezone.utc)

@@ -15,6 +15,7 @@ from pathlib import Path
 from nacl.public import PrivateKey, PublicKey
 
 from .errors import InvalidIdentity, InvalidKey
+from .hexstr import is_hex
 
 PRIVATE_PREFIX = "private:"
 PUBLIC_PREFIX = "public:"
@@ -24,7 +25,6 @@ IDENTITY_LENGTH = 8
 # Threema IDs are 8 characters of A-Z/0-9; Gateway IDs start with `*`. Lowercase is refused
 # rather than folded, because the callback MAC covers the ID exactly as sent.
 _IDENTITY_RE = re.compile(r"^[A-Z0-9*][A-Z0-9]{7}$")
-_HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def validate_identity(identity: str) -> str:
@@ -46,7 +46,7 @@ def _decode_hex_key(text: str, prefix: str) -> bytes:
         # Never echo the value: it may be a private key pasted into the wrong field.
         raise InvalidKey(f"key must start with {prefix!r}")
     hex_part = text[len(prefix):]
-    if not _HEX64_RE.match(hex_part):
+    if not is_hex(hex_part, 2 * KEY_BYTES):
         raise InvalidKey(f"key must be {prefix!r} followed by 64 hex digits")
     return bytes.fromhex(hex_part)
 
@@ -64,7 +64,7 @@ def decode_public_key(text: str) -> PublicKey:
 def public_key_from_hex(hex_text: str) -> PublicKey:
     """Bare 64-hex public key, as GET /pubkeys/{id} answers it."""
     hex_text = hex_text.strip()
-    if not _HEX64_RE.match(hex_text):
+    if not is_hex(hex_text, 2 * KEY_BYTES):
         raise InvalidKey("public key must be 64 hex digits")
     return PublicKey(bytes.fromhex(hex_text))
 

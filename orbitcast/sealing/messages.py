@@ -8,12 +8,12 @@ lenient about what Threema allows to grow (unknown JSON keys are ignored, as the
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Union
 
 from .errors import BadMessage
+from .hexstr import is_blob_id, is_hex
 
 
 class MessageType(IntEnum):
@@ -38,8 +38,6 @@ class RenderingType(IntEnum):
 
 
 MESSAGE_ID_BYTES = 8
-_BLOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_KEY_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 @dataclass(frozen=True)
@@ -148,16 +146,16 @@ class FileMessage:
             blob_id, key_hex, mime, name, size = (content[k] for k in ("b", "k", "m", "n", "s"))
         except KeyError as exc:
             raise BadMessage(f"file message lacks {exc.args[0]!r}") from exc
-        if not isinstance(blob_id, str) or not _BLOB_ID_RE.match(blob_id.lower()):
+        if not isinstance(blob_id, str) or not is_blob_id(blob_id.lower()):
             raise BadMessage("blob id must be 32 hex")
-        if not isinstance(key_hex, str) or not _KEY_RE.match(key_hex):
+        if not isinstance(key_hex, str) or not is_hex(key_hex, 64):
             raise BadMessage("blob key must be 64 hex")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise BadMessage("size must be a non-negative integer")
         if not isinstance(mime, str) or not isinstance(name, str):
             raise BadMessage("mime type and name must be strings")
         thumb = content.get("t")
-        if thumb is not None and (not isinstance(thumb, str) or not _BLOB_ID_RE.match(thumb.lower())):
+        if thumb is not None and (not isinstance(thumb, str) or not is_blob_id(thumb.lower())):
             raise BadMessage("thumbnail blob id must be 32 hex")
         rendering_raw = content.get("j")
         try:

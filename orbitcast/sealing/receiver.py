@@ -8,10 +8,12 @@ message that failed on a transient blob fetch is processed when the gateway retr
 
 Replays raise `ReplayedMessage`; an HTTP front answers those with 200 because the gateway
 delivers at least once and a lost 200 makes it resend (idempotent, never processed twice).
+`Receiver.answer_callback` is that answer, for every front (HTTP app, actor, deployment).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ from .envelope import SealedEnvelope, open_with_box, seal_with_box
 from .errors import BadMessage, ReplayedMessage, SealingError, UnknownSender
 from .keys import KeyPair, validate_identity
 from .messages import DeliveryReceipt, FileMessage, Message, ReceiptStatus, decode_message
+
+log = logging.getLogger(__name__)
 
 #: sender identity -> its public key, or None when unknown (e.g. GET /pubkeys answered 404)
 PublicKeyLookup = Callable[[str], "PublicKey | None"]
@@ -112,6 +116,26 @@ class Receiver:
             self.counters[exc.code] += 1
             raise
         return self.handle_fields(fields)
+
+    def answer_callback(self, raw: bytes) -> tuple[int, Received | None]:
+        """A callback body -> the HTTP status a Threema recipient answers, and the message to
+        hand on (None when there is nothing new to hand on).
+
+        200 with the message on acceptance; 200 without it for a replay (the gateway resends
+        until it sees 200, so a lost 200 must not become a second copy); 400 for a refusal, the
+        reason logged and never told to the sender; 500 when opening failed for any other
+        reason (a blob fetch), so that the gateway tries again later.
+        """
+        try:
+            return 200, self.handle_body(raw)
+        except ReplayedMessage:
+            return 200, None
+        except SealingError as exc:
+            log.info("callback refused: %s", exc.code)
+            return 400, None
+        except Exception:  # noqa: BLE001 - the gateway retries until it sees 200
+            log.exception("callback processing failed")
+            return 500, None
 
     def handle_fields(self, fields: Mapping[str, str]) -> Received:
         try:

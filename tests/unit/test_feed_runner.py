@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orbitcast.config import FeedConfig
-from orbitcast.health import Backoff
+from orbitcast.backoff import Backoff
 from orbitcast.media.feed_runner import FeedRunner, SinkError
 from orbitcast.media.source import Source, SourceEnded
 from orbitcast.media.units import FeedStreams, MediaUnit

@@ -14,12 +14,11 @@ from fastapi.responses import Response
 
 from orbitcast.gateway.callback_app import build_callback_app
 from orbitcast.gateway.client import GatewayClient
-from orbitcast.gateway.delivery import Backoff, RequestsPoster
+from orbitcast.gateway.delivery import RequestsPoster
 from orbitcast.gateway.errors import NotFound
 from orbitcast.gateway.http import build_gateway_app
 from orbitcast.sealing.blobs import SegmentMeta
 from orbitcast.sealing.callback import build_callback_fields
-from orbitcast.sealing.errors import ReplayedMessage
 from orbitcast.sealing.messages import DeliveryReceipt, ReceiptStatus
 from orbitcast.sealing.receiver import Received, Receiver
 from orbitcast.sealing.sealer import SegmentSealer
@@ -28,11 +27,6 @@ try:
     from tests.unit.gateway_fixtures import ServerThread, make_gateway, new_account, wait_for
 except ImportError:
     from gateway_fixtures import ServerThread, make_gateway, new_account, wait_for  # type: ignore[no-redef]
-
-
-def test_backoff_grows_exponentially_to_a_cap() -> None:
-    backoff = Backoff(initial_s=0.1, factor=2.0, maximum_s=0.5)
-    assert [backoff.delay(n) for n in range(1, 6)] == [0.1, 0.2, 0.4, 0.5, 0.5]
 
 
 def test_segments_reach_the_edge_in_order_and_receipts_reach_the_packager(tmp_path: Path) -> None:
@@ -120,6 +114,31 @@ def test_callback_is_retried_with_backoff_until_200_and_order_holds(tmp_path: Pa
     assert len({body for _, body in attempts[:4]}) == 1
 
 
+def test_a_recipient_that_recovered_waits_the_first_delay_again_after_its_next_failure(tmp_path: Path) -> None:
+    pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
+    answers = iter([503, 503, 200, 503, 200])
+    times: list[float] = []
+
+    def poster(url: str, body: bytes) -> int:
+        times.append(time.monotonic())
+        return next(answers, 200)
+
+    gateway = make_gateway(tmp_path, [pack.config(), edge.config(callback_url="http://edge.invalid/callback")],
+                           retry_initial_s=0.05, retry_factor=10.0, retry_max_s=5.0)
+    sealer = SegmentSealer(pack.keys)
+    for i in range(2):
+        e = sealer.seal_text("*ORBEDGE", edge.keys.public, f"m{i}")
+        gateway.send_e2e("*ORBPACK", "*ORBEDGE", e.nonce_hex, e.box_hex)
+    gateway.start_delivery(poster)
+    try:
+        assert wait_for(lambda: len(times) >= 5)
+    finally:
+        gateway.stop_delivery()
+    assert times[2] - times[1] >= 0.45  # the second retry of the first outage waited 0.5 s
+    # The success reset the count: 0.05 s, not the 5 s a fourth failure in a row would wait.
+    assert times[4] - times[3] < 2.5
+
+
 def test_unreachable_callback_keeps_message_queued(tmp_path: Path) -> None:
     pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
     gateway = make_gateway(tmp_path, [pack.config(), edge.config(callback_url="http://127.0.0.1:9/callback")],
@@ -156,11 +175,10 @@ class _BatchRecipient:
                 self.refuse_at = None
                 out.append(503)
                 break
-            try:
-                self.accepted.append(self.receiver.handle_body(body).message_id)
-            except ReplayedMessage:
-                pass
-            out.append(200)
+            status, received = self.receiver.answer_callback(body)
+            if received is not None:
+                self.accepted.append(received.message_id)
+            out.append(status)
         return out
 
 

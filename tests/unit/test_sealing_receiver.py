@@ -180,3 +180,29 @@ def test_receipt_for_a_message_opens_at_the_sender(world: World) -> None:
     opened = open_envelope(envelope.nonce, envelope.box, world.packager.private, world.edge.public)
     receipt = decode_message(opened.type, opened.body)
     assert receipt == DeliveryReceipt(ReceiptStatus.RECEIVED, (bytes.fromhex(fields["messageId"]),))
+
+
+def test_a_callback_is_answered_200_and_handed_on_once_even_when_the_gateway_resends_it(world: World) -> None:
+    body = encode_callback(world.fields(world.text("once")))
+    status, received = world.receiver.answer_callback(body)
+    assert status == 200 and received is not None and received.message == TextMessage("once")
+    assert world.receiver.answer_callback(body) == (200, None)  # a lost 200: resent, not handed on again
+
+
+def test_a_refused_callback_is_answered_400_and_nothing_is_handed_on(world: World) -> None:
+    fields = world.fields(world.text())
+    fields["mac"] = fields["mac"][::-1]
+    assert world.receiver.answer_callback(encode_callback(fields)) == (400, None)
+    assert world.receiver.answer_callback(b"not=a&callback=at all") == (400, None)
+
+
+def test_a_callback_whose_blob_cannot_be_fetched_is_answered_500_so_the_gateway_retries(world: World) -> None:
+    data = os.urandom(1000)
+    sealed = SegmentSealer(world.packager).seal_segment(data, _meta(data), {"*ORBEDGE": world.edge.public}, world.upload)
+    body = encode_callback(world.fields(sealed.outgoing[0].envelope))
+    saved = dict(world.blobs)
+    world.blobs.clear()
+    assert world.receiver.answer_callback(body) == (500, None)
+    world.blobs.update(saved)
+    status, received = world.receiver.answer_callback(body)
+    assert status == 200 and received is not None and received.segment == data
