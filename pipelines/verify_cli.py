@@ -1,12 +1,14 @@
 """`orbitcast verify`: check segments against the certification ledger over real HTTP.
 
-    orbitcast verify http://HOST:PORT/live/iss/master.m3u8 [--pubkey HEX]
+    orbitcast verify http://HOST:PORT/live/iss/master.m3u8 [--pubkey HEX] [--known-ledgers FILE]
     orbitcast verify --recording iss.mp4 --ledger http://HOST:PORT/ledger/iss [--pubkey HEX]
 
-The checks are `orbitcast.ledger.verify` (pure functions with the HTTP injected); this module
-is only the transport (urllib from the standard library, so the CLI needs no extra package),
-the table and the exit status: 0 when every segment verifies, 1 when any does not (each failure
-is named on stderr as well as in the table), 2 for a usage error.
+The checks are `orbitcast.ledger.verify` (pure functions with the HTTP injected) and the key
+pinning is `orbitcast.ledger.known_keys`; this module is only the transport (urllib from the
+standard library, so the CLI needs no extra package), the table and the exit status: 0 when
+every segment verifies, 1 when any does not (each failure is named on stderr as well as in the
+table) or the server's key differs from the pinned one, 2 for a usage error (a corrupt
+known-ledgers file included).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from nacl.signing import VerifyKey
 
-from orbitcast.ledger.tree_head import key_id
+from orbitcast.ledger.http_client import fetch_verify_key, ledger_root_for
+from orbitcast.ledger.known_keys import KnownKeysError, LedgerKeyChanged, Trust, default_path, trust_on_first_use
 from orbitcast.ledger.verify import Report, verify_recording_url, verify_stream
 
 TIMEOUT_S = 15.0
@@ -88,15 +92,39 @@ def ledger_feed_base(ledger: str, feed: str | None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + "/".join(segs), "", ""))
 
 
-def _print_report(report: Report, key: VerifyKey | None, elapsed: float, out=sys.stdout) -> None:
+def _print_report(report: Report, key: VerifyKey, key_note: str, elapsed: float) -> None:
+    out = sys.stdout  # looked up at call time: tests capture it
     print(report.table(), file=out)
     if report.head is not None:
         h = report.head
         print(f"against signed tree head of {h.feed}: size {h.tree_size}, root {h.root_hash.hex()}, "
               f"timestamp {h.timestamp_ms}", file=out)
-    if key is not None:
-        print(f"log key {bytes(key).hex()} (pinned)", file=out)
+    print(f"log key {bytes(key).hex()} ({key_note})", file=out)
     print(f"verified in {elapsed:.2f} s", file=out)
+
+
+def _trusted_key(args: argparse.Namespace, ledger_root: str) -> tuple[VerifyKey, str] | int:
+    """The key to verify with and how it is trusted; or the exit status when there is none."""
+    if args.pubkey is not None:
+        return args.pubkey, "given with --pubkey"
+    try:
+        served = fetch_verify_key(fetch, ledger_root)
+    except Exception as e:  # noqa: BLE001 - transport or a malformed answer: nothing to trust
+        print(f"orbitcast verify: cannot read the ledger key at {ledger_root}/pubkey: {e}", file=sys.stderr)
+        return 1
+    path = args.known_ledgers or default_path()
+    try:
+        trust = trust_on_first_use(path, ledger_root, served)
+    except LedgerKeyChanged as e:
+        print(f"orbitcast verify: {e}\nOr check against the new key this once with "
+              f"--pubkey {e.served.hex()}.\nNothing was verified.", file=sys.stderr)
+        return 1
+    except (KnownKeysError, ValueError) as e:  # a corrupt file, or a ledger URL with no origin
+        print(f"orbitcast verify: {e}", file=sys.stderr)
+        return 2
+    if trust is Trust.FIRST_USE:
+        return served, f"first use of this server: pinned in {path}"
+    return served, f"pinned in {path}"
 
 
 def _finish(report: Report) -> int:
@@ -108,7 +136,6 @@ def _finish(report: Report) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    key: VerifyKey | None = args.pubkey
     started = time.perf_counter()
     if args.recording:
         if not args.ledger:
@@ -125,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"orbitcast verify: cannot read {args.recording}: {e.strerror or e}", file=sys.stderr)
             return 2
+        trusted = _trusted_key(args, base.rsplit("/", 1)[0])
+        if isinstance(trusted, int):
+            return trusted
+        key, key_note = trusted
         report = verify_recording_url(data, base, fetch, key, args.rendition)
     else:
         if not args.url:
@@ -137,10 +168,12 @@ def run(args: argparse.Namespace) -> int:
             except ValueError as e:
                 print(f"orbitcast verify: {e}", file=sys.stderr)
                 return 2
+        trusted = _trusted_key(args, base.rsplit("/", 1)[0] if base else ledger_root_for(args.url))
+        if isinstance(trusted, int):
+            return trusted
+        key, key_note = trusted
         report = verify_stream(args.url, fetch, key, base)
-    _print_report(report, key, time.perf_counter() - started)
-    if key is None and report.head is not None:
-        print("log key: taken from the server's /ledger/pubkey (pin it with --pubkey)")
+    _print_report(report, key, key_note, time.perf_counter() - started)
     return _finish(report)
 
 
@@ -151,7 +184,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feed", help="the feed, when --ledger gives only http://HOST:PORT/ledger")
     parser.add_argument("--rendition", help="recording: the rendition it holds (default: found from its first segment)")
     parser.add_argument("--pubkey", type=parse_pubkey, metavar="HEX",
-                        help="the log's Ed25519 public key (default: trust the server's /ledger/pubkey)")
+                        help="the log's Ed25519 public key (default: the server's /ledger/pubkey, pinned on first use "
+                             "in the known-ledgers file and refused when it changes); skips the known-ledgers file")
+    parser.add_argument("--known-ledgers", type=Path, metavar="FILE",
+                        help="the file of ledger keys pinned per server "
+                             "(default: $XDG_CONFIG_HOME/orbitcast/known_ledgers, else ~/.config/orbitcast/known_ledgers)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,8 +23,9 @@ import pytest
 from nacl.signing import SigningKey
 
 from orbitcast.ledger import MerkleTree, SignedTreeHead, leaf_hash
+from orbitcast.ledger.http_shapes import pubkey_json
 from orbitcast.ledger.service import KEY_NAME
-from orbitcast.ledger.verify import top_level_boxes
+from orbitcast.media.fmp4 import iter_boxes
 
 from tests.hls import whole_segments
 
@@ -32,6 +33,14 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^(\S+)\s+(ok|FAIL: .*)$")
+
+
+@pytest.fixture(autouse=True)
+def no_pinned_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test starts with no ledger key pinned: the CLI's default known-ledgers file is under
+    XDG_CONFIG_HOME, which the CLI's process inherits. Returns that file."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return tmp_path / "config" / "orbitcast" / "known_ledgers"
 
 
 def run_verify(*args: str) -> tuple[int, dict[str, str], str]:
@@ -55,9 +64,8 @@ def failures(rows: dict[str, str]) -> set[str]:
 def flip_in_mdat(segment: bytes) -> int:
     """An offset in the middle of the segment's largest mdat payload: changing it keeps every
     box boundary, so the damage is one changed byte of media, nothing else."""
-    boxes, _ = top_level_boxes(segment)
-    off, _, size = max((b for b in boxes if b[1] == b"mdat"), key=lambda b: b[2])
-    return off + 8 + (size - 8) // 2
+    off, end = max(((s, e) for kind, s, e in iter_boxes(segment) if kind == b"mdat"), key=lambda b: b[1] - b[0])
+    return off + 8 + (end - off - 8) // 2
 
 
 # -- a tampering proxy ---------------------------------------------------------------------------
@@ -65,13 +73,15 @@ def flip_in_mdat(segment: bytes) -> int:
 
 class TamperProxy:
     """A real HTTP server on 127.0.0.1 that forwards GETs to the pipeline, and can flip one
-    byte of one chosen path, or replace the feed's signed tree head with a forged one."""
+    byte of one chosen path, replace the feed's signed tree head with a forged one, or answer
+    /ledger/pubkey with another key."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.flip_path: str | None = None
         self.forge_sth: str | None = None  # "bad_signature" | "shrunk" | "inconsistent"
         self.signing_key: SigningKey | None = None
+        self.forge_pubkey: SigningKey | None = None
         self.tampered: list[str] = []
         proxy = self
 
@@ -117,6 +127,9 @@ class TamperProxy:
             data = bytearray(body)
             data[flip_in_mdat(body)] ^= 0x01
             body = bytes(data)
+            self.tampered.append(path)
+        if status == 200 and self.forge_pubkey and path == "/ledger/pubkey":
+            body = json.dumps(pubkey_json(self.forge_pubkey.verify_key)).encode()
             self.tampered.append(path)
         if status == 200 and self.forge_sth and path.split("?")[0].endswith("/sth"):
             body = json.dumps(self.forged(SignedTreeHead.from_json(json.loads(body)))).encode()
@@ -234,6 +247,24 @@ def test_forged_tree_heads_are_reported(live, forgery, reason):
     assert code == 1, out
     assert rows and failures(rows) == set(rows), out  # no segment passes against a bad head
     assert reason in out, out
+
+
+def test_verify_pins_the_ledger_key_on_first_use_and_refuses_a_changed_one(live, no_pinned_keys):
+    """As ssh does with host keys: the first run pins the key the server publishes; a server
+    (or someone in between) that later answers with another key is refused before any check."""
+    live.wait_media("synth", 8)
+    real = live.get("/ledger/pubkey").json()["public_key"]
+    with TamperProxy(live.base) as proxy:
+        code, rows, out = run_verify(f"{proxy.base}/live/synth/master.m3u8")
+        assert code == 0 and rows, out
+        assert no_pinned_keys.read_text().splitlines()[-1] == f"{proxy.base} ed25519:{real}"
+        pinned = no_pinned_keys.read_text()
+        proxy.forge_pubkey = SigningKey.generate()
+        code, rows, out = run_verify(f"{proxy.base}/live/synth/master.m3u8")
+    assert proxy.tampered == ["/ledger/pubkey"]
+    assert code == 1 and "HAS CHANGED" in out and real in out, out
+    assert rows == {} and "segments verified" not in out, out
+    assert no_pinned_keys.read_text() == pinned
 
 
 def test_verify_reports_an_unreachable_or_unknown_stream(live):
