@@ -70,41 +70,43 @@ class Pipeline:
             time.sleep(0.25)
         return False
 
-    def stop(self) -> None:
-        for feed in self.feeds.values():
+    def stop(self, wait_s: float = 10.0) -> None:
+        """Stop every part. `ray job stop` sends SIGKILL 3 s after SIGTERM, so what must not be
+        left behind comes first: the Serve apps are deleted by the (detached) Serve controller
+        once asked, even if this process is killed right after asking."""
+        deadline = time.monotonic() + wait_s
+        apps = [APP_NAME, GATEWAY_APP] + ([LEDGER_APP] if self.ledger is not None else [])
+        for app in apps:
             try:
-                ray.get(feed.stop.remote(), timeout=5)
+                serve.delete(app, _blocking=False)
             except Exception:  # noqa: BLE001 - best effort while shutting down
                 pass
-        for packager in self.packagers.values():
-            try:
-                ray.get(packager.flush.remote(), timeout=10)
+
+        def settle(refs: list, limit: float) -> None:
+            try:  # all at once, not one timeout per feed
+                ray.wait(refs, num_returns=len(refs), timeout=max(0.0, min(limit, deadline - time.monotonic())))
             except Exception:  # noqa: BLE001
                 pass
-        for app in (APP_NAME, GATEWAY_APP):
-            try:
-                serve.delete(app)
-            except Exception:  # noqa: BLE001
-                pass
+
+        settle([feed.stop.remote() for feed in self.feeds.values()], 1.0)
+        settle([packager.flush.remote() for packager in self.packagers.values()], 1.5)
         if self.gateway is not None:
-            try:
-                ray.get(self.gateway.stop.remote(), timeout=5)
-            except Exception:  # noqa: BLE001
-                pass
+            settle([self.gateway.stop.remote()], 0.5)
         others = [self.gateway, self.inbox]
         for handle in [*self.feeds.values(), self.pool, *self.packagers.values(), self.edge, *others]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
         if self.ledger is not None:
-            try:
-                serve.delete(LEDGER_APP)
-            except Exception:  # noqa: BLE001
-                pass
-            try:  # the packager is gone: nothing appends now; close the log files cleanly
-                ray.get(self.ledger.close.remote(), timeout=5)
-            except Exception:  # noqa: BLE001
-                pass
+            # the packagers are gone: nothing appends now; close the log files cleanly
+            settle([self.ledger.close.remote()], 1.0)
             ray.kill(self.ledger, no_restart=True)
+        while time.monotonic() < deadline:
+            try:
+                if not set(apps) & set(serve.status().applications):
+                    break
+            except Exception:  # noqa: BLE001
+                break
+            time.sleep(0.1)
 
 
 def start(config: OrbitcastConfig) -> Pipeline:

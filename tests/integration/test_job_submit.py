@@ -1,5 +1,7 @@
-"""The `ray job submit` path: a head started with `ray start --head`, the pipeline submitted as a
-job with `--working-dir .`, a segment played over HTTP, then the job and the head stopped."""
+"""The `ray job submit` path as the README walks it: a token made with `ray get-auth-token
+--generate`, a head started with `ray start --head` under token authentication (as cluster.yaml
+starts it), the pipeline submitted as a job with `--working-dir .` by a client holding the
+token, a segment played over HTTP, then `ray job stop`, which leaves no Serve application."""
 
 from __future__ import annotations
 
@@ -29,10 +31,19 @@ def _ray(*args: str, timeout: float = 120, env: dict | None = None) -> subproces
     return subprocess.run([str(BIN / "ray"), *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def _job_status(address: str, job_id: str, env: dict) -> str:
+def _job_status(address: str, job_id: str, token: str) -> str:
     from ray.job_submission import JobSubmissionClient
 
-    return str(JobSubmissionClient(address).get_job_status(job_id).value)
+    client = JobSubmissionClient(address, headers={"Authorization": f"Bearer {token}"})
+    return str(client.get_job_status(job_id).value)
+
+
+def _serve_apps(address: str, env: dict) -> dict:
+    """The Serve applications the cluster has, with their status, as `serve status` prints them."""
+    out = subprocess.run([str(BIN / "serve"), "status", "--address", address], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return {name: app["status"] for name, app in (yaml.safe_load(out.stdout).get("applications") or {}).items()}
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -49,7 +60,7 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}: {last}")
 
 
-def test_pipeline_runs_as_a_ray_job(tmp_path: Path):
+def test_the_readme_cluster_path_with_a_token_runs_the_pipeline_and_job_stop_leaves_no_serve_app(tmp_path: Path):
     gcs_port, dash_port, http_port = free_port(), free_port(), free_port()
     config = {
         "feeds": [{"name": "iss", "source": "lavfi:testsrc2=size=426x240:rate=25,format=yuv420p[out0];sine=frequency=440:sample_rate=48000[out1]"}],
@@ -65,11 +76,22 @@ def test_pipeline_runs_as_a_ray_job(tmp_path: Path):
 
     # Ray puts Unix sockets under its temp dir: keep the path short (108-byte socket paths).
     temp_dir = tempfile.mkdtemp(prefix="ocray-", dir="/tmp")
-    # A throwaway head on loopback: no token, so the CLI needs none either.
+    # The token as the README makes it (`ray get-auth-token --generate` writes ~/.ray/auth_token;
+    # here a HOME of the test's own), carried to head and client by RAY_AUTH_TOKEN_PATH as
+    # cluster.yaml's file mount carries it to every node.
+    home = tmp_path / "home"
+    home.mkdir()
+    made = _ray("get-auth-token", "--generate", env={**os.environ, "HOME": str(home)})
+    assert made.returncode == 0, made.stderr
+    token_file = home / ".ray" / "auth_token"
+    assert token_file.read_text().strip() == made.stdout.strip()
     # `python` in the job entrypoint is the one on the head's PATH, as on a cluster node.
     # The head gets the Serve ingress settings as cluster.yaml's `ray start` gives them.
-    env = {**os.environ, **local_serve_env(), "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled",
-           "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env = {**base_env, **local_serve_env(), "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN_PATH": str(token_file), "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    no_token = {**env, "RAY_AUTH_MODE": "disabled"}
+    no_token.pop("RAY_AUTH_TOKEN_PATH")
     head_log = open(tmp_path / "head.log", "w")
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs_port}", f"--dashboard-port={dash_port}",
@@ -81,6 +103,9 @@ def test_pipeline_runs_as_a_ray_job(tmp_path: Path):
     job_id = None
     try:
         _wait(lambda: _ray("job", "list", "--address", address, env=env, timeout=30).returncode == 0, 120, "the head's job server")
+        # Without the token the cluster takes no job (what a user sees before the README's token step).
+        refused = _ray("job", "list", "--address", address, env=no_token, timeout=30)
+        assert refused.returncode != 0 and "Authentication required" in refused.stdout + refused.stderr, refused
         job_id = f"orbitcast-test-{uuid.uuid4().hex[:12]}"
 
         def submitted() -> subprocess.CompletedProcess | None:
@@ -115,14 +140,23 @@ def test_pipeline_runs_as_a_ray_job(tmp_path: Path):
             input=init + data, capture_output=True, timeout=30,
         )
         assert probe.returncode == 0 and b"h264,426,240" in probe.stdout, probe.stderr
+        assert set(_serve_apps(address, env)) >= {"orbitcast", "ledger", "threema"}
 
         stop = _ray("job", "stop", "--address", address, job_id, env=env)
         assert stop.returncode == 0, stop.stdout + stop.stderr
-        status = _wait(
-            lambda: (s := _job_status(address, job_id, env)) in ("STOPPED", "SUCCEEDED") and s,
-            60, "the job to stop",
-        )
-        assert status in ("STOPPED", "SUCCEEDED")
+        seen: list[str] = []
+
+        def stopped() -> bool:
+            seen.append(_job_status(address, job_id, token_file.read_text().strip()))
+            return seen[-1] in ("STOPPED", "SUCCEEDED")
+
+        try:
+            _wait(stopped, 60, "the job to stop")
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n`ray job status` said: {seen[-1:]}") from None
+        # The README: `ray job stop` removes the pipeline's Serve applications (the controller
+        # may take a few seconds to tear the replicas down once asked).
+        _wait(lambda: not _serve_apps(address, env), 60, "the Serve applications to go")
     finally:
         if job_id and head.poll() is None:
             _ray("job", "stop", "--address", address, job_id, env=env, timeout=60)
