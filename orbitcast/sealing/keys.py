@@ -24,18 +24,18 @@ IDENTITY_LENGTH = 8
 
 # Threema IDs are 8 characters of A-Z/0-9; Gateway IDs start with `*`. Lowercase is refused
 # rather than folded, because the callback MAC covers the ID exactly as sent.
-_IDENTITY_RE = re.compile(r"^[A-Z0-9*][A-Z0-9]{7}$")
+_IDENTITY_RE = re.compile(r"[A-Z0-9*][A-Z0-9]{7}")  # fullmatch: "$" would pass a trailing newline
 
 
 def validate_identity(identity: str) -> str:
     """Return `identity` if it is a well-formed 8-character Threema ID, else raise."""
-    if not isinstance(identity, str) or not _IDENTITY_RE.match(identity):
+    if not isinstance(identity, str) or not _IDENTITY_RE.fullmatch(identity):
         raise InvalidIdentity(f"identity must be 8 characters [A-Z0-9], optional leading '*': {identity!r:.20}")
     return identity
 
 
 def is_identity(identity: object) -> bool:
-    return isinstance(identity, str) and bool(_IDENTITY_RE.match(identity))
+    return isinstance(identity, str) and bool(_IDENTITY_RE.fullmatch(identity))
 
 
 def _decode_hex_key(text: str, prefix: str) -> bytes:

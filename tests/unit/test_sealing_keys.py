@@ -61,7 +61,7 @@ def test_valid_identities(identity: str) -> None:
     assert validate_identity(identity) == identity
 
 
-@pytest.mark.parametrize("identity", ["*ORBEDG", "*ORBEDGEE", "*orbedge", "AB*D1234", "", "ÄBCD1234"])
+@pytest.mark.parametrize("identity", ["*ORBEDG", "*ORBEDGEE", "*orbedge", "AB*D1234", "", "ÄBCD1234", "*ORBEDGE\n"])
 def test_invalid_identities(identity: str) -> None:
     with pytest.raises(InvalidIdentity):
         validate_identity(identity)
