@@ -19,11 +19,11 @@ import ray
 
 from orbitcast.clock import ClockAuthority as CoreAuthority
 from orbitcast.clock import ClockConfig
+from orbitcast.clock.probe import monotonic_pair
 from orbitcast.clock.registry import ClockRegistry, authority_entry
-from orbitcast.clock.sync_client import AuthorityReply
+from orbitcast.clock.sync_client import AuthorityReply, least_delay_sample
 
 NAME = "orbitcast-clock"
-PROBE_TRIES = 5
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -63,22 +63,9 @@ class ClockAuthority:
         return self.core.answer(t1)
 
     def probe(self) -> tuple[float, float]:
-        """(CLOCK_MONOTONIC, authority time) read back to back.
-
-        For tests and the benchmark only: actors on one host share CLOCK_MONOTONIC, so two
-        probes taken milliseconds apart compare two clocks to a microsecond without the
-        round-trip uncertainty of a Ray call.
-        """
-        best: tuple[float, float, float] | None = None
-        for _ in range(PROBE_TRIES):
-            # A read that the scheduler interrupted has a wide bracket: keep the tightest.
-            m0 = time.monotonic()
-            t = self.core.now()
-            m1 = time.monotonic()
-            if best is None or m1 - m0 < best[0]:
-                best = (m1 - m0, (m0 + m1) / 2, t)
-        assert best is not None
-        return best[1], best[2]
+        """(CLOCK_MONOTONIC, authority time) as of one instant, for tests and the benchmark
+        (orbitcast/clock/probe.py says why)."""
+        return monotonic_pair(self.core.now)
 
     # -- configuration and status ------------------------------------------------------
     def get_config(self) -> ClockConfig:
@@ -118,18 +105,9 @@ class ClockAuthority:
 
 def clock_offset(authority: "ray.actor.ActorHandle", samples: int = 5) -> float:
     """Offset of the local time.time() from the authority, from the least-delay of a few
-    exchanges. Kept for actors that stamp rarely; stamping actors hold a StampingClock
-    (actors/stamping_clock.py), which keeps syncing and holds over when the authority is away.
+    exchanges (orbitcast.clock.sync_client.least_delay_sample). Kept for actors that stamp
+    rarely; stamping actors hold a StampingClock (actors/stamping_clock.py), which keeps
+    syncing and holds over when the authority is away.
     """
-    best: tuple[float, float] | None = None
-    for _ in range(samples):
-        t1 = time.time()
-        reply = ray.get(authority.exchange.remote(t1))
-        t4 = time.time()
-        t2, t3 = (reply.t2, reply.t3) if isinstance(reply, AuthorityReply) else reply
-        delay = (t4 - t1) - (t3 - t2)
-        offset = ((t2 - t1) + (t3 - t4)) / 2
-        if best is None or delay < best[0]:
-            best = (delay, offset)
-    assert best is not None
-    return best[1]
+    return least_delay_sample(lambda t1: ray.get(authority.exchange.remote(t1)), time.time,
+                              samples).offset

@@ -2,7 +2,8 @@
 
 Authority side: `ClockAuthority.from_config(cfg).start()`, then `answer(t1)` per exchange.
 Client side: `SyncClient.from_config(cfg)`, `exchange(ask)` every `sync_interval_s`,
-stamp with `now()`.
+stamp with `now()`; `follower.Follower` does that in a thread, along a `transport.Route`
+(UDP NTP or the actor call).
 """
 
 from .authority import ClockAuthority

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .background import Background, every
 from .config import ClockConfig
 from .disciplined import ClockState, DisciplinedClock, TimeSource
 from .iso import format_iso_ms
@@ -26,8 +27,7 @@ class ClockAuthority:
         self.clock = clock
         self.tick_interval_s = tick_interval_s
         self.ntp_server: NTPServer | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticking: Background | None = None
         self._cfg: ClockConfig | None = None
 
     @classmethod
@@ -58,11 +58,8 @@ class ClockAuthority:
         config) serve NTP on UDP."""
         self.reference.start()
         self.tick()
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="clock-authority",
-                                            daemon=True)
-            self._thread.start()
+        if self._ticking is None:
+            self._ticking = Background("clock-authority", self._run)
         if serve_ntp is None:
             serve_ntp = self._cfg.ntp_serve if self._cfg is not None else False
         if serve_ntp:
@@ -70,12 +67,10 @@ class ClockAuthority:
             self.start_ntp_server(cfg.ntp_host, cfg.ntp_port)
         return self
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick_interval_s):
-            try:
-                self.tick()
-            except Exception as exc:  # a broken reference must not stop the clock
-                self.clock.mark_failure(f"reference error: {type(exc).__name__}: {exc}")
+    def _run(self, stop: threading.Event) -> None:
+        # A broken reference must not stop the clock: it holds over and says why.
+        every(stop, self.tick_interval_s, self.tick, lambda exc: self.clock.mark_failure(
+            f"reference error: {type(exc).__name__}: {exc}"))
 
     def start_ntp_server(self, host: str = "127.0.0.1", port: int = 1123) -> NTPServer:
         if self.ntp_server is None:
@@ -84,10 +79,9 @@ class ClockAuthority:
         return self.ntp_server
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        if self._ticking is not None:
+            self._ticking.stop()
+            self._ticking = None
         if self.ntp_server is not None:
             self.ntp_server.stop()
             self.ntp_server = None

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
-from dataclasses import replace
-
+from .background import Background
 from .ntp_math import seconds_to_short, unix_to_ntp
 from .ntp_packet import (LEAP_ALARM, LEAP_NONE, MODE_CLIENT, MODE_SERVER, STRATUM_UNSYNC,
                          NTPPacket, decode)
@@ -50,8 +49,7 @@ class NTPServer:
             info = ServerInfo()
         self._info: Callable[[], ServerInfo] = info if callable(info) else (lambda: info)
         self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._serving: Background | None = None
         self.requests = 0
         self.replies = 0
         self.malformed = 0
@@ -68,7 +66,7 @@ class NTPServer:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._serving is not None and self._serving.running
 
     def start(self) -> "NTPServer":
         if self.running:
@@ -84,17 +82,13 @@ class NTPServer:
         sock.settimeout(0.1)
         self._sock = sock
         self._port = sock.getsockname()[1]
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name=f"ntp-server:{self._port}",
-                                        daemon=True)
-        self._thread.start()
+        self._serving = Background(f"ntp-server:{self._port}", lambda stop: self._serve(sock, stop))
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -105,16 +99,14 @@ class NTPServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _serve(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        while not self._stop.is_set():
+    def _serve(self, sock: socket.socket, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
                 data, addr = sock.recvfrom(1024)
             except socket.timeout:
                 continue
             except OSError:
-                if self._stop.is_set():
+                if stop.is_set():
                     return
                 continue
             t2 = self._time()  # receive timestamp: as close to the datagram as Python gets

@@ -94,25 +94,57 @@ class SyncClient:
         return ExchangeResult(ok=True, offset=sample.offset, delay=sample.delay)
 
     def _sample(self, t1: float, reply: AskResult, t4: float) -> Sample:
-        if isinstance(reply, AuthorityReply):
-            r = reply
-        else:
-            try:
-                t2, t3 = reply
-            except (TypeError, ValueError) as exc:
-                raise ExchangeRejected(f"malformed reply {reply!r}") from exc
-            r = AuthorityReply(t2=float(t2), t3=float(t3))
-        if not all(math.isfinite(x) for x in (r.t2, r.t3, r.root_delay, r.root_dispersion)):
-            raise ExchangeRejected("non-finite timestamps")
-        if r.leap == 3 or not 1 <= r.stratum <= 15:
-            raise ExchangeRejected(f"authority unsynchronized (leap={r.leap}, stratum={r.stratum})")
-        if r.t3 < r.t2:
-            raise ExchangeRejected("authority transmit precedes its receive")
-        ow = offset_delay(t1, r.t2, r.t3, t4)
-        if ow.delay > self.max_delay_s:
-            raise ExchangeRejected(f"round trip {ow.delay:.3f}s exceeds {self.max_delay_s}s")
-        return Sample(time=(t1 + t4) / 2.0, offset=ow.offset, delay=max(0.0, ow.delay),
-                      root_delay=r.root_delay, root_dispersion=r.root_dispersion)
+        return to_sample(t1, reply, t4, self.max_delay_s)
+
+
+def to_sample(t1: float, reply: AskResult, t4: float, max_delay_s: float = 1.0) -> Sample:
+    """One exchange as a filter sample (offset: authority minus the local clock that read
+    t1 and t4), or ExchangeRejected when the reply must not be trusted."""
+    if isinstance(reply, AuthorityReply):
+        r = reply
+    else:
+        try:
+            t2, t3 = reply
+        except (TypeError, ValueError) as exc:
+            raise ExchangeRejected(f"malformed reply {reply!r}") from exc
+        r = AuthorityReply(t2=float(t2), t3=float(t3))
+    if not all(math.isfinite(x) for x in (r.t2, r.t3, r.root_delay, r.root_dispersion)):
+        raise ExchangeRejected("non-finite timestamps")
+    if r.leap == 3 or not 1 <= r.stratum <= 15:
+        raise ExchangeRejected(f"authority unsynchronized (leap={r.leap}, stratum={r.stratum})")
+    if r.t3 < r.t2:
+        raise ExchangeRejected("authority transmit precedes its receive")
+    ow = offset_delay(t1, r.t2, r.t3, t4)
+    if ow.delay > max_delay_s:
+        raise ExchangeRejected(f"round trip {ow.delay:.3f}s exceeds {max_delay_s}s")
+    return Sample(time=(t1 + t4) / 2.0, offset=ow.offset, delay=max(0.0, ow.delay),
+                  root_delay=r.root_delay, root_dispersion=r.root_dispersion)
+
+
+def least_delay_sample(ask: Ask, local: Callable[[], float], exchanges: int = 5) -> Sample:
+    """The offset of `local` from the authority, measured once: the least-delay of a few
+    exchanges back to back (its error is at most half its delay). For a process that needs
+    an offset now and then; a clock that stamps all the time holds a SyncClient, which keeps
+    measuring and holds over. Raises what `ask` raises, or ExchangeRejected when no reply
+    could be trusted."""
+    if exchanges < 1:
+        raise ValueError("at least one exchange")
+    best: Sample | None = None
+    rejected: ExchangeRejected | None = None
+    for _ in range(exchanges):
+        t1 = local()
+        reply = ask(t1)
+        try:
+            sample = to_sample(t1, reply, local())
+        except ExchangeRejected as exc:
+            rejected = exc
+            continue
+        if best is None or sample.delay < best.delay:
+            best = sample
+    if best is None:
+        assert rejected is not None
+        raise rejected
+    return best
 
 
 def client_from_config(cfg: "ClockConfig", source: Callable[[], float] | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import ntplib
@@ -28,6 +29,43 @@ pytestmark = pytest.mark.ray
 
 SKEW_OFFSET_S = 0.250
 SKEW_DRIFT_PPM = 200.0
+# How well two (monotonic, clock) probes compare two clocks: each is the middle of the
+# tightest of 5 brackets, a few microseconds wide. A read counts as within its clock's
+# claimed error bound when it is within that bound plus this.
+PROBE_SLACK_S = 20e-6
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a stamping clock on one transport is held to, once settled, on every read:
+    within `within_s` of the authority, and within the error bound it reports itself."""
+
+    transport: str
+    within_s: float
+
+    @property
+    def id(self) -> str:
+        name = "udp" if self.transport == "auto" else "ray_call"
+        return f"{name}_within_{self.within_s * 1e3:g}ms"
+
+
+# Measured on this 2-core host with the test's settings (sync every 0.1 s; 876-1,304 reads
+# per actor and run): quiet; with the live test pipeline and other engineers' test runs
+# (load average 6-28); and with three extra busy loops on top.
+#
+# "auto" picks UDP NTP to the authority's server (same node): every stamping actor on the
+# authority's node uses it. 1 ms is the clock's promise (docs/clock.md): quiet and loaded,
+# max 0.15 ms; with the busy loops, max 1.3 ms (a starved host can break it; CI has kept it).
+UDP = Contract("auto", 1e-3)
+# "ray" is the actor-call exchange, for clients that cannot reach the authority's UDP server.
+# Its request and reply paths differ, and under CPU starvation the asymmetry grows with the
+# round trip: quiet, max 0.8 ms; loaded, max 0.43 ms; with the busy loops, median 0.8-1.3 ms,
+# max 3.2 ms, claimed bound median 7 ms; CI's loaded run was reported at ~9 ms median (why
+# 1 ms was dropped for it). So it is held to 50 ms, above every figure seen with margin and
+# still 5x below the 250 ms it must remove; and on every read, whatever the load, to the
+# error bound it reports (half its least-delay round trip and more: a slower exchange widens
+# the bound rather than breaking it), which is what /api/clock promises an operator.
+RAY_CALL = Contract("ray", 50e-3)
 
 
 def fast_config(ntp_port: int) -> ClockConfig:
@@ -47,6 +85,16 @@ class Stamper:
 
     def probe(self) -> tuple[float, float]:
         return self.clock.probe()
+
+    def probe_bounded(self) -> tuple[float, float, float]:
+        """probe() and the error bound the clock claimed around it (the larger of the bound
+        just before and just after, in case an exchange landed in between)."""
+        assert self.clock.client is not None
+        before = self.clock.client.status().error_bound_s
+        m, t = self.clock.probe()
+        after = self.clock.client.status().error_bound_s
+        assert before is not None and after is not None, "not synced"
+        return m, t, max(before, after)
 
     def raw_probe(self) -> tuple[float, float]:
         """(monotonic, the undisciplined local clock): shows the injected skew is real."""
@@ -76,6 +124,13 @@ def residual(actor: Any, authority: Any, raw: bool = False) -> float:
     m_a, t_a = ray.get(authority.probe.remote())
     m_c, t_c = ray.get((actor.raw_probe if raw else actor.probe).remote())
     return t_c - (t_a + (m_c - m_a))
+
+
+def bounded_residual(actor: Any, authority: Any) -> tuple[float, float]:
+    """(actor's clock minus the authority's, the error bound the actor claimed for it)."""
+    m_a, t_a = ray.get(authority.probe.remote())
+    m_c, t_c, bound = ray.get(actor.probe_bounded.remote())
+    return t_c - (t_a + (m_c - m_a)), bound
 
 
 def settle(actor: Any, authority: Any, limit: float, timeout: float = 30) -> None:
@@ -109,19 +164,18 @@ def authority(ray_session) -> Iterator[tuple[Any, ClockConfig]]:
     ray.kill(handle, no_restart=True)
 
 
-# "auto" picks UDP NTP to the authority's server (same node); "ray" is the actor-call
-# exchange that clients on a node that cannot reach the server use.
-# Only "auto" (the transport every stamping actor uses on the authority's node) is held to
-# 1 ms in CI: the Ray-call fallback drifted to several ms on a loaded 2-core host (see the
-# clock issue's note); bench/bench_clock_ray.py measures it.
-@pytest.fixture(scope="module", params=["auto"])
+# Both transports, each with its contract (above).
+@pytest.fixture(scope="module", params=[UDP, RAY_CALL], ids=lambda c: c.id)
 def stampers(authority, request) -> Iterator[dict[str, Any]]:
     handle, _ = authority
+    contract: Contract = request.param
+    tag = contract.transport
     actors = {
-        "skewed": Stamper.remote(handle, "test:skewed", SKEW_OFFSET_S, SKEW_DRIFT_PPM,
-                                 request.param),
-        "plain": Stamper.remote(handle, "test:plain", 0.0, 0.0, request.param),
-        "transport": request.param,
+        "skewed": Stamper.remote(handle, f"test:{tag}:skewed", SKEW_OFFSET_S, SKEW_DRIFT_PPM,
+                                 contract.transport),
+        "plain": Stamper.remote(handle, f"test:{tag}:plain", 0.0, 0.0, contract.transport),
+        "contract": contract,
+        "names": {f"test:{tag}:skewed", f"test:{tag}:plain"},
     }
     ray.get([actors["skewed"].status.remote(), actors["plain"].status.remote()], timeout=30)
     yield actors
@@ -129,43 +183,46 @@ def stampers(authority, request) -> Iterator[dict[str, Any]]:
         ray.kill(a, no_restart=True)
 
 
-def test_skewed_actor_is_within_1ms_of_the_authority(authority, stampers):
+def test_skewed_actor_stamps_within_its_transports_bound_and_its_claimed_error(authority,
+                                                                             stampers):
     handle, _ = authority
     skewed, plain = stampers["skewed"], stampers["plain"]
+    contract: Contract = stampers["contract"]
     # The injected skew is really there on the raw clock (250 ms plus what drift added).
     raw = residual(skewed, handle, raw=True)
     assert 0.245 < raw < 0.260, raw
     # Let the frequency fit see a few seconds of the 200 ppm drift, and let the clock slew out
     # what a first sync on a busy host got wrong (at most 500 ppm: 1 ms takes 2 s): "after
-    # sync" is once five reads in a row are within 1 ms, which must happen within 30 s.
+    # sync" is once five reads in a row are within the contract, which must happen in 30 s.
     time.sleep(3.0)
-    settle(skewed, handle, 1e-3)
-    resid_skewed, resid_plain, pdt_gap = [], [], []
+    settle(skewed, handle, contract.within_s)
+    reads: dict[str, list[tuple[float, float]]] = {"skewed": [], "plain": [], "pdt_gap": []}
     for _ in range(40):
-        resid_skewed.append(residual(skewed, handle))
-        resid_plain.append(residual(plain, handle))
-        # The same frame instant, stamped by both actors.
+        rs, bs = bounded_residual(skewed, handle)
+        rp, bp = bounded_residual(plain, handle)
+        reads["skewed"].append((rs, bs))
+        reads["plain"].append((rp, bp))
+        # The same frame instant, stamped by both actors: apart by at most both bounds.
         instant = time.monotonic()
         a, b = ray.get([skewed.pdt_at.remote(instant), plain.pdt_at.remote(instant)])
-        pdt_gap.append(a - b)
+        reads["pdt_gap"].append((a - b, bs + bp))
         time.sleep(0.05)
-    # Over UDP every read is within 1 ms. The Ray call's request and reply paths differ by a
-    # few hundred microseconds, so on a loaded host a read can brush 1 ms: there the typical
-    # (median) read is held to 1 ms and every read to 2 ms.
-    if stampers["transport"] == "auto":
-        check = lambda xs: max(abs(x) for x in xs) < 1e-3  # noqa: E731
-    else:
-        check = lambda xs: (statistics.median(abs(x) for x in xs) < 1e-3  # noqa: E731
-                            and max(abs(x) for x in xs) < 2e-3)
-    summary = lambda xs: (max(map(abs, xs)), statistics.median(map(abs, xs)))  # noqa: E731
-    assert check(resid_skewed), ("skewed residual max/median (s)", summary(resid_skewed))
-    assert check(resid_plain), ("plain residual max/median (s)", summary(resid_plain))
-    assert check(pdt_gap), ("PDT gap max/median (s)", summary(pdt_gap))
+    for what, xs in reads.items():
+        errors = [abs(x) for x, _ in xs]
+        summary = (what, "max/median (s)", max(errors), statistics.median(errors),
+                   "claimed bound median (s)", statistics.median(b for _, b in xs))
+        assert max(errors) < contract.within_s, summary
+        # Never better than it claims: every read within the bound the clock reported.
+        assert all(abs(x) <= bound + PROBE_SLACK_S for x, bound in xs), (
+            summary, [(x, bound) for x, bound in xs if abs(x) > bound + PROBE_SLACK_S])
     st = ray.get(skewed.status.remote())
     assert st["state"] == "synced" and st["reference"]["state"] == "ok", st
-    # It measured the skew it removed, and fitted the drift (sign: authority minus local).
-    assert st["error_bound_s"] is not None and st["error_bound_s"] < 5e-3, st
-    if stampers["transport"] == "auto":
+    # It measured the skew it removed, and says how far off it can be.
+    assert st["error_bound_s"] is not None and st["error_bound_s"] < contract.within_s, st
+    if contract is UDP:
+        # The drift is fitted (sign: authority minus local). Over the Ray call the fit sees
+        # the call's jitter (ms under load over a 6 s history): tens to hundreds of ppm off,
+        # which the bound above accounts for, so it is only checked over UDP.
         assert abs(st["frequency_ppm"] + SKEW_DRIFT_PPM) < 50, st
     assert st["injected_skew"] == {"offset_s": SKEW_OFFSET_S, "drift_ppm": SKEW_DRIFT_PPM}
     # The authority lists both clients for /api/clock, with what each measured.
@@ -174,24 +231,24 @@ def test_skewed_actor_is_within_1ms_of_the_authority(authority, stampers):
     assert body["authority"]["reference"]["kind"] == "system"
     assert body["authority"]["reference"]["state"] == "ok"
     by_name = {e["name"]: e for e in body["actors"]}
-    assert {"test:skewed", "test:plain"} <= set(by_name), by_name
-    for e in (by_name["test:skewed"], by_name["test:plain"]):
+    assert stampers["names"] <= set(by_name), by_name
+    for name in stampers["names"]:
+        e = by_name[name]
         for key in ("offset_s", "delay_s", "error_bound_s", "last_sync", "last_sync_iso",
                     "state", "reference", "transport"):
             assert key in e, (key, e)
         assert e["state"] == "synced" and not e["stale"], e
         assert 0 < e["delay_s"] < 0.3, e
-    assert st["transport"].startswith("udp 127.0.0.1:" if stampers["transport"] == "auto"
-                                      else "ray"), st
+        assert e["transport"] == st["transport"], e
+    assert st["transport"].startswith("udp 127.0.0.1:" if contract is UDP else "ray"), st
 
 
-def test_authority_restart_holdover_then_resync(authority, stampers):
+def test_authority_restart_holdover_growing_bound_then_resync(authority, stampers):
     handle, cfg = authority
     skewed, plain = stampers["skewed"], stampers["plain"]
-    # Start the outage from a settled clock: while a phase error is still being slewed out
-    # (500 ppm) the bound shrinks faster than holdover (15 ppm) grows it.
+    contract: Contract = stampers["contract"]
     time.sleep(1.5)
-    settle(skewed, handle, 5e-4)
+    settle(skewed, handle, contract.within_s)
     before = ray.get(skewed.history.remote())
     seen = [ray.get(plain.probe.remote())[1]]
     assert before[-1]["ok"] and before[-1]["state"] == "synced"
@@ -208,29 +265,43 @@ def test_authority_restart_holdover_then_resync(authority, stampers):
     outage = time.monotonic() - killed_at
     # Stamps never went back, through holdover and resync.
     assert all(b >= a for a, b in zip(seen, seen[1:]))
-    hist = ray.get(skewed.history.remote())[len(before):]
-    failed = [e for e in hist if not e["ok"]]
+    # The outage as the client saw it: its last good exchange, then the failed ones (a Ray
+    # call may wait out most of a quick restart, so there may be only one).
+    hist = ray.get(skewed.history.remote())[len(before) - 1:]
+    outages: list[list[dict]] = []
+    for prev, e in zip(hist, hist[1:]):
+        if not e["ok"]:
+            if prev["ok"]:
+                outages.append([prev])
+            outages[-1].append(e)
+    assert outages, hist
+    chain = max(outages, key=len)
+    failed = chain[1:]
     # While the authority was away the client held over on its fitted clock...
-    assert len(failed) >= 2, hist
-    bounds = [e["error_bound_s"] for e in failed]
-    assert all(b is not None for b in bounds)
-    # ...and said so: its bound grew with every failed attempt (15 ppm of the elapsed time;
-    # the first may still be shrinking by a phase error being slewed out, at 500 ppm).
-    # The first may still shrink while the filter settles on its best pre-outage sample; by
-    # the end of the outage each failed attempt reports a larger bound than the one before.
-    assert bounds[-1] > bounds[-2], bounds
-    after_holdover = [e["state"] for e in failed if e["state"] == "holdover"]
-    assert after_holdover, failed
-    # Back in step: synced, and still within 1 ms of the (new) authority process.
+    assert all(e["state"] == "holdover" for e in failed), failed
+    # ...and said so: what holdover adds to its bound (15 ppm of the elapsed time) grew at
+    # every failed attempt. Only a phase error still being slewed out (at up to 500 ppm,
+    # milliseconds over the Ray call under load) can shrink the bound meanwhile, so that part
+    # is set apart; once it is slewed out, the reported bound itself grows at every attempt.
+    held = [e["error_bound_s"] - abs(e["slew_remaining_s"]) for e in chain]
+    assert all(b > a for a, b in zip(held, held[1:])), held
+    slewed_out = [e["error_bound_s"] for e in chain if e["slew_remaining_s"] == 0.0]
+    assert all(b > a for a, b in zip(slewed_out, slewed_out[1:])), slewed_out
+    # Back in step: synced, and within its contract of the (new) authority process.
     assert wait_for(lambda: ray.get(skewed.status.remote())["state"] == "synced", timeout=5)
+
+    def in_step() -> bool:
+        r, bound = bounded_residual(skewed, handle)
+        return abs(r) < contract.within_s and abs(r) <= bound + PROBE_SLACK_S
+
     # A resync slews (at most 500 ppm), so what the outage let the clock drift off is
     # removed within seconds, not at once.
-    assert wait_for(lambda: abs(residual(skewed, handle)) < 1e-3, timeout=20, step=0.2)
+    assert wait_for(in_step, timeout=20, step=0.2)
     # The restarted authority serves NTP again on the configured port.
     assert ray.get(handle.ntp_address.remote()) == ("127.0.0.1", cfg.ntp_port)
     assert outage < 30
     # The restarted authority's registry refills from the clients' next reports.
-    assert wait_for(lambda: {"test:skewed", "test:plain"} <= {
+    assert wait_for(lambda: stampers["names"] <= {
         e["name"] for e in ray.get(handle.status.remote())["actors"]}, timeout=5)
 
 
