@@ -41,3 +41,12 @@ def test_every_node_starts_ray_with_the_serve_ingress_settings():
         start = next(c for c in config[key] if "ray start" in c)
         assert all(f"{name}=" in start for name in needed), (key, start)
         assert "orbitcast-haproxy" in start
+
+
+def test_every_node_requires_the_token_that_ray_up_copies_from_the_users_machine():
+    # README: `ray get-auth-token --generate`, then `ray up`; the job server answers only that token.
+    config = load()
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in config[key] if "ray start" in c)
+        assert "RAY_AUTH_MODE=token" in start, (key, start)
+    assert config["file_mounts"].get("/home/ubuntu/.ray/auth_token") == "~/.ray/auth_token"
