@@ -16,8 +16,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from ray import serve
 
+from deployments.scaling import HELD_METRIC
+from deployments.scaling import POLICY as SCALING_POLICY
 from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery import http_policy
+from orbitcast.delivery.fast_path import serve_live_here
 from orbitcast.delivery.live_http import LiveHTTP
 from orbitcast.delivery.playlists import iso_ms
 from orbitcast.delivery.policy import policy_of
@@ -120,9 +123,14 @@ def pages(replica: "Delivery") -> FastAPI:
     return app
 
 
+def _autoscaling(min_replicas: int, max_replicas: int) -> dict:
+    return {"min_replicas": min_replicas, "max_replicas": max_replicas, "target_ongoing_requests": 256,
+            "policy": {"policy_function": SCALING_POLICY}}
+
+
 @serve.deployment(
     ray_actor_options={"num_cpus": 0},
-    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 256},
+    autoscaling_config=_autoscaling(1, 4),
     # Held LL-HLS requests are cheap coroutines: a replica holds thousands of them.
     max_ongoing_requests=4096,
 )
@@ -139,7 +147,9 @@ class Delivery:
         self._follower = asyncio.get_running_loop().create_task(self._follow())
 
     def __serve_build_asgi_app__(self):
-        return LiveHTTP(self.state, pages(self), self.segment_duration)
+        live = LiveHTTP(self.state, pages(self), self.segment_duration)
+        serve_live_here(live)  # this replica's server answers /live/ itself (fast_path.py)
+        return live
 
     async def _follow(self) -> None:
         while True:
@@ -153,6 +163,10 @@ class Delivery:
                 continue
             self.state.apply(batch)
 
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        # /live/ requests skip Serve's accounting (fast_path.py): the held ones are counted here.
+        return {HELD_METRIC: float(self.state.held)}
+
     def check_health(self) -> None:
         if self._follower.done():
             raise RuntimeError("this replica no longer follows the edge")
@@ -162,6 +176,4 @@ def build_app(edge, config: OrbitcastConfig, clock=None, inbox=None):
     """The bound Serve application for `serve.run`; `clock` is the ClockAuthority handle,
     `inbox` the SenderInbox that takes delivery receipts."""
     s = config.serve
-    return Delivery.options(
-        autoscaling_config={"min_replicas": s.min_replicas, "max_replicas": s.max_replicas, "target_ongoing_requests": 256},
-    ).bind(edge, config, clock, inbox)
+    return Delivery.options(autoscaling_config=_autoscaling(s.min_replicas, s.max_replicas)).bind(edge, config, clock, inbox)

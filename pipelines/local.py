@@ -4,7 +4,8 @@ how Serve's HTTP ingress runs on a laptop.
 Viewers reach the Delivery replicas through Ray Serve's HAProxy ingress with direct ingress on
 the replicas (`RAY_SERVE_ENABLE_HA_PROXY` + `RAY_SERVE_THROUGHPUT_OPTIMIZED`, measured fastest
 in docs/benchmarks.md), with HAProxy's cache in front of the immutable media
-(`orbitcast-haproxy`). Serve reads these settings when its processes start, so they are set
+(`orbitcast-haproxy`), and `/live/` answered ahead of Serve's request wrapper (the fast path,
+`orbitcast/delivery/fast_path.py`). Serve reads these settings when its processes start, so they are set
 before Ray starts; a variable already set in the environment wins. On a cluster, `ray start`
 gets the same variables (cluster.yaml).
 """
@@ -25,6 +26,9 @@ SIDE_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
               "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
 
 
+FAST_PATH_CALLBACK = "orbitcast.delivery.fast_path:middlewares"
+
+
 def serve_ingress_env() -> dict[str, str]:
     """The environment every node's Ray must start with for orbitcast's ingress."""
     wrapper = Path(sys.executable).parent / "orbitcast-haproxy"
@@ -32,6 +36,8 @@ def serve_ingress_env() -> dict[str, str]:
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_HAPROXY_BINARY_PATH": str(wrapper) if wrapper.exists() else (shutil.which("orbitcast-haproxy") or ""),
+        # /live/ answered by the Delivery replica's own server ahead of Serve's request wrapper.
+        "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": FAST_PATH_CALLBACK,
     }
 
 

@@ -85,6 +85,25 @@ def test_concurrent_blocking_reloads_all_wake_for_the_same_part(live):
     assert all((msn, part) in listed_parts(a) for a in answers)
 
 
+def test_live_requests_skip_serves_wrapper_and_held_ones_are_reported_for_autoscaling(live):
+    live.wait_media(FEED, 3)
+    r, pl = load(live)
+    # Serve's request wrapper stamps X-Request-ID on all it answers; /live/ is answered ahead of it.
+    assert "x-request-id" not in r.headers
+    assert "x-request-id" in requests.get(f"{live.base}/api/feeds", timeout=15).headers
+    msn, _ = hint_of(pl)
+    seen = 0
+    with ThreadPoolExecutor(5) as pool:
+        # a part of the next segment: held for at least two parts' time
+        waits = [pool.submit(load, live, _HLS_msn=str(msn + 1), _HLS_part="2") for _ in range(5)]
+        while not all(w.done() for w in waits):
+            stats = requests.get(f"{live.base}/api/delivery", timeout=15).json()
+            seen = max(seen, stats["held"])  # what record_autoscaling_stats reports to Serve
+            time.sleep(0.02)
+        assert all((msn + 1, 2) in listed_parts(w.result()[1]) for w in waits)
+    assert seen >= 5
+
+
 def test_a_preload_hinted_part_is_held_and_returns_its_bytes(live):
     live.wait_media(FEED, 3)
     _, pl = load(live)
