@@ -6,7 +6,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-State = Literal["starting", "live", "failed", "ended", "stopped"]
+# "reconnecting": a network input ended cleanly (a publisher disconnected, a relay restarted);
+# for a live relay that is not the end of the feed, so it is opened again.
+State = Literal["starting", "live", "reconnecting", "failed", "ended", "stopped"]
 
 
 @dataclass
@@ -16,6 +18,7 @@ class FeedHealth:
     reason: str | None = None
     since: float = 0.0
     retries: int = 0
+    reconnects: int = 0  # times a network input ended and was opened again
     retry_at: float | None = None
     media_time: float = 0.0  # newest media time read from the source
     timeline_start: float = 0.0  # media time at which this run of the feed began
@@ -26,6 +29,8 @@ class FeedHealth:
         self.state, self.reason, self.retry_at = state, reason, retry_at
         if state == "failed":
             self.retries += 1
+        elif state == "reconnecting":
+            self.reconnects += 1
 
     def as_dict(self) -> dict:
         d = asdict(self)

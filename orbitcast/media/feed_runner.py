@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from ..config import FeedConfig
 from ..backoff import Backoff
-from ..health import FeedHealth
-from .source import Source, SourceEnded, SourceError
+from ..health import FeedHealth, State
+from .source import Source, SourceEnded, SourceError, is_network
 from .units import FeedStreams, MediaUnit
 
 Sink = Callable[[FeedStreams, list[MediaUnit]], None]
@@ -64,8 +64,12 @@ class FeedRunner:
             except SourceEnded:
                 if self.source.loop:
                     continue
-                self.health.to("ended", "end of source")
-                return
+                if not is_network(self.feed.source):
+                    self.health.to("ended", "end of source")
+                    return
+                # A network input that ends (the sender disconnected) comes back: open it again
+                # on the same timeline, so seqs continue and never repeat.
+                self._wait("reconnecting", "input ended: waiting for the sender")
             except (SourceError, SinkError) as err:
                 self._fail(str(err))
             finally:
@@ -95,6 +99,9 @@ class FeedRunner:
             self.backoff.reset()
 
     def _fail(self, reason: str) -> None:
+        self._wait("failed", reason)
+
+    def _wait(self, state: State, reason: str) -> None:
         delay = self.backoff.next_delay()
-        self.health.to("failed", reason, retry_at=time.time() + delay)
+        self.health.to(state, reason, retry_at=time.time() + delay)
         self.stop_event.wait(delay)

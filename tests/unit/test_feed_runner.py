@@ -4,6 +4,7 @@ every unit read being delivered."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from orbitcast.backoff import Backoff
 from orbitcast.media.feed_runner import FeedRunner, SinkError
 from orbitcast.media.source import Source, SourceEnded
 from orbitcast.media.units import FeedStreams, MediaUnit
+from tests.conftest import reserved_port
 from tests.media import make_clip, make_corrupt
 
 
@@ -235,3 +237,48 @@ def test_feed_keeps_retrying_after_many_failures(tmp_path: Path) -> None:
     finally:
         runner.stop()
         th.join(timeout=5)
+
+
+def _send_mpegts_over_tcp(port: int, seconds: float) -> subprocess.Popen:
+    """Debian's ffmpeg as a contribution encoder: a test pattern, MPEG-TS, to our TCP listener."""
+    return subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+         f"testsrc2=size=160x120:rate=25:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
+         "-g", "25", "-f", "mpegts", f"tcp://127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _connect_when_listening(port: int, seconds: float, timeout: float = 20.0) -> subprocess.Popen:
+    deadline = time.monotonic() + timeout
+    while True:
+        sender = _send_mpegts_over_tcp(port, seconds)
+        if sender.wait() == 0 or time.monotonic() > deadline:
+            return sender
+        time.sleep(0.1)  # not listening yet (the runner opens it again after a backoff)
+
+
+def test_a_network_input_that_ends_is_opened_again_and_its_timeline_goes_on() -> None:
+    port = reserved_port()
+    sink = Collector()
+    feed = FeedConfig(name="relay", source=f"tcp://127.0.0.1:{port}?listen=1", realtime=False)
+    runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=tiny_backoff())
+    th = start(runner)
+    try:
+        first = _connect_when_listening(port, 1.0)
+        assert first.returncode == 0, first.stderr.read() if first.stderr else ""
+        wait_for(lambda: runner.health.reconnects >= 1, timeout=20)
+        # the sender left: not the end of the feed
+        assert runner.health.state in ("reconnecting", "starting", "failed") and th.is_alive()
+        before = [u.time for u in sink.units if u.kind == "video"]
+        second = _connect_when_listening(port, 1.0)
+        assert second.returncode == 0
+        wait_for(lambda: runner.health.reconnects >= 2, timeout=20)
+        after = [u.time for u in sink.units if u.kind == "video"][len(before):]
+        assert len(before) >= 20 and len(after) >= 20
+        # one timeline: the second session's pictures come after the first's, never on top of them
+        assert after[0] > before[-1] and after == sorted(after)
+        assert {s.generation for s, _ in sink.batches} == {1, 2}
+    finally:
+        runner.stop()
+        th.join(timeout=15)
