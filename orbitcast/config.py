@@ -6,6 +6,7 @@ file raises `ConfigError` with one line per problem, each naming the field and t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +108,36 @@ class FeedConfig(_Strict):
         return v
 
 
+class ViewerAuthConfig(_Strict):
+    """Signed viewer URLs (orbitcast/delivery/signed_urls.py): keys by id, so that two can be
+    active while one replaces the other; `orbitcast token` signs with the last one listed."""
+
+    required: bool = Field(default=False, description="refuse /live/ requests without a valid token (403)")
+    keys: dict[str, str] = Field(default_factory=dict, description="key id -> secret (32 characters or more)")
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for key_id, secret in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", key_id):
+                raise ValueError(f"key id {key_id!r}: 1-32 letters, digits, '_' or '-'")
+            if len(secret) < 32:
+                raise ValueError(f"key {key_id!r}: a secret of 32 characters or more")
+        return v
+
+    @model_validator(mode="after")
+    def _required(self) -> "ViewerAuthConfig":
+        if self.required and not self.keys:
+            raise ValueError("required viewer tokens need at least one key")
+        return self
+
+
 class ServeConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
     min_replicas: int = Field(default=1, ge=1)
     max_replicas: int = Field(default=4, ge=1)
+    viewer_auth: ViewerAuthConfig = ViewerAuthConfig()
 
     @model_validator(mode="after")
     def _replicas(self) -> "ServeConfig":

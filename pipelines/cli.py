@@ -68,6 +68,35 @@ def _receive(args: argparse.Namespace) -> int:
     return receive_run(args)
 
 
+def _token(args: argparse.Namespace) -> int:
+    import time
+
+    from orbitcast.config import ConfigError, load_config
+    from orbitcast.delivery.signed_urls import PREFIX, sign
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"orbitcast token: {err}", file=sys.stderr)
+        return 2
+    keys = config.serve.viewer_auth.keys
+    if not keys:
+        print("orbitcast token: no serve.viewer_auth.keys in the config", file=sys.stderr)
+        return 2
+    if args.feed not in {f.name for f in config.feeds}:
+        print(f"orbitcast token: no feed {args.feed!r} in the config", file=sys.stderr)
+        return 2
+    key_id = args.key or list(keys)[-1]  # the newest key signs; the older stays accepted
+    if key_id not in keys:
+        print(f"orbitcast token: no viewer key {key_id!r} in the config", file=sys.stderr)
+        return 2
+    token = sign(keys, key_id, args.feed, int(time.time() + args.ttl), args.ip)
+    base = (args.base or f"http://127.0.0.1:{config.serve.port}").rstrip("/")
+    print(f"{base}{PREFIX}{token}/{args.feed}/master.m3u8")
+    print(f"viewer page: {base}/?feed={args.feed}&token={token}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orbitcast", description="Live video delivery on Ray: ladder, sealing, ledger, one clock, HLS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     receive_arguments(receive)
     receive.set_defaults(func=_receive)
+    token = sub.add_parser("token", help="a signed viewer URL for a feed (serve.viewer_auth in the config)")
+    token.add_argument("feed")
+    token.add_argument("--config", required=True, help="orbitcast.yaml with serve.viewer_auth.keys")
+    token.add_argument("--ttl", type=float, default=3600, help="seconds it stays valid (default %(default)s)")
+    token.add_argument("--ip", default=None, help="bind it to this client address")
+    token.add_argument("--key", default=None, help="key id to sign with (default: the last one listed)")
+    token.add_argument("--base", default=None, help="the viewer base URL (default: http://127.0.0.1:<serve.port>)")
+    token.set_defaults(func=_token)
     return parser
 
 

@@ -133,7 +133,9 @@ def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory,
         "ladder": TEST_LADDER,  # segment, part and window durations: the shipped LL-HLS defaults
         "store": str(tmp_path_factory.mktemp("store")),
         "transcoders": 2,
-        "serve": {"host": "127.0.0.1", "port": reserved_port()},
+        # Signed viewer URLs accepted (the browser test plays one), plain ones too.
+        "serve": {"host": "127.0.0.1", "port": reserved_port(),
+                  "viewer_auth": {"keys": {"test": secrets.token_urlsafe(32)}}},
         "clock": {"ntp_port": reserved_port(), "sync_interval_s": 0.5, "tick_interval_s": 0.5},
     })
 

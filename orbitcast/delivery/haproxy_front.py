@@ -51,6 +51,9 @@ def cache_rules(indent: str) -> str:
         f"{indent}{MARK}live media and playlists through the cache (Cache-Control decides)\n"
         f"{indent}acl orbitcast_live path_beg /live/\n"
         f"{indent}http-request set-var(txn.orbitcast_live) bool(true) if orbitcast_live METH_GET\n"
+        # The viewer's own address, set (never appended to what a client sent): signed URLs
+        # may be bound to it (signed_urls.py), and uvicorn reads it as the request's client.
+        f"{indent}http-request set-header X-Forwarded-For %[src] if orbitcast_live\n"
         f"{indent}http-request cache-use {CACHE_NAME} if orbitcast_live METH_GET\n"
         f"{indent}http-response cache-store {CACHE_NAME} if {{ var(txn.orbitcast_live) -m bool }}\n"
     )

@@ -11,7 +11,8 @@ preload-hinted part wait on the replica's asyncio events (`ReplicaState.wait_unt
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,6 +20,7 @@ from . import http_policy
 from .blocking import Readiness, parse_playlist_query
 from .names import INIT_NAME, BadName, check_name, parse_media_name
 from .replica import ReplicaState
+from .signed_urls import Refused, check, parse, split_path
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,13 @@ def _headers(content_type: str, cache: dict[str, str]) -> tuple[tuple[bytes, byt
 
 
 class LiveHTTP:
-    def __init__(self, state: ReplicaState, fallback: ASGIApp, segment_duration: float) -> None:
+    def __init__(self, state: ReplicaState, fallback: ASGIApp, segment_duration: float,
+                 viewer_keys: Mapping[str, str] | None = None, tokens_required: bool = False) -> None:
         self.state = state
         self.fallback = fallback
+        # Signed viewer URLs (signed_urls.py): keys by id; without keys a token path is refused.
+        self.viewer_keys = dict(viewer_keys or {})
+        self.tokens_required = tokens_required
         policy = state.policy
         self.hold_s = policy.blocking_timeout
         # Header sets are built once; each response gets a fresh list (Serve's direct ingress
@@ -62,7 +68,10 @@ class LiveHTTP:
             if scope["method"] not in ("GET", "HEAD"):
                 status, headers, body = 405, self.h_error, b"method not allowed\n"
             else:
+                path = self._admitted(path, scope)
                 status, headers, body = await self._answer(path, scope.get("query_string", b""))
+        except Refused as err:
+            status, headers, body = 403, self.h_error, f"forbidden: {err}\n".encode()
         except BadName as err:
             status, headers, body = 400, self.h_error, f"{err}\n".encode()
         except Exception:  # noqa: BLE001 - never a stack trace to a client; the log keeps it
@@ -71,6 +80,21 @@ class LiveHTTP:
         out = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": b"" if head else body})
+
+    def _admitted(self, path: str, scope: Scope) -> str:
+        """The path without its token, if the request may have it; else `Refused`."""
+        text, path = split_path(path)
+        if text is None:
+            if self.tokens_required:
+                raise Refused("a signed URL is required (orbitcast token)")
+            return path
+        if not self.viewer_keys:
+            raise Refused("signed URLs are not configured here")
+        feed = path.split("/")[2] if path.count("/") >= 3 else ""
+        # With HAProxy in front, uvicorn takes the client from its X-Forwarded-For (haproxy_front.py).
+        client = scope.get("client")
+        check(self.viewer_keys, parse(text), feed, time.time(), client[0] if client else None)
+        return path
 
     async def _answer(self, path: str, query: bytes) -> tuple[int, tuple | list, bytes]:
         parts = path.split("/")  # "", "live", feed, [rendition,] name

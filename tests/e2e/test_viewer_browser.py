@@ -1,11 +1,17 @@
-"""The viewer page in a real browser: Playwright drives Debian's headless Chromium to `/`, where
-hls.js plays the live feed in low-latency mode. The test listens to the player's own events:
-it plays, it loads LL-HLS parts (not only whole segments), and it blocks on playlist reloads."""
+"""The viewer page in a real browser: Playwright drives Debian's headless Chromium to the signed
+viewer URL `orbitcast token` prints, where hls.js plays the live feed in low-latency mode. The
+test listens to the player's own events: it plays, it loads LL-HLS parts (not only whole
+segments), it blocks on playlist reloads, and every live request carried the token."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+import yaml
 
 import pytest
 
@@ -30,7 +36,8 @@ PROBE = """() => ({t: document.querySelector('video').currentTime,
   feeds: document.getElementById('feeds').textContent,
   lowLatency: window.hls ? hls.config.lowLatencyMode : null,
   partHoldBack: window.hls && hls.latestLevelDetails ? hls.latestLevelDetails.partHoldBack : null,
-  seen: window.seen})"""
+  seen: window.seen,
+  live: performance.getEntriesByType('resource').map(e => new URL(e.name).pathname).filter(p => p.startsWith('/live/'))})"""
 
 
 def played(status: str) -> float:
@@ -43,18 +50,23 @@ def played(status: str) -> float:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it)")
-def test_viewer_page_plays_the_live_feed_in_low_latency_mode(live):
+def test_a_signed_viewer_url_plays_the_live_feed_in_low_latency_mode(live, tmp_path: Path):
     from playwright.sync_api import sync_playwright
 
     live.wait_media("synth", 4)
+    config = tmp_path / "orbitcast.yaml"
+    config.write_text(yaml.safe_dump(live.config.model_dump(mode="json")))
+    token = subprocess.run([str(Path(sys.executable).parent / "orbitcast"), "token", "synth", "--config", str(config),
+                            "--ttl", "600", "--base", live.base], capture_output=True, text=True, timeout=60)
+    assert token.returncode == 0, token.stderr
+    page_url = token.stderr.strip().rsplit("viewer page: ", 1)[-1]
+    assert page_url.startswith(live.base + "/?feed=synth&token=")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
             page = browser.new_page()
-            page.goto(live.base + "/")
-            # the synthetic feed (the page starts with the first feed in the list)
+            page.goto(page_url)
             page.wait_for_selector("#feed option[value=synth]", state="attached", timeout=60_000)
-            page.select_option("#feed", "synth")
             # `hls` is a page-level `let`: expose it to the probes as window.hls
             page.wait_for_function("() => typeof hls !== 'undefined' && hls !== null && current === 'synth'", timeout=60_000)
             page.evaluate("() => { window.hls = hls; }")
@@ -75,5 +87,8 @@ def test_viewer_page_plays_the_live_feed_in_low_latency_mode(live):
     # hls.js used LL-HLS: the server's PART-HOLD-BACK, parts loaded, blocking playlist reloads
     assert seen["lowLatency"] is True and seen["partHoldBack"] and seen["partHoldBack"] > 0, seen
     assert seen["seen"]["parts"] > 5 and seen["seen"]["blocking"] > 3, seen
+    # One signed master URL: every playlist, part, segment and init hls.js asked for carried it.
+    signed = f"/live/t/{page_url.rsplit('token=', 1)[-1]}/synth/"
+    assert len(seen["live"]) > 10 and all(p.startswith(signed) for p in seen["live"]), seen["live"][:5]
     # The feed table lists the failed feed with its reason, as /api/feeds does.
     assert "broken" in seen["feeds"] and "failed" in seen["feeds"], seen

@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urljoin
 
 import m3u8
 import pytest
@@ -16,6 +17,7 @@ import requests
 from orbitcast.delivery.live_http import LiveHTTP
 from orbitcast.delivery.names import init_tag
 from orbitcast.delivery.replica import ReplicaState
+from orbitcast.delivery.signed_urls import sign
 from orbitcast.delivery.updates import Batch
 from orbitcast.delivery.window import InitUpdate, PartUpdate, SegmentUpdate
 from tests.unit.gateway_fixtures import ServerThread
@@ -27,7 +29,7 @@ INIT = b"init-360p"
 class Replica:
     """A ReplicaState served by LiveHTTP on uvicorn; `apply` runs on the server's event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, viewer_keys: dict[str, str] | None = None, tokens_required: bool = False) -> None:
         self.state = ReplicaState(POLICY)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.version = 0
@@ -37,7 +39,7 @@ class Replica:
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"fallback"})
 
-        self.server = ServerThread(LiveHTTP(self.state, fallback, POLICY.segment_duration))
+        self.server = ServerThread(LiveHTTP(self.state, fallback, POLICY.segment_duration, viewer_keys, tokens_required))
 
     def __enter__(self) -> "Replica":
         self.server.__enter__()
@@ -59,14 +61,18 @@ class Replica:
         return requests.get(self.server.url + path, params=params, timeout=15)
 
 
+def filled(r: Replica) -> Replica:
+    r.apply(InitUpdate("iss", info("360p"), INIT), InitUpdate("iss", info("720p", 2_000_000), b"init-720p"))
+    for i in range(4):
+        r.apply(PartUpdate(part(S, i)))
+    r.apply(SegmentUpdate(whole(S)), PartUpdate(part(S + 1, 0)))
+    return r
+
+
 @pytest.fixture
 def replica():
     with Replica() as r:
-        r.apply(InitUpdate("iss", info("360p"), INIT), InitUpdate("iss", info("720p", 2_000_000), b"init-720p"))
-        for i in range(4):
-            r.apply(PartUpdate(part(S, i)))
-        r.apply(SegmentUpdate(whole(S)), PartUpdate(part(S + 1, 0)))
-        yield r
+        yield filled(r)
 
 
 def test_playlists_and_media_come_from_the_window(replica: Replica) -> None:
@@ -141,3 +147,67 @@ def test_a_held_request_that_times_out_is_503() -> None:
         got = r.get("/live/iss/360p/index.m3u8", _HLS_msn=str(S), _HLS_part="1")
         assert got.status_code == 503 and got.headers["retry-after"] == "1"
         assert 0.25 < time.monotonic() - started < 3
+
+
+KEYS = {"old": "o" * 40, "new": "n" * 40}
+
+
+def every_uri_under(r: Replica, master_url: str) -> dict[str, int]:
+    """Status of every URI a player reaches from a master playlist, resolved as players do."""
+    seen: dict[str, int] = {}
+    master = requests.get(master_url, timeout=10)
+    seen[master_url] = master.status_code
+    for child in m3u8.loads(master.text).playlists:
+        media_url = urljoin(master_url, child.uri)
+        media = requests.get(media_url, timeout=10)
+        seen[media_url] = media.status_code
+        pl = m3u8.loads(media.text)
+        uris = [s.uri for s in pl.segments] + [p.uri for s in pl.segments for p in s.parts]
+        uris += [pl.segment_map[0].uri] + [rr.uri for rr in pl.rendition_reports]
+        assert pl.preload_hint is None or "/" not in pl.preload_hint.uri  # relative: it keeps the token
+        for uri in uris:
+            url = urljoin(media_url, uri)
+            seen[url] = requests.get(url, timeout=10).status_code
+    return seen
+
+
+def test_one_signed_master_url_reaches_every_uri_when_tokens_are_required() -> None:
+    with Replica(KEYS, tokens_required=True) as r:
+        filled(r)
+        token = sign(KEYS, "new", "iss", int(time.time()) + 60)
+        seen = every_uri_under(r, f"{r.server.url}/live/t/{token}/iss/master.m3u8")
+        assert len(seen) >= 8 and set(seen.values()) == {200}, seen
+        assert all(f"/live/t/{token}/iss/" in url for url in seen)
+        # the same URIs without the token: refused, with a short reason
+        plain = r.get(f"/live/iss/360p/{S}.m4s")
+        assert plain.status_code == 403 and "signed URL is required" in plain.text and len(plain.text) < 120
+
+
+@pytest.mark.parametrize("why,token", [
+    ("expired", lambda: sign(KEYS, "new", "iss", int(time.time()) - 1)),
+    ("signature", lambda: sign(KEYS, "new", "mars", int(time.time()) + 60)),  # another feed's
+    ("another client", lambda: sign(KEYS, "old", "iss", int(time.time()) + 60, ip="198.51.100.1")),
+    ("unknown key", lambda: sign({"k": "k" * 40}, "k", "iss", int(time.time()) + 60)),
+    ("malformed", lambda: "not-a-token"),
+])
+def test_a_token_that_does_not_admit_is_403_on_every_route(why: str, token) -> None:
+    with Replica(KEYS, tokens_required=True) as r:
+        filled(r)
+        for rest in ("master.m3u8", "360p/index.m3u8", f"360p/{S}.m4s", f"360p/{S + 1}.0.m4s", "360p/init.mp4"):
+            got = r.get(f"/live/t/{token()}/iss/{rest}")
+            assert got.status_code == 403 and why in got.text, (rest, got.text)
+            assert "no-store" in got.headers["cache-control"]
+
+
+def test_a_token_bound_to_the_clients_address_admits_it() -> None:
+    with Replica(KEYS, tokens_required=True) as r:
+        filled(r)
+        token = sign(KEYS, "new", "iss", int(time.time()) + 60, ip="127.0.0.1")
+        assert r.get(f"/live/t/{token}/iss/master.m3u8").status_code == 200
+
+
+def test_without_keys_a_token_path_is_refused_and_plain_urls_play(replica: Replica) -> None:
+    token = sign(KEYS, "new", "iss", int(time.time()) + 60)
+    got = replica.get(f"/live/t/{token}/iss/master.m3u8")
+    assert got.status_code == 403 and "not configured" in got.text
+    assert replica.get("/live/iss/master.m3u8").status_code == 200
