@@ -119,10 +119,13 @@ class NTPServer:
             if reply is None:
                 self.ignored += 1
                 continue
+            # Counted before it leaves: a client that holds the reply and then reads the
+            # server's status must find it counted (the thread may be preempted after sendto).
+            self.replies += 1
             try:
                 sock.sendto(reply, addr)
-                self.replies += 1
             except OSError:
+                self.replies -= 1
                 continue
 
     def answer(self, data: bytes, t2: float) -> bytes | None:
