@@ -4,9 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-# Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients), libsodium23 (the Threema SDK),
-# chromium (the viewer page with hls.js, driven by Playwright). The benchmarks also need wrk and
-# nginx (the viewer path measured against a static server).
+# Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients, the senders of the ingest tests
+# and the SRT relay: Debian's build has libsrt), rtsp-server-perl (the RTSP server of the RTSP pull
+# test; on a host with systemd its package also enables a service on port 554), libsodium23 (the
+# Threema SDK), chromium (the viewer page with hls.js, driven by Playwright). The benchmarks also
+# need wrk and nginx (the viewer path measured against a static server).
 
 # The Debian packages in $$missing: installed when run as root, else named, and make stops.
 APT_MISSING = if [ -n "$$missing" ]; then \
@@ -41,6 +43,7 @@ system-deps:
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	ldconfig -p | grep -q 'libsodium\.so' || missing="$$missing libsodium23"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v rtsp-server-perl >/dev/null || missing="$$missing rtsp-server-perl"; \
 	$(APT_MISSING)
 
 bench-deps: system-deps

@@ -1,5 +1,6 @@
 """Live sources opened with PyAV: files (paced at real time, optionally looped), lavfi graphs,
-and network URLs (udp, srt, rtmp, rtsp, http(s)).
+and network URLs (udp, rtmp, rtsp, http(s) and HLS, tcp directly; srt through a relay, see
+relay.py, since PyAV's FFmpeg has no SRT). docs/ingest.md lists the URL forms.
 
 A `Source` turns whatever it opens into `MediaUnit`s on one continuous media timeline, so that
 a loop or a reconnect never makes time go backwards downstream. Every failure is a
@@ -8,6 +9,7 @@ a loop or a reconnect never makes time go backwards downstream. Every failure is
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -16,6 +18,7 @@ from pathlib import Path
 import av
 import av.error
 
+from .relay import Relay, RelayEnded, RelayFailed, needs_relay, redact
 from .units import FeedStreams, MediaUnit, StreamInfo
 
 NETWORK_SCHEMES = ("udp://", "srt://", "rtmp://", "rtmps://", "rtsp://", "http://", "https://", "tcp://")
@@ -39,6 +42,13 @@ def is_network(url: str) -> bool:
     return url.startswith(NETWORK_SCHEMES)
 
 
+def _listen_address(url: str, options: dict[str, str]) -> str | None:
+    """host:port a listening source (RTMP or TCP with listen=1) waits on, else None."""
+    if options.get("listen") in ("1", "2") or "listen=1" in url.partition("?")[2]:
+        return url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    return None
+
+
 def _reason(err: BaseException) -> str:
     if isinstance(err, FileNotFoundError):
         return f"source not found: {err.filename or err}"
@@ -47,6 +57,20 @@ def _reason(err: BaseException) -> str:
     if isinstance(err, av.error.FFmpegError):
         return f"{type(err).__name__}: {err.strerror or err}"
     return f"{type(err).__name__}: {err}"
+
+
+def _codec_name(s: av.stream.Stream) -> str:
+    """The stream's decoder, or 'unknown' where FFmpeg has none (the transcoder then names
+    the stream in the reason it fails)."""
+    cc = s.codec_context  # None where FFmpeg does not know the codec at all
+    return cc.codec.name if cc is not None and cc.codec is not None else "unknown"
+
+
+def _pick(streams: list[av.stream.Stream]) -> av.stream.Stream | None:
+    """The first stream FFmpeg can decode, leaving out cover art; else the first, so that
+    the reason a feed fails names it."""
+    media = [s for s in streams if not s.disposition & av.stream.Disposition.attached_pic]
+    return next((s for s in media if _codec_name(s) != "unknown"), media[0] if media else None)
 
 
 class Source:
@@ -75,11 +99,14 @@ class Source:
         self.next_time = self._start = round(start_time * 90000) / 90000
         self.generation = 0
         self._container: av.container.InputContainer | None = None
+        self._relay: Relay | None = None
+        self._read_any = False
         self._anchor_time = 0.0
         self._anchor_wall: float | None = None
         self._anchor_mono = 0.0
         self._frame_duration = 1 / 30
-        self._last = {"video": -1.0, "audio": -1.0}
+        self._last = {"video": -1.0, "audio": -1.0}  # newest presentation time
+        self._last_decode = {"video": -1.0, "audio": -1.0}
 
     # -- opening ---------------------------------------------------------------------------
     def _open_container(self) -> av.container.InputContainer:
@@ -88,22 +115,50 @@ class Source:
             url, fmt = url[len(LAVFI_PREFIX):], "lavfi"
         elif not is_network(url) and not Path(url).exists():
             raise SourceError(f"source not found: {url}")
+        if needs_relay(url):
+            return self._open_relayed(url)
         try:
             kwargs: dict = {"format": fmt, "options": self.options}
             if is_network(url):
                 kwargs["timeout"] = self.timeouts
             return av.open(url, **kwargs)  # type: ignore[return-value]
+        except av.error.ExitError:
+            # PyAV's open timeout: nothing arrived (or no publisher came to a listener).
+            where = _listen_address(url, self.options)
+            if where:
+                raise SourceError(f"listener on {where}: no publisher connected within {self.timeouts[0]:g} s") from None
+            raise SourceError(f"no media from {redact(url)} within {self.timeouts[0]:g} s") from None
         except (av.error.FFmpegError, OSError, ValueError) as err:
             raise SourceError(_reason(err)) from None
+
+    def _open_relayed(self, url: str) -> av.container.InputContainer:
+        relay = self._relay = Relay(url, open_timeout=self.timeouts[0], read_timeout=self.timeouts[1])
+        try:
+            relay.start()
+            return av.open(relay, format="mpegts", options=self.options)  # type: ignore[return-value]
+        except RelayFailed as err:
+            raise SourceError(str(err)) from None
+        except (av.error.FFmpegError, OSError, ValueError):
+            raise self._relay_outcome() from None
+
+    @property
+    def relay_pid(self) -> int | None:
+        """The ffmpeg relay of the open session (SRT), None for sources PyAV reads itself."""
+        return self._relay.pid if self._relay is not None else None
+
+    def _relay_outcome(self) -> SourceError | SourceEnded:
+        assert self._relay is not None
+        outcome = self._relay.outcome()
+        return SourceEnded(str(outcome)) if isinstance(outcome, RelayEnded) else SourceError(str(outcome))
 
     def open(self) -> FeedStreams:
         self.close()
         container = self._open_container()
-        video = next((s for s in container.streams if s.type == "video"), None)
+        video = _pick([s for s in container.streams if s.type == "video"])
         if video is None:
             container.close()
             raise SourceError("no video stream in source")
-        audio = next((s for s in container.streams if s.type == "audio"), None)
+        audio = _pick([s for s in container.streams if s.type == "audio"])
         self._container = container
         self._video, self._audio = video, audio
         self.generation += 1
@@ -119,23 +174,31 @@ class Source:
     def _describe_video(self, s: av.video.stream.VideoStream) -> StreamInfo:
         cc = s.codec_context
         rate = s.average_rate or s.guessed_rate or Fraction(30)
-        if cc.name in IN_MEMORY_VIDEO:
-            return StreamInfo("video", "rawvideo", Fraction(1, 90000), None, cc.width, cc.height, "yuv420p", float(rate))
+        if cc is None:
+            return StreamInfo("video", "unknown", Fraction(1, 90000), index=s.index)
+        if _codec_name(s) in IN_MEMORY_VIDEO:
+            return StreamInfo("video", "rawvideo", Fraction(1, 90000), None, cc.width, cc.height, "yuv420p", float(rate), index=s.index)
         return StreamInfo(
-            "video", cc.name, Fraction(1, 90000), bytes(cc.extradata) if cc.extradata else None,
-            cc.width, cc.height, cc.format.name if cc.format else None, float(rate),
+            "video", _codec_name(s), Fraction(1, 90000), bytes(cc.extradata) if cc.extradata else None,
+            cc.width, cc.height, cc.format.name if cc.format else None, float(rate), index=s.index,
         )
 
     def _describe_audio(self, s: av.audio.stream.AudioStream | None) -> StreamInfo | None:
         if s is None:
             return None
         cc = s.codec_context
+        if cc is None:
+            return StreamInfo("audio", "unknown", Fraction(1, 90000), index=s.index)
         return StreamInfo(
-            "audio", cc.name, Fraction(1, 90000), bytes(cc.extradata) if cc.extradata else None,
+            "audio", _codec_name(s), Fraction(1, 90000), bytes(cc.extradata) if cc.extradata else None,
             sample_rate=cc.sample_rate, layout=cc.layout.name, sample_format=cc.format.name if cc.format else None,
+            index=s.index,
         )
 
     def close(self) -> None:
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
         if self._container is not None:
             try:
                 self._container.close()
@@ -149,14 +212,26 @@ class Source:
         if self._container is None:
             raise SourceError("source is not open")
         streams = [self._video] + ([self._audio] if self._audio is not None else [])
+        self._read_any = False
         try:
             for packet in self._container.demux(streams):
+                self._read_any = True
                 yield from self._units_of(packet)
         except (av.error.FFmpegError, OSError) as err:
-            if isinstance(err, av.error.EOFError):
-                raise SourceEnded("end of source") from None
-            raise SourceError(_reason(err)) from None
-        raise SourceEnded("end of source")
+            raise self._end_reason(err) from None
+        raise self._end_reason(None)
+
+    def _end_reason(self, err: BaseException | None) -> SourceEnded | SourceError:
+        if self._relay is not None:
+            return self._relay_outcome()
+        if err is None or isinstance(err, av.error.EOFError):
+            return SourceEnded("end of source")
+        if isinstance(err, av.error.ExitError) and is_network(self.url):
+            return SourceError(f"no data from {redact(self.url)} for {self.timeouts[1]:g} s")
+        if self._read_any and _listen_address(self.url, self.options) and getattr(err, "errno", None) == errno.EIO:
+            # How FFmpeg's RTMP listener sees the publisher leave: the end of that connection.
+            return SourceEnded("the publisher disconnected")
+        return SourceError(_reason(err))
 
     def _units_of(self, packet: av.Packet) -> Iterator[MediaUnit]:
         ts = packet.pts if packet.pts is not None else packet.dts
@@ -166,19 +241,26 @@ class Source:
         if kind == "video" and packet.stream.codec_context.name in IN_MEMORY_VIDEO:
             for frame in packet.decode():
                 planes = frame.reformat(format="yuv420p").to_ndarray().tobytes()
-                yield from self._timed(kind, planes, float(ts * packet.time_base), True)
+                yield from self._timed(kind, planes, float(ts * packet.time_base), True, float(ts * packet.time_base))
             return
         if packet.size == 0:
             return
-        yield from self._timed(kind, bytes(packet), float(ts * packet.time_base), bool(packet.is_keyframe))
+        dts = float(packet.dts * packet.time_base) if packet.dts is not None else None
+        yield from self._timed(kind, bytes(packet), float(ts * packet.time_base), bool(packet.is_keyframe), dts)
 
-    def _timed(self, kind: str, data: bytes, pts: float, key: bool) -> Iterator[MediaUnit]:
+    def _timed(self, kind: str, data: bytes, pts: float, key: bool, dts: float | None = None) -> Iterator[MediaUnit]:
         if self._first is None:
             self._first = pts
         t = round((self.next_time + pts - self._first) * 90000) / 90000
-        if t < self._last[kind] or t < self._start:  # e.g. audio priming before the first frame
+        # Packets come in decode order: with B-frames presentation times go back and forth,
+        # so whether the source jumped back in time is judged on decode times (a packet
+        # without one, as Matroska's first B-frames, cannot decode before its presentation).
+        d = None if dts is None else round((self.next_time + dts - self._first) * 90000) / 90000
+        if (t if d is None else d) < self._last_decode[kind] or t < self._start:  # e.g. audio priming before the first frame
             return  # a source that jumps back in time: drop, downstream time never goes back
-        self._last[kind] = t
+        if d is not None:
+            self._last_decode[kind] = d
+        self._last[kind] = max(self._last[kind], t)
         capture = self._capture_for(t)
         yield MediaUnit(kind, data, t, capture, key)  # type: ignore[arg-type]
 

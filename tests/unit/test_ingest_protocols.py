@@ -1,0 +1,349 @@
+"""Contribution ingest: Debian's ffmpeg sends a test stream (made on the fly) over each protocol
+and a `Source` receives it, as a feed does; what arrives is transcoded and checked with ffprobe.
+No Ray: the source and the transcoder run in this process."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orbitcast.config import LadderConfig, Rung
+from orbitcast.media.relay import redact
+from orbitcast.media.source import Source, SourceEnded, SourceError
+from orbitcast.media.transcode import LiveTranscoder
+from orbitcast.media.units import FeedStreams, MediaUnit
+from orbitcast.segment import Segment
+from tests.conftest import reserved_port
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
+                       reason="needs Debian's ffmpeg and ffprobe (make test installs them)"),
+]
+
+SECONDS = 3.0
+PASSPHRASE = "orbit-secret-42"
+LADDER = LadderConfig(rungs=(Rung(name="lo", width=160, height=120, video_bitrate=150_000),),
+                      audio_bitrate=64_000, preset="ultrafast")
+
+
+# -- the sender ---------------------------------------------------------------------------------
+def send(url: str, fmt: str, seconds: float = SECONDS, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """ffmpeg sending `seconds` of test picture and tone, at real time, H.264 + AAC."""
+    return subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re",
+         "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-b:a", "64k", *extra, "-f", fmt, url],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def bound(port: int, proto: str) -> bool:
+    """Whether a socket on this machine is bound to `port` (UDP) or listening on it (TCP), read
+    from /proc so that looking never takes the port from the process that waits on it."""
+    for name in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            lines = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and (proto == "udp" or fields[3] == "0A"):
+                return True
+    return False
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class SenderWhenBound:
+    """Starts the sender once our side is bound to `port` (a listener must exist before a caller
+    connects); the test thread meanwhile blocks in Source.open()."""
+
+    def __init__(self, port: int, proto: str, start: Callable[[], subprocess.Popen[bytes]]) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready = threading.Event()
+
+        def run() -> None:
+            try:
+                wait_for(lambda: bound(port, proto), what=f"{proto} port {port}")
+                self.proc = start()
+            finally:
+                self.ready.set()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def finish(self) -> str:
+        self.ready.wait(60)
+        if self.proc is None:
+            return ""
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err.decode(errors="replace")
+
+
+# -- the receiver --------------------------------------------------------------------------------
+@dataclass
+class Session:
+    streams: FeedStreams
+    units: list[MediaUnit]
+    end: SourceEnded | SourceError
+    relay_pid: int | None
+
+    def times(self, kind: str) -> list[float]:
+        return [u.time for u in self.units if u.kind == kind]
+
+
+def receive(src: Source) -> Session:
+    """One session of `src`: open, read to its end, close."""
+    try:
+        streams = src.open()
+        units: list[MediaUnit] = []
+        try:
+            for unit in src.units():
+                units.append(unit)
+        except (SourceEnded, SourceError) as end:
+            return Session(streams, units, end, src.relay_pid)
+        raise AssertionError("units() returned without SourceEnded")
+    finally:
+        src.close()
+
+
+def assert_plays(session: Session, tmp_path: Path) -> None:
+    """What a viewer needs: picture and sound arrive, time moves on, and the ladder's segments made
+    from them decode in ffprobe."""
+    assert session.streams.video.codec == "h264" and session.streams.audio is not None
+    video, audio = session.times("video"), session.times("audio")
+    assert len(video) >= 30 and len(audio) >= 30, (len(video), len(audio))
+    assert video == sorted(video) and video[-1] - video[0] >= SECONDS / 2
+    assert any(u.keyframe for u in session.units if u.kind == "video")
+    transcoder = LiveTranscoder("ingest", LADDER, 1.0, 0.5, session.streams)
+    out = transcoder.push(session.units) + transcoder.flush()
+    segments = sorted((s for s in out if isinstance(s, Segment)), key=lambda s: s.seq)
+    assert segments, "no segment cut"
+    path = tmp_path / "lo.mp4"
+    path.write_bytes(transcoder.init_segments["lo"] + b"".join(s.data for s in segments))
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_type,nb_read_frames",
+         "-of", "json", str(path)], capture_output=True, text=True, timeout=60, check=True,
+    )
+    frames = {s["codec_type"]: int(s["nb_read_frames"]) for s in json.loads(probe.stdout)["streams"]}
+    assert frames.get("video", 0) >= 30 and frames.get("audio", 0) > 0, frames
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # killed; a zombie only waits for its parent to read its status
+
+
+# -- SRT ------------------------------------------------------------------------------------------
+def test_srt_listener_plays_a_caller_with_passphrase_and_latency(tmp_path: Path) -> None:
+    port = reserved_port()
+    options = f"passphrase={PASSPHRASE}&pbkeylen=16&latency=200000"
+    src = Source(f"srt://127.0.0.1:{port}?mode=listener&{options}", open_timeout=30)
+    sender = SenderWhenBound(port, "udp", lambda: send(f"srt://127.0.0.1:{port}?mode=caller&{options}", "mpegts"))
+    session = receive(src)
+    assert sender.finish() == ""
+    assert isinstance(session.end, SourceEnded), session.end
+    assert_plays(session, tmp_path)
+    assert session.relay_pid is not None and process_gone(session.relay_pid), "the relay outlived Source.close()"
+
+
+def test_srt_caller_plays_from_a_listening_sender(tmp_path: Path) -> None:
+    port = reserved_port()
+    sender = send(f"srt://127.0.0.1:{port}?mode=listener&latency=120000", "mpegts")
+    try:
+        wait_for(lambda: bound(port, "udp"), what="the sender's SRT listener")
+        session = receive(Source(f"srt://127.0.0.1:{port}?mode=caller&latency=120000", open_timeout=30))
+    finally:
+        sender.kill() if sender.poll() is None else None
+        sender.communicate()
+    assert isinstance(session.end, SourceEnded), session.end
+    assert_plays(session, tmp_path)
+
+
+def test_srt_sender_with_a_wrong_passphrase_is_refused_with_a_clear_reason() -> None:
+    port = reserved_port()
+    src = Source(f"srt://127.0.0.1:{port}?mode=listener&passphrase={PASSPHRASE}", open_timeout=8)
+    sender = SenderWhenBound(port, "udp", lambda: send(f"srt://127.0.0.1:{port}?mode=caller&passphrase=not-the-secret", "mpegts"))
+    with pytest.raises(SourceError) as err:
+        receive(src)
+    assert "Incorrect passphrase" in sender.finish()  # the sender saw the refusal too
+    reason = str(err.value)
+    assert "wrong passphrase" in reason and "no sender connected" in reason
+    assert PASSPHRASE not in reason
+
+
+def test_srt_caller_with_a_wrong_passphrase_reports_the_refusal() -> None:
+    port = reserved_port()
+    sender = send(f"srt://127.0.0.1:{port}?mode=listener&passphrase={PASSPHRASE}", "mpegts")
+    try:
+        wait_for(lambda: bound(port, "udp"), what="the sender's SRT listener")
+        with pytest.raises(SourceError, match="the listener refused us: wrong passphrase"):
+            receive(Source(f"srt://127.0.0.1:{port}?mode=caller&passphrase=not-the-secret", open_timeout=30))
+    finally:
+        sender.kill()
+        sender.communicate()
+
+
+def test_srt_caller_with_no_listener_says_so() -> None:
+    port = reserved_port()
+    with pytest.raises(SourceError, match="could not connect to 127.0.0.1"):
+        receive(Source(f"srt://127.0.0.1:{port}?mode=caller", open_timeout=30))
+
+
+def test_srt_relay_dies_with_the_feed_thread_that_started_it() -> None:
+    """A feed thread that dies without closing its source leaves no ffmpeg behind."""
+    port = reserved_port()
+    src = Source(f"srt://127.0.0.1:{port}?mode=listener", open_timeout=30)
+    sender = SenderWhenBound(port, "udp", lambda: send(f"srt://127.0.0.1:{port}?mode=caller", "mpegts", seconds=30))
+    started: list[int] = []
+
+    def feed_thread() -> None:
+        src.open()
+        assert src.relay_pid is not None
+        started.append(src.relay_pid)
+        next(iter(src.units()))
+        # the thread ends here without closing the source, as a feed thread that crashed would
+
+    thread = threading.Thread(target=feed_thread)
+    thread.start()
+    thread.join(60)
+    try:
+        assert started, "the relay never started"
+        assert src._relay is not None
+        assert src._relay._proc is not None and src._relay._proc.wait(timeout=10) is not None
+    finally:
+        sender.finish()  # the sender ends when its receiver is gone
+        src.close()
+
+
+def test_reasons_never_show_passphrases_or_url_passwords() -> None:
+    text = redact(f"srt://h:9000?mode=caller&passphrase={PASSPHRASE}&latency=1 and rtsp://cam:hunter2@10.0.0.9/live")
+    assert PASSPHRASE not in text and "hunter2" not in text
+    assert "srt://h:9000?mode=caller" in text and "rtsp://cam:***@10.0.0.9/live" in text
+
+
+# -- RTMP, UDP, HLS -----------------------------------------------------------------------------------
+def test_rtmp_publish_to_a_listening_source_plays_and_ends_when_the_publisher_leaves(tmp_path: Path) -> None:
+    port = reserved_port()
+    src = Source(f"rtmp://127.0.0.1:{port}/live/key", options={"listen": "1"}, open_timeout=30)
+    sender = SenderWhenBound(port, "tcp", lambda: send(f"rtmp://127.0.0.1:{port}/live/key", "flv"))
+    session = receive(src)
+    assert sender.finish() == ""
+    assert isinstance(session.end, SourceEnded), session.end
+    assert_plays(session, tmp_path)
+
+
+@pytest.mark.parametrize("group", [None, "239.255.42.1"], ids=["unicast", "multicast"])
+def test_mpegts_over_udp_plays_and_a_silent_sender_is_reported(group: str | None, tmp_path: Path) -> None:
+    port = reserved_port()
+    host = group or "127.0.0.1"
+    query = "?localaddr=127.0.0.1" if group else ""
+    src = Source(f"udp://{host}:{port}{query}", open_timeout=30, read_timeout=2)
+    target = f"udp://{host}:{port}?pkt_size=1316" + ("&localaddr=127.0.0.1&ttl=1" if group else "")
+    sender = SenderWhenBound(port, "udp", lambda: send(target, "mpegts"))
+    session = receive(src)
+    assert sender.finish() == ""
+    assert isinstance(session.end, SourceError) and "no data" in str(session.end)
+    assert_plays(session, tmp_path)
+
+
+@pytest.fixture
+def http_dir(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_hls_pull_plays_a_live_playlist_to_its_end(http_dir: tuple[Path, int], tmp_path: Path) -> None:
+    root, port = http_dir
+    sender = send(str(root / "live.m3u8"), "hls", seconds=4.0,
+                  extra=("-hls_time", "1", "-hls_list_size", "0", "-hls_flags", "temp_file"))
+    try:
+        wait_for(lambda: (root / "live.m3u8").exists(), what="the first HLS playlist")
+        session = receive(Source(f"http://127.0.0.1:{port}/live.m3u8", open_timeout=30))
+    finally:
+        sender.communicate(timeout=60)
+    assert isinstance(session.end, SourceEnded), session.end
+    assert_plays(session, tmp_path)
+
+
+# -- RTSP -------------------------------------------------------------------------------------------
+@pytest.fixture
+def rtsp_server(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """Debian's rtsp-server-perl: a sender ANNOUNCEs/RECORDs to one port, players pull from the
+    other. It relays RTP over UDP only (no interleaved TCP), so only UDP transport is tested."""
+    exe = shutil.which("rtsp-server-perl")
+    if exe is None:
+        pytest.skip("needs Debian's rtsp-server-perl (make test installs it)")
+    client_port, source_port, rtp_port = reserved_port(), reserved_port(), reserved_port()
+    log = (tmp_path / "rtsp-server.log").open("wb")
+    server = subprocess.Popen(
+        [exe, "--clientport", str(client_port), "--serverport", str(source_port), "--rtp_start_port", str(rtp_port),
+         "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1"],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: bound(client_port, "tcp") and bound(source_port, "tcp"), what="rtsp-server-perl")
+        yield client_port, source_port
+    finally:
+        server.kill()
+        server.wait()
+        log.close()
+
+
+def test_rtsp_pull_over_udp_plays_and_a_stopped_sender_is_reported(rtsp_server: tuple[int, int], tmp_path: Path) -> None:
+    client_port, source_port = rtsp_server
+    sender = send(f"rtsp://127.0.0.1:{source_port}/live", "rtsp", seconds=4.0, extra=("-rtsp_transport", "udp"))
+    src = Source(f"rtsp://127.0.0.1:{client_port}/live", options={"rtsp_transport": "udp"}, read_timeout=2)
+    try:
+        # The stream exists once the sender has announced it; until then the server answers 404.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                session = receive(src)
+                break
+            except SourceError:
+                if time.monotonic() > deadline or sender.poll() is not None:
+                    raise
+                time.sleep(0.1)
+    finally:
+        sender.communicate(timeout=60)
+    # RTP over UDP has no end of stream here: the sender's silence is what the feed sees.
+    assert isinstance(session.end, SourceError) and "no data" in str(session.end), session.end
+    assert_plays(session, tmp_path)
