@@ -14,6 +14,7 @@ BENCHES = [
     ["bench.bench_live", "--seconds", "120"],
     ["bench.bench_delivery", "--seconds", "5", "--rounds", "3"],
     ["bench.bench_latency", "--seconds", "60"],
+    ["bench.bench_codecs", "--seconds", "5"],
 ]
 
 

@@ -175,6 +175,7 @@ class FragmentSplitter:
         self._buf = bytearray()
         self.init: bytes | None = None
         self._video: TrackInfo | None = None
+        self._held = b""  # fragments without pictures, joined to the next one that has
 
     def write(self, data: bytes) -> int:
         # PyAV calls this from its muxer with each chunk it writes.
@@ -201,13 +202,19 @@ class FragmentSplitter:
                 frag = bytes(buf[pending_moof:e])
                 assert self._video is not None
                 dt = fragment_decode_time(frag, self._video.track_id)
-                if dt is None:
-                    raise Fmp4Error("fragment without a video track run")
-                scale = self._video.timescale
-                duration = fragment_duration(frag, self._video.track_id) or 0
-                out.append(Fragment(frag, dt / scale, _first_sample_is_sync(frag, self._video.track_id), duration / scale))
                 pending_moof = None
                 consumed = e
+                if dt is None:
+                    # Audio that ran on past a gap in the pictures (or past the last one): the
+                    # muxer cuts on any track. A part is placed by its video, and may hold more
+                    # than one moof+mdat, so this goes out with the next fragment.
+                    self._held += frag
+                    continue
+                scale = self._video.timescale
+                duration = fragment_duration(frag, self._video.track_id) or 0
+                sync = _first_sample_is_sync(frag, self._video.track_id)
+                out.append(Fragment(self._held + frag, dt / scale, sync, duration / scale))
+                self._held = b""
             elif pending_moof is None:
                 consumed = e  # styp, sidx, free...: nothing we serve
         del buf[:consumed]

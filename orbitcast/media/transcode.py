@@ -1,5 +1,6 @@
 """The live transcoder: one per feed. Decode once, scale to every rung, encode H.264 per rung
-and AAC once, and mux CMAF fMP4 per rung in fragments of part duration.
+and AAC once (see audio.py: every rung has an audio track, silent when the source has none),
+and mux CMAF fMP4 per rung in fragments of part duration.
 
 A keyframe is forced on the first frame of every segment (seq = floor(time / D)) in every rung,
 so segment N of every rung covers the same time span and starts with an IDR frame. The mp4
@@ -23,36 +24,53 @@ from av.video.reformatter import VideoReformatter
 
 from ..config import LadderConfig, Rung
 from ..segment import Part, Segment
+from .audio import MAX_AUDIO_LAG, LadderAudio
 from .boundaries import segment_index
 from .fmp4 import Fragment, FragmentSplitter, codecs_string
 from .units import FeedStreams, MediaUnit, StreamInfo
 
 TIME_BASE = Fraction(1, 90000)
-AUDIO_RATE = 48000
 
 
 class TranscodeError(RuntimeError):
     """The feed's media cannot be decoded or encoded; the message is the reason."""
 
 
+def _stream_name(info: StreamInfo) -> str:
+    return f"{info.kind} stream {info.index}"
+
+
 def _decoder(info: StreamInfo) -> av.CodecContext:
     try:
         ctx = av.CodecContext.create(info.codec, "r")
-    except (av.error.FFmpegError, ValueError) as err:
-        raise TranscodeError(f"unsupported {info.kind} codec {info.codec!r}: {err}") from None
+    except (av.error.FFmpegError, ValueError):
+        raise TranscodeError(f"{_stream_name(info)}: codec {info.codec!r} cannot be decoded") from None
     if info.extradata:
         ctx.extradata = info.extradata
     if info.kind == "video":
         if info.codec == "rawvideo":
             ctx.width, ctx.height, ctx.pix_fmt = info.width, info.height, info.pix_fmt or "yuv420p"
     else:
+        # Compressed audio says its rate and layout in every frame; a live source probed
+        # before its first audio packet knows neither (rate 0, "0 channels"). PCM needs them.
         if info.sample_rate:
             ctx.sample_rate = info.sample_rate
-        if info.layout:
+        if info.layout and not info.layout.startswith("0 "):
             ctx.layout = info.layout
         if info.sample_format and info.codec.startswith("pcm_"):
             ctx.format = info.sample_format
+    try:
+        ctx.open()
+    except (av.error.FFmpegError, ValueError) as err:
+        raise TranscodeError(f"{_stream_name(info)}: codec {info.codec!r} cannot be decoded: {_why(err)}") from None
     return ctx
+
+
+def _why(err: BaseException) -> str:
+    """An FFmpeg error as a person reads it: its text, without errno or the file name."""
+    if isinstance(err, av.error.FFmpegError) and err.strerror:
+        return str(err.strerror)
+    return str(err)
 
 
 def _packet(unit: MediaUnit) -> av.Packet:
@@ -72,7 +90,7 @@ class _Pending:
 
 
 class _RungOutput:
-    def __init__(self, rung: Rung, fps: float, part_duration: float, preset: str, audio: av.CodecContext | None) -> None:
+    def __init__(self, rung: Rung, fps: float, part_duration: float, preset: str, audio: av.AudioCodecContext) -> None:
         self.rung = rung
         self.splitter = FragmentSplitter()
         self.container = av.open(
@@ -101,15 +119,13 @@ class _RungOutput:
             "profile": "high",
         }
         self.video = vs
-        self.audio = None
-        if audio is not None:
-            # The same AAC packets go into every rung; this stream's own encoder is only opened
-            # so that the muxer has codec parameters identical to the shared encoder's.
-            a = self.container.add_stream("aac", rate=audio.sample_rate)
-            a.layout = audio.layout.name
-            a.bit_rate = audio.bit_rate
-            a.codec_context.time_base = audio.time_base
-            self.audio = a
+        # The same AAC packets go into every rung; this stream's own encoder is only opened
+        # so that the muxer has codec parameters identical to the shared encoder's.
+        a = self.container.add_stream("aac", rate=audio.sample_rate)
+        a.layout = audio.layout.name
+        a.bit_rate = audio.bit_rate
+        a.codec_context.time_base = audio.time_base
+        self.audio = a
         self.pending: _Pending | None = None
         self.last_seq: int | None = None  # newest segment finished
         self.codecs: str | None = None
@@ -118,8 +134,6 @@ class _RungOutput:
         self.container.mux(self.video.encode(frame))
 
     def mux_audio(self, packets: Iterable[av.Packet]) -> None:
-        if self.audio is None:
-            return
         for src in packets:
             pkt = av.Packet(bytes(src))
             pkt.pts, pkt.dts, pkt.time_base = src.pts, src.dts, src.time_base
@@ -151,17 +165,8 @@ class LiveTranscoder:
         self.streams = streams
         self._vdec = _decoder(streams.video)
         self._adec = _decoder(streams.audio) if streams.audio else None
-        self._aenc: av.AudioCodecContext | None = None
-        if self._adec is not None:
-            enc = av.CodecContext.create("aac", "w")
-            enc.sample_rate = AUDIO_RATE
-            enc.layout = "stereo"
-            enc.format = "fltp"
-            enc.bit_rate = ladder.audio_bitrate
-            enc.time_base = Fraction(1, AUDIO_RATE)
-            enc.open()
-            self._aenc = enc
-        self._outputs = [_RungOutput(r, self.fps, part_duration, ladder.preset, self._aenc) for r in ladder.rungs]
+        self._audio = LadderAudio(ladder.audio_bitrate)
+        self._outputs = [_RungOutput(r, self.fps, part_duration, ladder.preset, self._audio.encoder) for r in ladder.rungs]
         self._reformatters = [VideoReformatter() for _ in ladder.rungs]
         self._current_seq: int | None = None
         self._capture_offset = 0.0  # wall clock minus media time, from the newest unit
@@ -191,9 +196,8 @@ class LiveTranscoder:
         self._drain_decoders()
         self.streams = streams
         self._vdec = _decoder(streams.video)
-        # An output's tracks are fixed when its header is written: audio that appears later is
-        # not carried, audio that goes away leaves its track empty.
-        self._adec = _decoder(streams.audio) if streams.audio and self._aenc is not None else None
+        # The audio track goes on either way: silent while this input has no audio.
+        self._adec = _decoder(streams.audio) if streams.audio else None
 
     def _drain_decoders(self) -> None:
         try:
@@ -209,24 +213,36 @@ class LiveTranscoder:
         """Transcode units; returns what they completed, in order: every part as soon as it is
         cut, and each segment right after its last part (before the next segment's first)."""
         for unit in units:
+            # The track starts with the feed's first unit (Source drops audio before the first
+            # picture), so audio that starts late is preceded by silence.
+            self._audio.start(unit.time)
             self._capture_offset = unit.capture - unit.time
+            info = self.streams.video if unit.kind == "video" else self.streams.audio
+            if unit.kind == "audio" and self._adec is None:
+                continue
+            dec = self._vdec if unit.kind == "video" else self._adec
+            assert info is not None and dec is not None
             try:
-                if unit.kind == "video":
-                    for frame in self._vdec.decode(_packet(unit)):
-                        self._video_frame(frame)
-                elif self._adec is not None:
-                    for aframe in self._adec.decode(_packet(unit)):
-                        self._audio_frame(aframe)
+                frames = dec.decode(_packet(unit))
             except av.error.FFmpegError as err:
-                raise TranscodeError(f"{unit.kind} at {unit.time:.3f}s: {err}") from None
+                raise TranscodeError(
+                    f"{_stream_name(info)}: codec {info.codec!r} failed to decode at {unit.time:.3f}s: {_why(err)}"
+                ) from None
+            for frame in frames:
+                if unit.kind == "video":
+                    self._video_frame(frame)  # type: ignore[arg-type]
+                else:
+                    self._audio_frame(frame)  # type: ignore[arg-type]
         return self._collect(final=False)
 
     def flush(self) -> list[Part | Segment]:
         self._drain_decoders()
-        if self._aenc is not None:
-            tail = self._aenc.encode(None)
-            for o in self._outputs:
-                o.mux_audio(tail)
+        tail: list[av.Packet] = []
+        if self._last_video_time is not None:
+            tail += self._audio.fill_to(self._last_video_time + 1.0 / self.fps)
+        tail += self._audio.flush()
+        for o in self._outputs:
+            o.mux_audio(tail)
         for o in self._outputs:
             o.finish()
         return self._collect(final=True)
@@ -248,15 +264,19 @@ class LiveTranscoder:
             scaled.pts, scaled.time_base = frame.pts, TIME_BASE
             scaled.pict_type = PictureType.I if key else PictureType.NONE
             out.mux_video(scaled)
+        # Silence where audio is missing: the muxer holds pictures until every track has data.
+        self._mux_audio(self._audio.fill_to(t - (MAX_AUDIO_LAG if self._adec is not None else 0.0)))
 
     def _audio_frame(self, frame: AudioFrame) -> None:
-        assert self._aenc is not None
-        if frame.pts is not None:
-            frame.pts = round(frame.pts * TIME_BASE * frame.sample_rate)
-            frame.time_base = Fraction(1, frame.sample_rate)
-        packets = self._aenc.encode(frame)
-        for o in self._outputs:
-            o.mux_audio(packets)
+        t = float(frame.pts * TIME_BASE) if frame.pts is not None else self._audio.time
+        if t is None:
+            return
+        self._mux_audio(self._audio.add(frame, t))
+
+    def _mux_audio(self, packets: list[av.Packet]) -> None:
+        if packets:
+            for o in self._outputs:
+                o.mux_audio(packets)
 
     def _collect(self, final: bool) -> list[Part | Segment]:
         done: list[Part | Segment] = []

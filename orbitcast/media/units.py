@@ -29,6 +29,7 @@ class StreamInfo:
     sample_rate: int = 0
     layout: str | None = None
     sample_format: str | None = None
+    index: int = 0  # the stream's number in the source, for messages that name it
 
 
 @dataclass(frozen=True)

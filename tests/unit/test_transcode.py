@@ -353,17 +353,21 @@ def test_change_input_to_other_stream_parameters(tmp_path: Path) -> None:
             assert decode_video(run.transcoder.init_segments[name] + s.data)[0].key_frame
 
 
-def test_video_only_source() -> None:
+def test_video_only_source_gets_a_silent_audio_track_in_every_rung() -> None:
     run = transcode(["lavfi:testsrc2=size=320x240:rate=30"], seconds=2.5)
+    media = max(u.time for u in run.units) + 1 / 30
     for name in NAMES:
         init = run.transcoder.init_segments[name]
-        assert [t.handler for t in tracks_of(init)] == ["vide"]
-        assert re.fullmatch(r"avc1\.[0-9a-f]{6}", run.transcoder.codecs[name])
+        assert [t.handler for t in tracks_of(init)] == ["vide", "soun"]
+        assert re.fullmatch(r"avc1\.[0-9a-f]{6},mp4a\.40\.2", run.transcoder.codecs[name])
         assert [s.seq for s in run.of(name)] == [0, 1]
+        assert decode_audio_seconds(run.stream(name)) == pytest.approx(media, abs=0.05)
+        with av.open(io.BytesIO(run.stream(name))) as c:
+            assert max(abs(f.to_ndarray()).max() for f in c.decode(audio=0)) == 0.0
 
 
 def test_unsupported_codec() -> None:
     streams = FeedStreams(video=StreamInfo("video", "no-such-codec", Fraction(1, 90000), None, 320, 240))
-    with pytest.raises(TranscodeError, match="unsupported video codec"):
+    with pytest.raises(TranscodeError, match="video stream 0: codec 'no-such-codec' cannot be decoded"):
         LiveTranscoder("f", LADDER, D, PART, streams)
 
