@@ -8,7 +8,8 @@ from typing import Literal
 
 # "reconnecting": a network input ended cleanly (a publisher disconnected, a relay restarted);
 # for a live relay that is not the end of the feed, so it is opened again.
-State = Literal["starting", "live", "reconnecting", "failed", "ended", "stopped"]
+# "waiting": a listening input (SRT listener, RTMP publish) that no sender has reached yet.
+State = Literal["starting", "live", "waiting", "reconnecting", "failed", "ended", "stopped"]
 
 
 @dataclass
@@ -26,11 +27,11 @@ class FeedHealth:
     def to(self, state: State, reason: str | None = None, retry_at: float | None = None) -> None:
         if state != self.state or reason != self.reason:
             self.since = time.time()
-        self.state, self.reason, self.retry_at = state, reason, retry_at
         if state == "failed":
             self.retries += 1
-        elif state == "reconnecting":
+        elif state == "reconnecting" and self.state != "reconnecting":
             self.reconnects += 1
+        self.state, self.reason, self.retry_at = state, reason, retry_at
 
     def as_dict(self) -> dict:
         d = asdict(self)

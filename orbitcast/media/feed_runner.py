@@ -15,7 +15,7 @@ from collections.abc import Callable
 from ..config import FeedConfig
 from ..backoff import Backoff
 from ..health import FeedHealth, State
-from .source import Source, SourceEnded, SourceError, is_network
+from .source import NoSender, Source, SourceEnded, SourceError, is_network
 from .units import FeedStreams, MediaUnit
 
 Sink = Callable[[FeedStreams, list[MediaUnit]], None]
@@ -39,6 +39,7 @@ class FeedRunner:
         clock: Callable[[], float] = time.time,
         batch_seconds: float = 0.2,
         backoff: Backoff | None = None,
+        open_timeout: float = 10.0,
     ) -> None:
         self.feed = feed
         self.sink = sink
@@ -50,6 +51,7 @@ class FeedRunner:
         self.health = FeedHealth(feed.name, timeline_start=start, media_time=start)
         self.source = Source(
             feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock, start_time=start,
+            open_timeout=open_timeout,
         )
         self.stop_event = threading.Event()
 
@@ -70,6 +72,10 @@ class FeedRunner:
                 # A network input that ends (the sender disconnected) comes back: open it again
                 # on the same timeline, so seqs continue and never repeat.
                 self._wait("reconnecting", "input ended: waiting for the sender")
+            except NoSender as err:
+                # A listener with no sender yet: open it again at once (the wait is the open
+                # timeout itself), so its port is closed only for that moment.
+                self.health.to("waiting", str(err))
             except (SourceError, SinkError) as err:
                 self._fail(str(err))
             finally:

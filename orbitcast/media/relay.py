@@ -31,6 +31,10 @@ class RelayFailed(Exception):
     """The relay could not receive the stream; str(err) is the reason shown to users."""
 
 
+class RelayIdle(RelayFailed):
+    """A listening relay that no sender reached in time: the feed waits, it has not failed."""
+
+
 class RelayEnded(Exception):
     """The sender closed the connection (or the relay was closed)."""
 
@@ -170,7 +174,7 @@ class Relay:
             if not self.bytes_read and self.listening:
                 where = urlsplit(self.url).netloc
                 extra = f"; {refused}" if refused else ""
-                return RelayFailed(f"{self.scheme} listener on {where}: no sender connected within {self.open_timeout:g} s{extra}")
+                return RelayIdle(f"{self.scheme} listener on {where}: no sender connected within {self.open_timeout:g} s{extra}")
             if not self.bytes_read:
                 return RelayFailed(refused or f"{self.scheme}: no media from {urlsplit(self.url).netloc} within {self.open_timeout:g} s")
             return RelayFailed(f"{self.scheme}: no data for {self.read_timeout:g} s")

@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import av.error
 
-from .relay import Relay, RelayEnded, RelayFailed, needs_relay, redact
+from .relay import Relay, RelayEnded, RelayFailed, RelayIdle, needs_relay, redact
 from .units import FeedStreams, MediaUnit, StreamInfo
 
 NETWORK_SCHEMES = ("udp://", "srt://", "rtmp://", "rtmps://", "rtsp://", "http://", "https://", "tcp://")
@@ -32,6 +32,11 @@ REANCHOR_PACED_AFTER = 5.0
 
 class SourceError(Exception):
     """The source cannot be opened or read; str(err) is the reason shown to users."""
+
+
+class NoSender(SourceError):
+    """A listening source (SRT listener, RTMP or TCP with listen=1) that no sender reached
+    within the open timeout: the feed waits for one, it has not failed."""
 
 
 class SourceEnded(Exception):
@@ -126,7 +131,7 @@ class Source:
             # PyAV's open timeout: nothing arrived (or no publisher came to a listener).
             where = _listen_address(url, self.options)
             if where:
-                raise SourceError(f"listener on {where}: no publisher connected within {self.timeouts[0]:g} s") from None
+                raise NoSender(f"listener on {where}: no publisher connected within {self.timeouts[0]:g} s") from None
             raise SourceError(f"no media from {redact(url)} within {self.timeouts[0]:g} s") from None
         except (av.error.FFmpegError, OSError, ValueError) as err:
             raise SourceError(_reason(err)) from None
@@ -149,7 +154,9 @@ class Source:
     def _relay_outcome(self) -> SourceError | SourceEnded:
         assert self._relay is not None
         outcome = self._relay.outcome()
-        return SourceEnded(str(outcome)) if isinstance(outcome, RelayEnded) else SourceError(str(outcome))
+        if isinstance(outcome, RelayEnded):
+            return SourceEnded(str(outcome))
+        return NoSender(str(outcome)) if isinstance(outcome, RelayIdle) else SourceError(str(outcome))
 
     def open(self) -> FeedStreams:
         self.close()

@@ -282,3 +282,22 @@ def test_a_network_input_that_ends_is_opened_again_and_its_timeline_goes_on() ->
     finally:
         runner.stop()
         th.join(timeout=15)
+
+
+def test_a_listener_that_no_sender_reached_waits_without_failing_and_takes_one_when_it_comes() -> None:
+    port = reserved_port()
+    sink = Collector()
+    feed = FeedConfig(name="drop", source=f"tcp://127.0.0.1:{port}?listen=1", realtime=False)
+    runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=tiny_backoff(), open_timeout=1.0)
+    th = start(runner)
+    try:
+        wait_for(lambda: runner.health.state == "waiting", timeout=20)
+        assert f"listener on 127.0.0.1:{port}" in (runner.health.reason or "")
+        time.sleep(2.5)  # a few open timeouts pass: still waiting, never failed
+        assert runner.health.state == "waiting" and runner.health.retries == 0
+        sender = _connect_when_listening(port, 1.0)
+        assert sender.returncode == 0
+        assert any(u.kind == "video" for u in sink.units)
+    finally:
+        runner.stop()
+        th.join(timeout=15)
