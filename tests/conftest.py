@@ -33,6 +33,9 @@ TEST_LADDER = {
 SYNTH = "lavfi:testsrc2=size=640x360:rate=30,format=yuv420p[out0];sine=frequency=440:sample_rate=48000[out1]"
 
 
+SRT_PASSPHRASE = "orbitcast-test-passphrase"
+
+
 def reserved_port() -> int:
     """A port that is free now and stays free for the session: taken from 20000-29999, above
     Ray's worker ports (10002-19999), below Serve's replica ports (30000-31000) and the
@@ -129,6 +132,8 @@ def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory,
             {"name": "synth", "source": SYNTH},
             {"name": "file", "source": str(media_dir / "clip.mp4"), "loop": True},
             {"name": "broken", "source": str(media_dir / "corrupt.mp4")},
+            # A contribution feed: tests/e2e/test_ingest_live.py sends to it with Debian's ffmpeg.
+            {"name": "dock", "source": f"srt://127.0.0.1:{reserved_port()}?mode=listener&passphrase={SRT_PASSPHRASE}&pbkeylen=16"},
         ],
         "ladder": TEST_LADDER,  # segment, part and window durations: the shipped LL-HLS defaults
         "store": str(tmp_path_factory.mktemp("store")),
