@@ -33,7 +33,8 @@ def running_demo(port: int = 8077, config_path: str | None = None, **updates: An
     cfg = load_config(config_path)
     cfg = cfg.model_copy(update={
         "store": f"{tmp}/store",
-        "serve": cfg.serve.model_copy(update={"port": port, "host": "127.0.0.1"}),
+        # The benches stand in for hundreds of viewers from one address: no per-client limit.
+        "serve": cfg.serve.model_copy(update={"port": port, "host": "127.0.0.1", "max_held_per_client": 0}),
         "threema": cfg.threema.model_copy(update={"keys_dir": f"{tmp}/keys"}),
         **updates,
     })

@@ -143,13 +143,14 @@ class Delivery:
         self.clock = clock
         self.segment_duration = config.segment_duration
         self.viewer_auth = config.serve.viewer_auth
+        self.max_held_per_client = config.serve.max_held_per_client
         self.state = ReplicaState(policy_of(config))
         # The constructor runs on the replica's event loop: follow the edge from there.
         self._follower = asyncio.get_running_loop().create_task(self._follow())
 
     def __serve_build_asgi_app__(self):
         live = LiveHTTP(self.state, pages(self), self.segment_duration,
-                        self.viewer_auth.keys, self.viewer_auth.required)
+                        self.viewer_auth.keys, self.viewer_auth.required, self.max_held_per_client)
         serve_live_here(live)  # this replica's server answers /live/ itself (fast_path.py)
         return live
 

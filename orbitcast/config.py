@@ -90,6 +90,10 @@ class FeedConfig(_Strict):
     loop: bool = Field(default=True, description="files: start again at the end")
     realtime: bool = Field(default=True, description="files and lavfi: pace reading at real time")
     options: dict[str, str] = Field(default_factory=dict, description="demuxer options passed to PyAV")
+    slate_after: float | None = Field(
+        default=2.0, ge=0, le=3600,
+        description="network sources: seconds after the input is lost before a 'signal lost' slate goes out; 0 or null: none",
+    )
     # Test and simulation knobs: give this feed's local clock an error that its clock client
     # must discipline away (hosts of one laptop share one oscillator). Leave at 0 in production.
     clock_skew_offset_s: float = Field(default=0.0, ge=-3600, le=3600, description="test/simulation: injected local clock offset, seconds")
@@ -138,6 +142,11 @@ class ServeConfig(_Strict):
     min_replicas: int = Field(default=1, ge=1)
     max_replicas: int = Field(default=4, ge=1)
     viewer_auth: ViewerAuthConfig = ViewerAuthConfig()
+    max_held_per_client: int = Field(
+        default=256, ge=0,
+        description="LL-HLS blocking requests one client address may hold at once (429 beyond); 0: no limit, "
+                    "e.g. behind a CDN, which is one client for many viewers",
+    )
 
     @model_validator(mode="after")
     def _replicas(self) -> "ServeConfig":

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ..ratelimit import HeldLimit
 from . import http_policy
 from .blocking import Readiness, parse_playlist_query
 from .names import INIT_NAME, BadName, check_name, parse_media_name
@@ -38,14 +39,22 @@ def _headers(content_type: str, cache: dict[str, str]) -> tuple[tuple[bytes, byt
             *((k.lower().encode(), v.encode()) for k, v in cache.items()))
 
 
+class TooManyHeld(Exception):
+    """This client already holds its share of blocking requests (429)."""
+
+
 class LiveHTTP:
     def __init__(self, state: ReplicaState, fallback: ASGIApp, segment_duration: float,
-                 viewer_keys: Mapping[str, str] | None = None, tokens_required: bool = False) -> None:
+                 viewer_keys: Mapping[str, str] | None = None, tokens_required: bool = False,
+                 max_held_per_client: int = 0) -> None:
         self.state = state
         self.fallback = fallback
         # Signed viewer URLs (signed_urls.py): keys by id; without keys a token path is refused.
         self.viewer_keys = dict(viewer_keys or {})
         self.tokens_required = tokens_required
+        # Blocking requests one client may hold at once (0: no limit; a CDN in front of the
+        # origin is one client for many viewers).
+        self.held_limit = HeldLimit(max_held_per_client) if max_held_per_client else None
         policy = state.policy
         self.hold_s = policy.blocking_timeout
         # Header sets are built once; each response gets a fresh list (Serve's direct ingress
@@ -69,9 +78,13 @@ class LiveHTTP:
                 status, headers, body = 405, self.h_error, b"method not allowed\n"
             else:
                 path = self._admitted(path, scope)
-                status, headers, body = await self._answer(path, scope.get("query_string", b""))
+                client = scope.get("client")
+                status, headers, body = await self._answer(path, scope.get("query_string", b""),
+                                                           client[0] if client else "")
         except Refused as err:
             status, headers, body = 403, self.h_error, f"forbidden: {err}\n".encode()
+        except TooManyHeld:
+            status, headers, body = 429, [*self.h_error, (b"retry-after", b"1")], b"too many held requests from this client\n"
         except BadName as err:
             status, headers, body = 400, self.h_error, f"{err}\n".encode()
         except Exception:  # noqa: BLE001 - never a stack trace to a client; the log keeps it
@@ -96,7 +109,18 @@ class LiveHTTP:
         check(self.viewer_keys, parse(text), feed, time.time(), client[0] if client else None)
         return path
 
-    async def _answer(self, path: str, query: bytes) -> tuple[int, tuple | list, bytes]:
+    async def _wait(self, client: str, feed: str, rendition: str, ready: Callable[[], Readiness]) -> Readiness:
+        """Hold this request until `ready` says so (or the hold ends), within the client's share."""
+        if self.held_limit is None:
+            return await self.state.wait_until(feed, rendition, ready, self.hold_s)
+        if not self.held_limit.acquire(client):
+            raise TooManyHeld()
+        try:
+            return await self.state.wait_until(feed, rendition, ready, self.hold_s)
+        finally:
+            self.held_limit.release(client)
+
+    async def _answer(self, path: str, query: bytes, client: str = "") -> tuple[int, tuple | list, bytes]:
         parts = path.split("/")  # "", "live", feed, [rendition,] name
         if len(parts) == 4 and parts[3] == "master.m3u8":
             text = self.state.window.master(check_name(parts[2], "feed"))
@@ -106,23 +130,22 @@ class LiveHTTP:
         feed, rendition, name = check_name(parts[2], "feed"), check_name(parts[3], "rendition"), parts[4]
         params = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
         if name == "index.m3u8":
-            return await self._media_playlist(feed, rendition, params)
+            return await self._media_playlist(feed, rendition, params, client)
         if name == INIT_NAME:
             return self._init(feed, rendition, params)
         seq, index = parse_media_name(name)
         if index is None:
             data = self.state.window.segment_bytes(feed, rendition, seq)
             return (200, self.h_media, data) if data is not None else self._not_found("segment")
-        return await self._part(feed, rendition, seq, index)
+        return await self._part(feed, rendition, seq, index, client)
 
-    async def _media_playlist(self, feed: str, rendition: str, params: list[tuple[str, str]]) -> tuple:
+    async def _media_playlist(self, feed: str, rendition: str, params: list[tuple[str, str]], client: str) -> tuple:
         ask = parse_playlist_query(params)
         window = self.state.window
         headers: tuple | list = self.h_playlist
         if ask.msn is not None:
             msn, part = ask.msn, ask.part
-            ready = await self.state.wait_until(
-                feed, rendition, lambda: window.playlist_ready(feed, rendition, msn, part), self.hold_s)
+            ready = await self._wait(client, feed, rendition, lambda: window.playlist_ready(feed, rendition, msn, part))
             if ready is Readiness.TOO_FAR:
                 return 400, self.h_error, b"_HLS_msn/_HLS_part too far ahead of the live edge\n"
             if ready is Readiness.WAIT:
@@ -144,14 +167,13 @@ class LiveHTTP:
             return self._not_found("init segment version")
         return 200, self.h_init, data
 
-    async def _part(self, feed: str, rendition: str, seq: int, index: int) -> tuple:
+    async def _part(self, feed: str, rendition: str, seq: int, index: int, client: str) -> tuple:
         window = self.state.window
         data = window.part_bytes(feed, rendition, seq, index)
         if data is not None:
             return 200, self.h_media, data
         # The preload-hinted part (or one just behind it): answer the moment it is cut.
-        ready = await self.state.wait_until(
-            feed, rendition, lambda: window.part_ready(feed, rendition, seq, index), self.hold_s)
+        ready = await self._wait(client, feed, rendition, lambda: window.part_ready(feed, rendition, seq, index))
         data = window.part_bytes(feed, rendition, seq, index) if ready is Readiness.READY else None
         if data is not None:
             return 200, [*self.h_media, self._ready_at(feed, rendition)], data

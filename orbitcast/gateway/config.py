@@ -71,3 +71,7 @@ class GatewayConfig(BaseModel):
     retry_factor: float = Field(default=2.0, ge=1)
     retry_max_s: float = Field(default=5.0, gt=0)
     callback_timeout_s: float = Field(default=5.0, gt=0)
+    # Requests per second one client address may make to the HTTP API (429 beyond). The
+    # cluster's own packagers and edge reach the gateway by actor calls, not through this.
+    rate_per_client: float = Field(default=200.0, gt=0)
+    burst_per_client: int = Field(default=400, ge=1)

@@ -17,6 +17,8 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orbitcast.ratelimit import TokenBuckets
+
 from .bounded_body import BodyRefused, BodyTooLarge, read_bounded
 from .core import Gateway
 from .front import GatewayFront
@@ -55,6 +57,13 @@ def _text(value: str) -> PlainTextResponse:
 def build_gateway_app(gateway: "Gateway | GatewayFront") -> FastAPI:
     app = FastAPI(title="orbitcast Threema gateway", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gateway
+    limits = TokenBuckets(gateway.config.rate_per_client, gateway.config.burst_per_client)
+
+    @app.middleware("http")
+    async def _rate_limit(request: Request, call_next: Callable) -> Response:
+        if not limits.allow(request.client.host if request.client else ""):
+            return PlainTextResponse("too many requests", status_code=429, headers={"Retry-After": "1"})
+        return await call_next(request)
 
     @app.exception_handler(GatewayRefusal)
     async def _refusal(_: Request, exc: GatewayRefusal) -> Response:

@@ -154,3 +154,10 @@ def test_gateway_client_speaks_the_api(served: tuple[Gateway, str]) -> None:
     with pytest.raises(GatewayHTTPError) as info:
         GatewayClient(url, PACK.identity, "wrong").credits()
     assert info.value.status == 401
+
+
+def test_a_client_over_its_request_rate_gets_429(tmp_path: Path) -> None:
+    gateway = make_gateway(tmp_path, [PACK.config()], rate_per_client=1, burst_per_client=3)
+    with ServerThread(build_gateway_app(gateway)) as server:
+        statuses = [requests.get(f"{server.url}/credits", params=_auth(PACK), timeout=5).status_code for _ in range(5)]
+    assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]

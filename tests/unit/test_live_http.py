@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from urllib.parse import urljoin
 
 import m3u8
@@ -29,7 +29,8 @@ INIT = b"init-360p"
 class Replica:
     """A ReplicaState served by LiveHTTP on uvicorn; `apply` runs on the server's event loop."""
 
-    def __init__(self, viewer_keys: dict[str, str] | None = None, tokens_required: bool = False) -> None:
+    def __init__(self, viewer_keys: dict[str, str] | None = None, tokens_required: bool = False,
+                 max_held_per_client: int = 0) -> None:
         self.state = ReplicaState(POLICY)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.version = 0
@@ -39,7 +40,8 @@ class Replica:
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"fallback"})
 
-        self.server = ServerThread(LiveHTTP(self.state, fallback, POLICY.segment_duration, viewer_keys, tokens_required))
+        self.server = ServerThread(LiveHTTP(self.state, fallback, POLICY.segment_duration, viewer_keys, tokens_required,
+                                            max_held_per_client))
 
     def __enter__(self) -> "Replica":
         self.server.__enter__()
@@ -211,3 +213,21 @@ def test_without_keys_a_token_path_is_refused_and_plain_urls_play(replica: Repli
     got = replica.get(f"/live/t/{token}/iss/master.m3u8")
     assert got.status_code == 403 and "not configured" in got.text
     assert replica.get("/live/iss/master.m3u8").status_code == 200
+
+
+def test_a_client_over_its_share_of_held_requests_gets_429_and_the_others_their_part() -> None:
+    with Replica(max_held_per_client=2) as r:
+        filled(r)
+        with ThreadPoolExecutor(3) as pool:
+            asks = [pool.submit(r.get, "/live/iss/360p/index.m3u8", _HLS_msn=str(S + 1), _HLS_part="1") for _ in range(3)]
+            # two are held until the part comes; the third is answered at once
+            done, _ = wait(asks, timeout=5, return_when=FIRST_COMPLETED)
+            assert len(done) == 1
+            refused = done.pop()
+            assert refused.result().status_code == 429
+            assert refused.result().headers["retry-after"] == "1" and "too many held" in refused.result().text
+            r.apply(PartUpdate(part(S + 1, 1)))
+            answered = [a.result(timeout=10) for a in asks if a is not refused]
+        assert [a.status_code for a in answered] == [200, 200]
+        # the share is given back when a held request is answered
+        assert r.get("/live/iss/360p/index.m3u8", _HLS_msn=str(S + 1), _HLS_part="1").status_code == 200
