@@ -23,6 +23,8 @@ class FeedHealth:
     retry_at: float | None = None
     media_time: float = 0.0  # newest media time read from the source
     timeline_start: float = 0.0  # media time at which this run of the feed began
+    slate: bool = False  # the "signal lost" slate is going out in place of the lost input
+    slate_since: float | None = None  # unix time the slate began
 
     def to(self, state: State, reason: str | None = None, retry_at: float | None = None) -> None:
         if state != self.state or reason != self.reason:

@@ -133,7 +133,10 @@ def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory,
             {"name": "file", "source": str(media_dir / "clip.mp4"), "loop": True},
             {"name": "broken", "source": str(media_dir / "corrupt.mp4")},
             # A contribution feed: tests/e2e/test_ingest_live.py sends to it with Debian's ffmpeg.
-            {"name": "dock", "source": f"srt://127.0.0.1:{reserved_port()}?mode=listener&passphrase={SRT_PASSPHRASE}&pbkeylen=16"},
+            # No slate here: it would transcode a 720p card for the whole run on CI's two cores
+            # (the slate is tested in test_feed_runner.py and test_slate.py).
+            {"name": "dock", "source": f"srt://127.0.0.1:{reserved_port()}?mode=listener&passphrase={SRT_PASSPHRASE}&pbkeylen=16",
+             "slate_after": None},
         ],
         "ladder": TEST_LADDER,  # segment, part and window durations: the shipped LL-HLS defaults
         "store": str(tmp_path_factory.mktemp("store")),

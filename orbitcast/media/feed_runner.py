@@ -4,10 +4,17 @@ and on any failure record the reason and try again after a backoff.
 The hand-off (`sink`) blocks until the transcoder has taken the batch: that is the feed's
 backpressure policy. A paced source then falls behind the wall clock instead of buffering
 without bound, and `Source` re-anchors its capture times when it does.
+
+While a network input is away (`waiting`, `reconnecting`, `failed`), the loop thread is
+blocked in `Source.open` or in the backoff, so the slate (slate.py) runs in a thread of its
+own from `slate_after` seconds after the input's last media until a session opens again.
+Only one of the two hands media on at a time: the loop stops the slate, and takes over the
+timeline where the slate left it, before it reads the new session.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,10 +22,12 @@ from collections.abc import Callable
 from ..config import FeedConfig
 from ..backoff import Backoff
 from ..health import FeedHealth, State
+from .slate import SlatePlayer
 from .source import NoSender, Source, SourceEnded, SourceError, is_network
-from .units import FeedStreams, MediaUnit
+from .units import FeedStreams, MediaUnit, StreamInfo
 
 Sink = Callable[[FeedStreams, list[MediaUnit]], None]
+log = logging.getLogger(__name__)
 
 
 def batch_seconds_for(part_duration: float) -> float:
@@ -53,15 +62,35 @@ class FeedRunner:
             feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock, start_time=start,
             open_timeout=open_timeout,
         )
+        self.clock = clock
         self.stop_event = threading.Event()
+        # Files and lavfi are ours to read: when they fail, that is a fault to fix, not a lost
+        # signal to cover. A network input is someone else's and drops.
+        self.slate_after = feed.slate_after if is_network(feed.source) else None
+        self._slate: tuple[SlatePlayer, threading.Thread] | None = None
+        self._sink_lock = threading.Lock()  # the loop and the slate never hand on at once
+        self._last_media = time.monotonic()  # when the timeline's newest media went out
+        self._last_video: StreamInfo | None = None  # the live input's, for the slate's size
 
     def stop(self) -> None:
         self.stop_event.set()
+        slate = self._slate
+        if slate is not None:
+            slate[0].stop()
 
     def run(self) -> None:
+        self._last_media = time.monotonic()
+        try:
+            self._run()
+        finally:
+            self._end_slate()
+
+    def _run(self) -> None:
         while not self.stop_event.is_set():
+            self._start_slate()
             try:
                 streams = self.source.open()
+                self._end_slate()
                 self._pump(streams)
             except SourceEnded:
                 if self.source.loop:
@@ -98,11 +127,62 @@ class FeedRunner:
                 self._deliver(streams, batch)
 
     def _deliver(self, streams: FeedStreams, batch: list[MediaUnit]) -> None:
-        self.sink(streams, batch)
-        self.health.media_time = batch[-1].time
+        self._hand_on(streams, batch)
+        self._last_video = streams.video
         if self.health.state != "live":
             self.health.to("live")
             self.backoff.reset()
+
+    def _hand_on(self, streams: FeedStreams, batch: list[MediaUnit]) -> None:
+        with self._sink_lock:
+            self.sink(streams, batch)
+            self.health.media_time = batch[-1].time
+            self._last_media = time.monotonic()
+
+    def _start_slate(self) -> None:
+        """Arm the slate for the time the input is away (it goes out `slate_after` seconds
+        after the input's last media); one slate per outage, kept across failed attempts, and
+        started again (after the backoff) if the next stage refused it."""
+        if not self.slate_after or self.stop_event.is_set():
+            return
+        if self._slate is not None:
+            if self._slate[1].is_alive():
+                return
+            self._end_slate()
+        player = SlatePlayer(
+            self.feed.name, self._last_video, self.source.new_generation(), self._deliver_slate,
+            timeline=lambda: self.source.next_time, lost_at=self._last_media, delay=self.slate_after,
+            clock=self.clock, batch_seconds=self.batch_seconds,
+        )
+        thread = threading.Thread(target=self._play, args=(player,), name=f"slate-{self.feed.name}", daemon=True)
+        self._slate = (player, thread)
+        thread.start()
+        if self.stop_event.is_set():  # stop() came before the slate was there to stop
+            player.stop()
+
+    def _play(self, player: SlatePlayer) -> None:
+        try:
+            player.run()
+        except Exception as err:  # the next stage refused the slate: the feed is dark, but runs
+            log.warning("feed %s: slate stopped: %s", self.feed.name, err)
+        finally:
+            self.health.slate, self.health.slate_since = False, None
+
+    def _deliver_slate(self, streams: FeedStreams, batch: list[MediaUnit]) -> None:
+        self._hand_on(streams, batch)
+        if not self.health.slate:
+            self.health.slate, self.health.slate_since = True, time.time()
+
+    def _end_slate(self) -> None:
+        """Stop the slate, and continue the timeline after its last frame."""
+        if self._slate is None:
+            return
+        player, thread = self._slate
+        player.stop()
+        thread.join()
+        self._slate = None
+        if player.next_time is not None:
+            self.source.skip_to(player.next_time)
 
     def _fail(self, reason: str) -> None:
         self._wait("failed", reason)

@@ -290,5 +290,17 @@ class Source:
         # Units of the next session that would overlap this one (audio longer than the
         # pictures) are dropped by _timed, since _last carries over.
         if self._last["video"] >= 0:
-            self.next_time = self._last["video"] + self._frame_duration
+            # max: a slate may have taken the timeline further while no session was open.
+            self.next_time = max(self.next_time, self._last["video"] + self._frame_duration)
         self.close()
+
+    def new_generation(self) -> int:
+        """A generation for media another producer (the feed's slate) puts on this timeline:
+        the transcoder then rebuilds its decoders for it, and again for the next session."""
+        self.generation += 1
+        return self.generation
+
+    def skip_to(self, t: float) -> None:
+        """Another producer (the slate) filled the timeline up to `t`: the next session starts
+        there, so its units come after that media, never on top of it."""
+        self.next_time = max(self.next_time, round(t * 90000) / 90000)

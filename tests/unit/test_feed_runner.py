@@ -3,6 +3,7 @@ every unit read being delivered."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -10,13 +11,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import pytest
 
-from orbitcast.config import FeedConfig
+from orbitcast.config import FeedConfig, LadderConfig, Rung
 from orbitcast.backoff import Backoff
 from orbitcast.media.feed_runner import FeedRunner, SinkError
+from orbitcast.media.slate import BACKGROUND
 from orbitcast.media.source import Source, SourceEnded
+from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
+from orbitcast.segment import Segment
 from tests.conftest import reserved_port
 from tests.media import make_clip, make_corrupt
 
@@ -239,20 +244,22 @@ def test_feed_keeps_retrying_after_many_failures(tmp_path: Path) -> None:
         th.join(timeout=5)
 
 
-def _send_mpegts_over_tcp(port: int, seconds: float) -> subprocess.Popen:
-    """Debian's ffmpeg as a contribution encoder: a test pattern, MPEG-TS, to our TCP listener."""
+def _send_mpegts_over_tcp(port: int, seconds: float, audio: bool = False) -> subprocess.Popen:
+    """Debian's ffmpeg as a contribution encoder: a test pattern (and a tone), MPEG-TS, to our
+    TCP listener."""
+    tone = ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}", "-c:a", "aac"]
     return subprocess.Popen(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-         f"testsrc2=size=160x120:rate=25:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
-         "-g", "25", "-f", "mpegts", f"tcp://127.0.0.1:{port}"],
+         f"testsrc2=size=160x120:rate=25:duration={seconds}", *(tone if audio else []),
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "mpegts", f"tcp://127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 
 
-def _connect_when_listening(port: int, seconds: float, timeout: float = 20.0) -> subprocess.Popen:
+def _connect_when_listening(port: int, seconds: float, timeout: float = 20.0, audio: bool = False) -> subprocess.Popen:
     deadline = time.monotonic() + timeout
     while True:
-        sender = _send_mpegts_over_tcp(port, seconds)
+        sender = _send_mpegts_over_tcp(port, seconds, audio)
         if sender.wait() == 0 or time.monotonic() > deadline:
             return sender
         time.sleep(0.1)  # not listening yet (the runner opens it again after a backoff)
@@ -261,7 +268,8 @@ def _connect_when_listening(port: int, seconds: float, timeout: float = 20.0) ->
 def test_a_network_input_that_ends_is_opened_again_and_its_timeline_goes_on() -> None:
     port = reserved_port()
     sink = Collector()
-    feed = FeedConfig(name="relay", source=f"tcp://127.0.0.1:{port}?listen=1", realtime=False)
+    # Without a slate: the timeline of the input's own sessions (the slate's tests are below).
+    feed = FeedConfig(name="relay", source=f"tcp://127.0.0.1:{port}?listen=1", realtime=False, slate_after=None)
     runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=tiny_backoff())
     th = start(runner)
     try:
@@ -287,7 +295,7 @@ def test_a_network_input_that_ends_is_opened_again_and_its_timeline_goes_on() ->
 def test_a_listener_that_no_sender_reached_waits_without_failing_and_takes_one_when_it_comes() -> None:
     port = reserved_port()
     sink = Collector()
-    feed = FeedConfig(name="drop", source=f"tcp://127.0.0.1:{port}?listen=1", realtime=False)
+    feed = FeedConfig(name="drop", source=f"tcp://127.0.0.1:{port}?listen=1", realtime=False, slate_after=None)
     runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=tiny_backoff(), open_timeout=1.0)
     th = start(runner)
     try:
@@ -301,3 +309,212 @@ def test_a_listener_that_no_sender_reached_waits_without_failing_and_takes_one_w
     finally:
         runner.stop()
         th.join(timeout=15)
+
+
+# -- the slate while a network input is lost ------------------------------------------------------
+class ArrivalCollector(Collector):
+    """A Collector that also notes when each batch arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[float] = []
+
+    def __call__(self, streams: FeedStreams, units: list[MediaUnit]) -> None:
+        with self.lock:
+            self.arrivals.append(time.time())
+        super().__call__(streams, units)
+
+
+def is_slate(streams: FeedStreams) -> bool:
+    return streams.video.codec == "rawvideo"
+
+
+def runs_of(sink: Collector | Transcoding) -> list[tuple[bool, int, list[MediaUnit]]]:
+    """(slate?, generation, units) of each run of batches, in the order they were handed on,
+    from the first live one (the slate may go out before the first sender connects)."""
+    runs: list[tuple[bool, int, list[MediaUnit]]] = []
+    for streams, units in sink.batches:
+        if not runs and is_slate(streams):
+            continue
+        if not runs or runs[-1][1] != streams.generation:
+            runs.append((is_slate(streams), streams.generation, []))
+        runs[-1][2].extend(units)
+    return runs
+
+
+SLATE_AFTER = 0.5
+
+
+def lose_and_regain_input(sink: Collector | Transcoding) -> tuple[FeedRunner, float, dict, dict]:
+    """A feed listens; a sender streams 1.5 s and leaves; once the slate has run ~1 s, another
+    comes for 2 s; then the feed is stopped. Returns the feed's runner, when the first sender
+    finished, and the feed's health (/api/feeds) during the slate and once the input is back."""
+    port = reserved_port()
+    feed = FeedConfig(name="relay", source=f"tcp://127.0.0.1:{port}?listen=1", slate_after=SLATE_AFTER)
+    runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=tiny_backoff(), open_timeout=1.0)
+    th = start(runner)
+    senders: list[subprocess.Popen] = []
+    try:
+        senders.append(_connect_when_listening(port, 1.5, audio=True))
+        assert senders[0].returncode == 0, senders[0].stderr.read() if senders[0].stderr else ""
+        gone = time.time()
+        wait_for(lambda: runner.health.slate, timeout=SLATE_AFTER + 5)
+        time.sleep(1.0)
+        during = runner.health.as_dict()
+        second = threading.Thread(target=lambda: senders.append(_connect_when_listening(port, 2.0, audio=True)))
+        second.start()
+        wait_for(lambda: [r[0] for r in runs_of(sink)][:3] == [False, True, False] and runner.health.state == "live",
+                 timeout=15)
+        back = runner.health.as_dict()
+        second.join(timeout=30)
+        assert senders[1].returncode == 0
+    finally:
+        runner.stop()
+        th.join(timeout=15)
+    assert not th.is_alive()
+    return runner, gone, during, back
+
+
+def test_a_lost_network_input_is_covered_by_a_slate_on_the_same_timeline_until_it_returns() -> None:
+    sink = ArrivalCollector()
+    runner, gone, during, back = lose_and_regain_input(sink)
+
+    runs = runs_of(sink)
+    # live, slate, live (and the slate again if the second sender's end was seen before the stop);
+    # every change a new generation, so the transcoder rebuilds its decoders
+    assert [r[0] for r in runs][:3] == [False, True, False] and all(r[0] for r in runs[3:])
+    assert [r[1] for r in runs] == sorted(set(r[1] for r in runs))
+    before, slate, after = (r[2] for r in runs[:3])
+    first_slate = next(i for i, (s, _) in enumerate(sink.batches) if s.generation == runs[1][1])
+    assert sink.arrivals[first_slate] - gone < SLATE_AFTER + 1.5
+    assert during["slate"] is True and during["state"] in ("reconnecting", "waiting")
+    assert isinstance(during["slate_since"], float) and during["slate_since"] >= gone - 0.5
+    assert back["slate"] is False and back["slate_since"] is None
+
+    for kind in ("video", "audio"):
+        times = [u.time for u in sink.units if u.kind == kind]
+        assert times == sorted(times), f"{kind} went back in time"
+    video = [u.time for u in sink.units if u.kind == "video"]
+    assert len(set(video)) == len(video)  # no picture on top of another
+    # the slate continues where the input stopped, the returning input where the slate stopped
+    assert max(u.time for u in before) < slate[0].time
+    assert slate[-1].time < min(u.time for u in after)
+    assert slate[-1].time - slate[0].time >= 1.0  # it ran while the input was away
+    assert sum(1 for u in after if u.kind == "video") >= 25 and any(u.kind == "audio" for u in after)
+    assert runner.health.media_time == sink.units[-1].time
+
+
+def test_a_feed_whose_sender_never_came_shows_a_720p_slate_and_stops_at_once() -> None:
+    port = reserved_port()
+    sink = ArrivalCollector()
+    feed = FeedConfig(name="relay", source=f"tcp://127.0.0.1:{port}?listen=1", slate_after=0.3)
+    runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=tiny_backoff(), open_timeout=2.0)
+    th = start(runner)
+    wait_for(lambda: len(sink.batches) >= 3, timeout=5)
+    assert runner.health.state in ("starting", "waiting") and runner.health.slate
+    streams = sink.batches[0][0]
+    assert is_slate(streams) and (streams.video.width, streams.video.height, streams.video.fps) == (1280, 720, 30.0)
+    origin = runner.health.timeline_start
+    video = [u.time - origin for u in sink.units]
+    # the timeline begins with the slate, one picture every 1/30 s
+    assert video == pytest.approx([i / 30 for i in range(len(video))], abs=2 / 90000)
+    runner.stop()
+    stopped = time.time()
+    time.sleep(0.6)  # a slate still running would hand on a batch every 0.2 s
+    assert sink.arrivals[-1] < stopped + 0.1  # the slate stopped with the feed
+    th.join(timeout=3)  # the loop leaves the listener within its open timeout
+    assert not th.is_alive()
+    assert runner.health.state == "stopped" and not runner.health.slate
+
+
+def test_a_slate_the_next_stage_refuses_is_tried_again_and_the_feed_keeps_listening() -> None:
+    port = reserved_port()
+    refused: list[int] = []
+
+    def refusing(streams: FeedStreams, units: list[MediaUnit]) -> None:
+        refused.append(streams.generation)
+        raise SinkError("the transcoder is gone")
+
+    feed = FeedConfig(name="relay", source=f"tcp://127.0.0.1:{port}?listen=1", slate_after=0.1)
+    runner = FeedRunner(feed, refusing, backoff=tiny_backoff(), open_timeout=0.5)
+    th = start(runner)
+    try:
+        wait_for(lambda: len(set(refused)) >= 2, timeout=10)  # a new slate after the next open timeout
+        assert th.is_alive() and runner.health.state == "waiting"
+    finally:
+        runner.stop()
+        th.join(timeout=5)
+
+
+def test_a_file_that_fails_gets_no_slate(tmp_path: Path) -> None:
+    sink = Collector()
+    feed = FeedConfig(name="f", source=str(tmp_path / "missing.mp4"), realtime=False, slate_after=0.1)
+    runner = FeedRunner(feed, sink, backoff=tiny_backoff())
+    th = start(runner)
+    try:
+        wait_for(lambda: runner.health.retries >= 3)
+        time.sleep(0.4)
+        assert runner.health.state == "failed" and not runner.health.slate and not sink.batches
+    finally:
+        runner.stop()
+        th.join(timeout=5)
+
+
+class Transcoding:
+    """A sink that transcodes in this process, as a pool member does (actors/transcoder.py)."""
+
+    def __init__(self) -> None:
+        self.ladder = LadderConfig(rungs=(Rung(name="lo", width=160, height=120, video_bitrate=150_000),),
+                                   preset="ultrafast")
+        self.transcoder: LiveTranscoder | None = None
+        self.segments: list[Segment] = []
+        self.batches: list[tuple[FeedStreams, list[MediaUnit]]] = []
+
+    def __call__(self, streams: FeedStreams, units: list[MediaUnit]) -> None:
+        self.batches.append((streams, units))
+        if self.transcoder is None:
+            self.transcoder = LiveTranscoder("relay", self.ladder, 1.0, 0.5, streams)
+        elif self.transcoder.streams.generation != streams.generation:
+            self.transcoder.change_input(streams)
+        self.segments += [s for s in self.transcoder.push(units) if isinstance(s, Segment)]
+
+
+def _probe_frames(path: Path) -> dict[str, int]:
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_type,nb_read_frames",
+         "-of", "json", str(path)], capture_output=True, text=True, timeout=60, check=True,
+    )
+    return {s["codec_type"]: int(s["nb_read_frames"]) for s in json.loads(probe.stdout)["streams"]}
+
+
+def _corner_luma(path: Path, at: float) -> float:
+    """Mean luma of the top-left corner of the picture shown at media time `at`."""
+    with av.open(str(path)) as f:
+        for frame in f.decode(video=0):
+            if frame.time is not None and frame.time >= at:
+                return float(frame.to_ndarray(format="gray")[:12, :12].mean())
+    raise AssertionError(f"no picture at {at}")
+
+
+def test_segments_across_input_slate_and_input_decode_and_seqs_never_repeat_or_skip(tmp_path: Path) -> None:
+    sink = Transcoding()
+    lose_and_regain_input(sink)
+    assert sink.transcoder is not None
+    sink.segments += [s for s in sink.transcoder.flush() if isinstance(s, Segment)]
+    init = sink.transcoder.init_segments["lo"]
+    seqs = [s.seq for s in sink.segments]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs  # one after another: no gap, no repeat
+    for seg in sink.segments:
+        path = tmp_path / f"{seg.seq}.mp4"
+        path.write_bytes(init + seg.data)
+        frames = _probe_frames(path)
+        assert frames.get("video", 0) > 0 and frames.get("audio", 0) > 0, (seg.seq, frames)
+    whole = tmp_path / "whole.mp4"
+    whole.write_bytes(init + b"".join(s.data for s in sink.segments))
+    assert _probe_frames(whole)["video"] >= 25 * 4  # 1.5 s + the slate + 2 s of pictures
+    # what a viewer sees in the middle of the outage: the card, not the last live picture; then
+    # the live picture again
+    _, slate, after = (r[2] for r in runs_of(sink)[:3])
+    card_luma = 0.299 * BACKGROUND[0] + 0.587 * BACKGROUND[1] + 0.114 * BACKGROUND[2]  # as "gray" reads it
+    assert abs(_corner_luma(whole, slate[len(slate) // 2].time) - card_luma) < 10
+    assert abs(_corner_luma(whole, after[0].time + 0.5) - card_luma) > 10
