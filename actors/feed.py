@@ -69,13 +69,13 @@ class FeedActor:
     def _report(self) -> None:
         while True:
             try:
-                self.edge.set_health.remote(self.feed.name, self.runner.health.as_dict())
+                self.edge.set_health.remote(self.feed.name, self.runner.status())
             except RayActorError:
                 pass
             time.sleep(HEALTH_EVERY)
 
     def health(self) -> dict:
-        return self.runner.health.as_dict()
+        return self.runner.status()
 
     def clock_status(self) -> dict:
         """This feed's clock as /api/clock shows it: offset, delay, error bound, last sync."""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from ..config import FeedConfig
 from ..backoff import Backoff
 from ..health import FeedHealth, State
+from .input_stats import InputMeter
 from .slate import SlatePlayer
 from .source import NoSender, Source, SourceEnded, SourceError, is_network
 from .units import FeedStreams, MediaUnit, StreamInfo
@@ -58,6 +59,7 @@ class FeedRunner:
         # never repeats across restarts, so the catalog and the ledger never see a seq twice.
         start = clock()
         self.health = FeedHealth(feed.name, timeline_start=start, media_time=start)
+        self.meter = InputMeter(feed.source)  # the input only, never the slate
         self.source = Source(
             feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock, start_time=start,
             open_timeout=open_timeout,
@@ -126,8 +128,13 @@ class FeedRunner:
             if batch and not self.stop_event.is_set():
                 self._deliver(streams, batch)
 
+    def status(self) -> dict:
+        """The feed as /api/feeds shows it: its health and what its input is doing."""
+        return {**self.health.as_dict(), "input": self.meter.snapshot(time.time())}
+
     def _deliver(self, streams: FeedStreams, batch: list[MediaUnit]) -> None:
         self._hand_on(streams, batch)
+        self.meter.observe(streams, batch, time.time())
         self._last_video = streams.video
         if self.health.state != "live":
             self.health.to("live")

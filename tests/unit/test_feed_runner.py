@@ -518,3 +518,14 @@ def test_segments_across_input_slate_and_input_decode_and_seqs_never_repeat_or_s
     card_luma = 0.299 * BACKGROUND[0] + 0.587 * BACKGROUND[1] + 0.114 * BACKGROUND[2]  # as "gray" reads it
     assert abs(_corner_luma(whole, slate[len(slate) // 2].time) - card_luma) < 10
     assert abs(_corner_luma(whole, after[0].time + 0.5) - card_luma) > 10
+
+
+def test_the_feed_status_says_what_its_input_is(clip: Path) -> None:
+    runner = FeedRunner(FeedConfig(name="f", source=str(clip), loop=False, realtime=False), Collector(),
+                        batch_seconds=0.2, backoff=tiny_backoff())
+    runner.run()
+    status = runner.status()
+    assert status["state"] == "ended" and status["input"]["protocol"] == "file"
+    assert status["input"]["video"]["codec"] == "h264" and (status["input"]["video"]["width"], status["input"]["video"]["height"]) == (160, 120)
+    assert status["input"]["audio"]["codec"] == "aac" and status["input"]["bitrate_bps"] > 0
+    assert status["input"]["last_media_at"] is not None
