@@ -31,6 +31,20 @@ def _send(live, seconds: float, passphrase: str = SRT_PASSPHRASE) -> subprocess.
     )
 
 
+def _send_until_taken(live, seconds: float, timeout: float = 90) -> subprocess.Popen:
+    """A sender as encoders behave: a caller that finds no listener (ours reopens between two
+    waits) gives up within its connect timeout, and is started again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sender = _send(live, seconds)
+        try:
+            sender.wait(timeout=min(5, seconds - 1))
+        except subprocess.TimeoutExpired:
+            return sender  # connected: it streams until its `seconds` are sent
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the SRT listener never took the sender: {sender.stderr.read()}")
+
+
 def _until(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,7 +77,7 @@ def _decodes_in_every_rung(live) -> None:
 
 def test_an_srt_contribution_plays_goes_away_comes_back_and_never_reuses_a_seq(live):
     live.wait_media("synth", 3)
-    first = _send(live, 8)
+    first = _send_until_taken(live, 10)
     try:
         live.wait_media(FEED, 3, timeout=90)
         _decodes_in_every_rung(live)
@@ -74,7 +88,7 @@ def test_an_srt_contribution_plays_goes_away_comes_back_and_never_reuses_a_seq(l
     before = _catalog(live)
     assert before and len(before) == len(set(before))
 
-    second = _send(live, 6)
+    second = _send_until_taken(live, 8)
     try:
         top = max(seq for _, seq in before)
         _until(lambda: any(seq > top + 2 for _, seq in _catalog(live)), 90, "segments from the returning sender")

@@ -146,9 +146,12 @@ def test_a_delta_update_merged_with_the_last_full_playlist_is_the_next_full_one(
     for _attempt in range(5):
         _, full = load(live)
         msn, part = hint_of(full)
-        # the delta and the next full playlist answer the same blocking request: the same moment
-        _, delta = load(live, _HLS_msn=str(msn), _HLS_part=str(part), _HLS_skip="YES")
-        _, after = load(live, _HLS_msn=str(msn), _HLS_part=str(part))
+        # The delta and the next full playlist wait for the same part, both asked before it is
+        # cut: the replica answers both when it arrives, from the same moment of its window.
+        with ThreadPoolExecutor(2) as pool:
+            asked_delta = pool.submit(load, live, _HLS_msn=str(msn), _HLS_part=str(part), _HLS_skip="YES")
+            asked_full = pool.submit(load, live, _HLS_msn=str(msn), _HLS_part=str(part))
+            delta, after = asked_delta.result()[1], asked_full.result()[1]
         if delta.media_sequence == after.media_sequence and listed_parts(delta) == listed_parts(after):
             break
     else:
