@@ -71,7 +71,6 @@ def _receive(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     import time
 
-    from orbitcast.config import ConfigError, load_config
     from orbitcast.delivery.signed_urls import PREFIX, sign
 
     try:
