@@ -79,6 +79,7 @@ class FeedRunner:
         slate = self._slate
         if slate is not None:
             slate[0].stop()
+        self.source.interrupt()  # a relayed listener waits for its sender without end
 
     def run(self) -> None:
         self._last_media = time.monotonic()
@@ -90,6 +91,9 @@ class FeedRunner:
     def _run(self) -> None:
         while not self.stop_event.is_set():
             self._start_slate()
+            where = self.source.listening
+            if where and self.health.state == "starting":
+                self.health.to("waiting", f"listener on {where}: no sender yet")
             try:
                 streams = self.source.open()
                 self._end_slate()

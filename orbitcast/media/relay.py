@@ -43,6 +43,11 @@ def needs_relay(url: str) -> bool:
     return url.startswith(RELAYED_SCHEMES)
 
 
+def is_listener(url: str) -> bool:
+    """An SRT URL in listener mode (a sender calls us); SRT's default mode is caller."""
+    return parse_qs(urlsplit(url).query).get("mode", ["caller"])[0] == "listener"
+
+
 def redact(text: str) -> str:
     """`text` without SRT passphrases or URL passwords (ffmpeg repeats the URL in its messages,
     and reasons end up in /api/feeds)."""
@@ -106,7 +111,7 @@ class Relay:
 
     @property
     def listening(self) -> bool:
-        return parse_qs(urlsplit(self.url).query).get("mode", ["caller"])[0] == "listener"
+        return is_listener(self.url)
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

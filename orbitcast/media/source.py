@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import av
 import av.error
 
-from .relay import Relay, RelayEnded, RelayFailed, RelayIdle, needs_relay, redact
+from .relay import Relay, RelayEnded, RelayFailed, RelayIdle, is_listener, needs_relay, redact
 from .units import FeedStreams, MediaUnit, StreamInfo
 
 NETWORK_SCHEMES = ("udp://", "srt://", "rtmp://", "rtmps://", "rtsp://", "http://", "https://", "tcp://")
@@ -145,6 +146,20 @@ class Source:
             raise SourceError(str(err)) from None
         except (av.error.FFmpegError, OSError, ValueError):
             raise self._relay_outcome() from None
+
+    def interrupt(self) -> None:
+        """From another thread: end the relay's wait (for a sender, or for data); the session
+        then ends as closed. The relay stays this session's until `close`."""
+        relay = self._relay
+        if relay is not None:
+            relay.close()
+
+    @property
+    def listening(self) -> str | None:
+        """host:port where this source waits for a sender to connect, None for one it reaches."""
+        if needs_relay(self.url):
+            return urlsplit(self.url).netloc if is_listener(self.url) else None
+        return _listen_address(self.url, self.options)
 
     @property
     def relay_pid(self) -> int | None:

@@ -33,16 +33,19 @@ def _send(live, seconds: float, passphrase: str = SRT_PASSPHRASE) -> subprocess.
 
 def _send_until_taken(live, seconds: float, timeout: float = 90) -> subprocess.Popen:
     """A sender as encoders behave: a caller that finds no listener (ours reopens between two
-    waits) gives up within its connect timeout, and is started again."""
+    waits for a sender) gives up, and is started again, until the feed takes its media."""
     deadline = time.monotonic() + timeout
-    while True:
+    while time.monotonic() < deadline:
+        started = time.time()
         sender = _send(live, seconds)
-        try:
-            sender.wait(timeout=min(5, seconds - 1))
-        except subprocess.TimeoutExpired:
-            return sender  # connected: it streams until its `seconds` are sent
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the SRT listener never took the sender: {sender.stderr.read()}")
+        while sender.poll() is None:
+            last = live.feeds()[FEED]["input"]["last_media_at"]
+            if last is not None and last > started:
+                return sender  # the feed is taking this sender's media
+            time.sleep(0.25)
+        if sender.returncode == 0:
+            raise AssertionError("the sender finished but the feed took nothing")
+    raise AssertionError("the SRT listener never took the sender")
 
 
 def _until(predicate, timeout: float, what: str):
