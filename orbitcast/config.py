@@ -6,6 +6,7 @@ file raises `ConfigError` with one line per problem, each naming the field and t
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,33 @@ def parse_config(data: Any, origin: str = "configuration") -> OrbitcastConfig:
         return OrbitcastConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(f"{origin}: invalid configuration\n{_format_errors(err)}") from None
+
+
+HOME_ENV = "ORBITCAST_HOME"
+
+
+def _anchor(path: str, base: Path) -> str:
+    if "://" in path:  # a pyarrow.fs URI (s3://...) is where it says
+        return path
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
+def anchored(config: OrbitcastConfig, base: str | Path | None = None) -> OrbitcastConfig:
+    """The config with its relative local paths (store, ledger_key, threema.keys_dir) made
+    absolute against `base`: by default `$ORBITCAST_HOME`, else the current directory.
+
+    Every actor then uses the same folders whatever its working directory: under
+    `ray job submit --working-dir` that is a per-job temporary copy, where a relative store
+    (and with it the ledger key and the archive) would be lost at the next deploy.
+    """
+    root = Path(base if base is not None else os.environ.get(HOME_ENV) or Path.cwd()).expanduser()
+    threema = config.threema.model_copy(update={"keys_dir": _anchor(config.threema.keys_dir, root)})
+    return config.model_copy(update={
+        "store": _anchor(config.store, root),
+        "ledger_key": _anchor(config.ledger_key, root) if config.ledger_key else None,
+        "threema": threema,
+    })
 
 
 def load_config(path: str | Path | None) -> OrbitcastConfig:

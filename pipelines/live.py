@@ -34,7 +34,7 @@ from deployments.ledger import build_app as build_ledger_app
 from deployments.gateway import APP_NAME as GATEWAY_APP
 from deployments.gateway import ROUTE_PREFIX as GATEWAY_PREFIX
 from deployments.gateway import build_app as build_gateway_app
-from orbitcast.config import ConfigError, OrbitcastConfig, load_config
+from orbitcast.config import ConfigError, OrbitcastConfig, anchored, load_config
 from orbitcast.sealed_delivery import build_plan
 from orbitcast.store import Store
 from pipelines.local import NAMESPACE, use_local_serve_env
@@ -111,6 +111,7 @@ class Pipeline:
 
 def start(config: OrbitcastConfig) -> Pipeline:
     """Start every part on the connected Ray cluster; returns as soon as they are placed."""
+    config = anchored(config)  # one store and key folder for every actor (config.anchored)
     clock = ClockAuthority.options(name=CLOCK_NAME, get_if_exists=True, lifetime="detached").remote(config.clock, CLOCK_NAME)
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
     base_url = f"http://127.0.0.1:{config.serve.port}"

@@ -65,7 +65,9 @@ def test_the_readme_cluster_path_with_a_token_runs_the_pipeline_and_job_stop_lea
     config = {
         "feeds": [{"name": "iss", "source": "lavfi:testsrc2=size=426x240:rate=25,format=yuv420p[out0];sine=frequency=440:sample_rate=48000[out1]"}],
         "ladder": {"rungs": TEST_LADDER["rungs"][1:]},
-        "store": str(tmp_path / "store"),
+        # relative, as in orbitcast.example.yaml: anchored to the node's ORBITCAST_HOME, not to the
+        # job's temporary working dir
+        "store": "orbitcast-data",
         "transcoders": 1,
         "serve": {"host": "127.0.0.1", "port": http_port},
     }
@@ -88,7 +90,8 @@ def test_the_readme_cluster_path_with_a_token_runs_the_pipeline_and_job_stop_lea
     # `python` in the job entrypoint is the one on the head's PATH, as on a cluster node.
     # The head gets the Serve ingress settings as cluster.yaml's `ray start` gives them.
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env = {**base_env, **local_serve_env(), "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token",
+    home_data = tmp_path / "node-home"
+    env = {**base_env, **local_serve_env(), "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token", "ORBITCAST_HOME": str(home_data),
            "RAY_AUTH_TOKEN_PATH": str(token_file), "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     no_token = {**env, "RAY_AUTH_MODE": "disabled"}
     no_token.pop("RAY_AUTH_TOKEN_PATH")
@@ -141,6 +144,8 @@ def test_the_readme_cluster_path_with_a_token_runs_the_pipeline_and_job_stop_lea
         )
         assert probe.returncode == 0 and b"h264,426,240" in probe.stdout, probe.stderr
         assert set(_serve_apps(address, env)) >= {"orbitcast", "ledger", "threema"}
+        # The ledger's key and the archive are where a redeploy finds them again (cluster.yaml).
+        assert (home_data / "orbitcast-data" / "ledger" / "ed25519.key").is_file()
 
         stop = _ray("job", "stop", "--address", address, job_id, env=env)
         assert stop.returncode == 0, stop.stdout + stop.stderr

@@ -49,4 +49,6 @@ def test_every_node_requires_the_token_that_ray_up_copies_from_the_users_machine
     for key in ("head_start_ray_commands", "worker_start_ray_commands"):
         start = next(c for c in config[key] if "ray start" in c)
         assert "RAY_AUTH_MODE=token" in start, (key, start)
+        # relative store and key folders anchored on the node, not in a job's temporary dir
+        assert "ORBITCAST_HOME=$HOME/orbitcast-data" in start, (key, start)
     assert config["file_mounts"].get("/home/ubuntu/.ray/auth_token") == "~/.ray/auth_token"

@@ -250,3 +250,31 @@ def test_config_is_frozen() -> None:
 def test_feed_name_with_trailing_newline_is_refused() -> None:
     msg = _error({"feeds": [{"name": "iss\n", "source": "x"}]})
     assert "feeds.0.name" in msg
+
+
+def test_relative_store_and_key_paths_are_anchored_to_orbitcast_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orbitcast.config import anchored
+
+    monkeypatch.setenv("ORBITCAST_HOME", str(tmp_path / "home"))
+    cfg = anchored(parse_config({"store": "./orbitcast-data", "ledger_key": "keys/ledger.key",
+                                 "threema": {"keys_dir": "orbitcast-keys"}}))
+    assert cfg.store == str(tmp_path / "home" / "orbitcast-data")
+    assert cfg.ledger_key == str(tmp_path / "home" / "keys" / "ledger.key")
+    assert cfg.threema.keys_dir == str(tmp_path / "home" / "orbitcast-keys")
+
+
+def test_absolute_paths_and_uris_stay_where_they_say(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orbitcast.config import anchored
+
+    monkeypatch.setenv("ORBITCAST_HOME", str(tmp_path / "home"))
+    cfg = anchored(parse_config({"store": "s3://bucket/orbitcast", "threema": {"keys_dir": str(tmp_path / "k")}}))
+    assert cfg.store == "s3://bucket/orbitcast" and cfg.threema.keys_dir == str(tmp_path / "k")
+    assert cfg.ledger_key is None  # its default follows the store
+
+
+def test_without_orbitcast_home_relative_paths_are_the_current_directorys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orbitcast.config import anchored
+
+    monkeypatch.delenv("ORBITCAST_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert anchored(parse_config({})).store == str(tmp_path / "orbitcast-data")
