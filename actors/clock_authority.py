@@ -19,6 +19,7 @@ import ray
 
 from orbitcast.clock import ClockAuthority as CoreAuthority
 from orbitcast.clock import ClockConfig
+from orbitcast.clock.config import ntp_bind_host
 from orbitcast.clock.probe import monotonic_pair
 from orbitcast.clock.registry import ClockRegistry, authority_entry
 from orbitcast.clock.sync_client import AuthorityReply, least_delay_sample
@@ -37,11 +38,12 @@ class ClockAuthority:
         self.core.start(serve_ntp=False)
         self.ntp_error: str | None = None
         if self.config.ntp_serve:
+            # 'auto' was settled by the pipeline (orbitcast.clock.config.ntp_bind_host)
+            host = ntp_bind_host(self.config.ntp_host, ray.util.get_node_ip_address(), False)
             try:
-                self.core.start_ntp_server(self.config.ntp_host, self.config.ntp_port)
+                self.core.start_ntp_server(host, self.config.ntp_port)
             except OSError as exc:
-                self.ntp_error = (f"cannot bind {self.config.ntp_host}:{self.config.ntp_port}"
-                                  f": {exc.strerror or exc}")
+                self.ntp_error = f"cannot bind {host}:{self.config.ntp_port}: {exc.strerror or exc}"
         # A client syncing every sync_interval_s that missed three reports is worth flagging.
         self.registry = ClockRegistry(stale_after_s=max(5.0, 3 * self.config.sync_interval_s))
         self.started_at = self.core.now()

@@ -8,6 +8,7 @@ the job is stopped (SIGTERM) or interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -34,6 +35,7 @@ from deployments.ledger import build_app as build_ledger_app
 from deployments.gateway import APP_NAME as GATEWAY_APP
 from deployments.gateway import ROUTE_PREFIX as GATEWAY_PREFIX
 from deployments.gateway import build_app as build_gateway_app
+from orbitcast.clock.config import LOOPBACK_HOST
 from orbitcast.config import ConfigError, OrbitcastConfig, anchored, load_config
 from orbitcast.sealed_delivery import build_plan
 from orbitcast.store import Store
@@ -109,9 +111,14 @@ class Pipeline:
             time.sleep(0.1)
 
 
-def start(config: OrbitcastConfig) -> Pipeline:
-    """Start every part on the connected Ray cluster; returns as soon as they are placed."""
+def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
+    """Start every part on the connected Ray cluster; returns as soon as they are placed.
+    `on_cluster`: a job on a cluster of its own (not a Ray started here for this pipeline)."""
     config = anchored(config)  # one store and key folder for every actor (config.anchored)
+    if config.clock.ntp_host == "auto":
+        # the authority may land on any node: 'node' is settled where it runs
+        config = config.model_copy(update={"clock": config.clock.model_copy(
+            update={"ntp_host": "node" if on_cluster else LOOPBACK_HOST})})
     clock = ClockAuthority.options(name=CLOCK_NAME, get_if_exists=True, lifetime="detached").remote(config.clock, CLOCK_NAME)
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
     base_url = f"http://127.0.0.1:{config.serve.port}"
@@ -172,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # On a cluster its nodes' settings rule; a Ray started here gets the demo's ingress settings.
     use_local_serve_env()
+    # A job's driver is handed the cluster's address (RAY_ADDRESS); without one, ray.init
+    # starts a Ray of its own on this machine.
+    on_cluster = bool(os.environ.get("RAY_ADDRESS"))
     ray.init(namespace=NAMESPACE)
-    pipeline = start(config)
+    pipeline = start(config, on_cluster=on_cluster)
     run_until_stopped(pipeline)
     return 0
 

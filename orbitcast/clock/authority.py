@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from .background import Background, every
-from .config import ClockConfig
+from .config import LOOPBACK_HOST, ClockConfig, ntp_bind_host
 from .disciplined import ClockState, DisciplinedClock, TimeSource
 from .iso import format_iso_ms
 from .ntp_packet import LEAP_ALARM, LEAP_NONE, STRATUM_UNSYNC
@@ -64,7 +64,8 @@ class ClockAuthority:
             serve_ntp = self._cfg.ntp_serve if self._cfg is not None else False
         if serve_ntp:
             cfg = self._cfg or ClockConfig()
-            self.start_ntp_server(cfg.ntp_host, cfg.ntp_port)
+            # outside a cluster the node's address is this machine's loopback
+            self.start_ntp_server(ntp_bind_host(cfg.ntp_host, LOOPBACK_HOST, False), cfg.ntp_port)
         return self
 
     def _run(self, stop: threading.Event) -> None:

@@ -41,8 +41,10 @@ class ClockConfig(BaseModel):
                                "reference is the system clock")
     # -- the authority's NTP server
     ntp_serve: bool = True
-    ntp_host: str = Field("127.0.0.1", description="address the UDP NTP server binds; "
-                          "0.0.0.0 to serve the cluster")
+    ntp_host: str = Field("auto", description="address the UDP NTP server binds: 'auto' "
+                          "(loopback for a pipeline started here, the node's cluster address "
+                          "for a job on a cluster), 'node' (the address Ray uses for the "
+                          "node: every node of the cluster reaches it), 0.0.0.0, or an address")
     ntp_port: int = Field(1123, ge=0, le=65535, description="1123 needs no root; 0 = any")
     # -- discipline (authority and clients)
     tick_interval_s: float = Field(1.0, gt=0, description="how often the authority reads "
@@ -63,3 +65,20 @@ class ClockConfig(BaseModel):
         if self.reference == "nmea" and not self.nmea_source:
             raise ValueError("reference 'nmea' needs nmea_source (a tty path or 'host:port')")
         return self
+
+
+LOOPBACK_HOST = "127.0.0.1"
+
+
+def ntp_bind_host(setting: str, node_ip: str, on_cluster: bool) -> str:
+    """The address the authority's NTP server binds for the `ntp_host` setting.
+
+    Stamping actors on other nodes cannot reach a loopback server (they fall back to the Ray
+    call, ~300 us less accurate): a job on a cluster binds the node's cluster address, the one
+    Ray's own traffic uses, so every node reaches it; a pipeline started on this machine keeps
+    to loopback, as a laptop should."""
+    if setting == "auto":
+        return node_ip if on_cluster else LOOPBACK_HOST
+    if setting == "node":
+        return node_ip
+    return setting

@@ -191,3 +191,37 @@ def test_auto_keeps_udp_while_the_authority_is_away_altogether() -> None:
 def test_route_rejects_an_unknown_mode() -> None:
     with pytest.raises(ValueError, match="auto, udp or ray"):
         Network().route("tcp")
+
+
+# -- where the authority's server listens (clock.ntp_host) ---------------------------------------
+
+def test_a_job_on_a_cluster_binds_the_node_address_which_every_node_reaches() -> None:
+    from orbitcast.clock.config import ntp_bind_host
+    from orbitcast.clock.transport import ntp_target
+
+    node_ip = "10.0.3.7"
+    assert ntp_bind_host("auto", node_ip, on_cluster=True) == node_ip
+    host = ntp_bind_host("node", node_ip, on_cluster=False)  # as the authority's actor settles it
+    assert host == node_ip
+    where = {"node_id": "head", "node_ip": node_ip, "ntp": (host, 1123)}
+    # a stamping actor on another node gets the UDP server, not the Ray call
+    assert ntp_target(where, "worker-1") == (node_ip, 1123)
+    assert ntp_target(where, "head") == (node_ip, 1123)
+
+
+def test_a_pipeline_started_here_keeps_its_server_on_loopback() -> None:
+    from orbitcast.clock.config import ntp_bind_host
+    from orbitcast.clock.transport import ntp_target
+
+    host = ntp_bind_host("auto", "10.0.3.7", on_cluster=False)
+    assert host == "127.0.0.1"
+    where = {"node_id": "head", "node_ip": "10.0.3.7", "ntp": (host, 1123)}
+    assert ntp_target(where, "head") == ("127.0.0.1", 1123)
+    assert ntp_target(where, "worker-1") is None  # out of reach: the Ray call
+
+
+@pytest.mark.parametrize("setting", ["0.0.0.0", "192.0.2.9", "127.0.0.1"])
+def test_an_address_given_is_bound_as_given(setting: str) -> None:
+    from orbitcast.clock.config import ntp_bind_host
+
+    assert ntp_bind_host(setting, "10.0.3.7", on_cluster=True) == setting
