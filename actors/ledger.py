@@ -19,6 +19,7 @@ import ray
 from actors.clock_authority import clock_offset
 from orbitcast.config import OrbitcastConfig
 from orbitcast.ledger.service import LedgerService
+from orbitcast.priority import give_way
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ OFFSET_REFRESH_S = 60.0
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=16)
 class LedgerActor:
     def __init__(self, config: OrbitcastConfig, clock: "ray.actor.ActorHandle | None" = None) -> None:
+        give_way()  # bulk work: the viewer path runs first (orbitcast/priority.py)
         self.service = LedgerService(
             config.store, [f.name for f in config.feeds], key_path=config.ledger_key
         )
