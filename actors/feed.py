@@ -48,13 +48,16 @@ class FeedActor:
 
     def _sink(self, streams: FeedStreams, units: list[MediaUnit]) -> None:
         self.replay.add(units)
+        slate = self.runner.is_slate(streams)
         for attempt in range(3):
             if self.member is None:
                 self.member = ray.get(self.pool.assign.remote(self.feed.name))
             index, member = self.member
             try:
-                done = ray.get(member.push.remote(self.feed.name, streams, units))
+                done, signal = ray.get(member.push.remote(self.feed.name, streams, units, slate))
                 self.replay.finished_through(done)
+                if not slate:
+                    self.runner.meter.signal(signal)
                 return
             except RayTaskError as err:
                 # The transcoder refused this media (undecodable input): the feed fails alone.

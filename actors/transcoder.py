@@ -11,8 +11,10 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from orbitcast.config import OrbitcastConfig
 from orbitcast.media.placement import Placement
+from orbitcast.media.signal_health import HOLD_S
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
+from orbitcast.priority import give_way
 
 log = logging.getLogger(__name__)
 # Hand-offs to a feed's packager that may be in flight before the transcoder waits: parts go
@@ -25,6 +27,7 @@ class Transcoder:
     """One pool member. A restarted member comes back empty; feeds then open again."""
 
     def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"]) -> None:
+        give_way()  # bulk work: the viewer path runs first (orbitcast/priority.py)
         self.config = config
         self.packagers = packagers
         self._feeds: dict[str, LiveTranscoder] = {}
@@ -36,23 +39,28 @@ class Transcoder:
     def ping(self) -> int:
         return len(self._feeds)
 
-    def push(self, feed: str, streams: FeedStreams, units: list[MediaUnit]) -> int | None:
-        """Transcode a batch; returns the highest seq finished in every rung (see ReplayBuffer)."""
+    def push(
+        self, feed: str, streams: FeedStreams, units: list[MediaUnit], slate: bool = False,
+    ) -> tuple[int | None, dict]:
+        """Transcode a batch (`slate`: the feed's slate, not its input); returns the highest seq
+        finished in every rung (see ReplayBuffer) and the input's picture and sound states."""
         with self._guard:
             lock = self._locks.setdefault(feed, threading.Lock())
         with lock:
             tr = self._feeds.get(feed)
             if tr is None:
                 cfg = self.config
-                tr = LiveTranscoder(feed, cfg.ladder, cfg.segment_duration, cfg.part_duration, streams)
+                hold = next((f.signal_hold for f in cfg.feeds if f.name == feed), HOLD_S)
+                tr = LiveTranscoder(feed, cfg.ladder, cfg.segment_duration, cfg.part_duration, streams,
+                                    analyse=not slate, signal_hold=hold)
                 self._feeds[feed] = tr
             elif tr.streams.generation != streams.generation:
-                tr.change_input(streams)
+                tr.change_input(streams, analyse=not slate)
             out = tr.push(units)
             inits = self._new_inits(feed, tr)
             if out or inits:
                 self._hand_on(feed, inits, out)
-            return tr.published_through
+            return tr.published_through, tr.input_signal
 
     def _new_inits(self, feed: str, tr: LiveTranscoder) -> dict[str, bytes]:
         known = self._published_init.setdefault(feed, {})

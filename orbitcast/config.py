@@ -95,6 +95,10 @@ class FeedConfig(_Strict):
         default=2.0, ge=0, le=3600,
         description="network sources: seconds after the input is lost before a 'signal lost' slate goes out; 0 or null: none",
     )
+    signal_hold: float = Field(
+        default=2.0, ge=0, le=3600,
+        description="seconds a black or frozen picture or silence must last before /api/feeds reports it",
+    )
     # Test and simulation knobs: give this feed's local clock an error that its clock client
     # must discipline away (hosts of one laptop share one oscillator). Leave at 0 in production.
     clock_skew_offset_s: float = Field(default=0.0, ge=-3600, le=3600, description="test/simulation: injected local clock offset, seconds")

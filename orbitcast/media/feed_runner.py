@@ -113,8 +113,13 @@ class FeedRunner:
                 self.health.to("waiting", str(err))
             except (SourceError, SinkError) as err:
                 self._fail(str(err))
+            except Exception as err:  # noqa: BLE001 - e.g. a Ray error from the next stage
+                # Whatever breaks, the feed's thread lives on: the failure is shown with its
+                # type and tried again, never a feed that says `live` with nobody feeding it.
+                self._fail(f"unexpected {type(err).__name__}: {err}")
             finally:
                 self.source.end_session()
+                self.meter.end_session()
         self.health.to("stopped")
 
     def _pump(self, streams: FeedStreams) -> None:
@@ -131,6 +136,13 @@ class FeedRunner:
             # What was read before the source ended or broke is still good media.
             if batch and not self.stop_event.is_set():
                 self._deliver(streams, batch)
+
+    def is_slate(self, streams: FeedStreams) -> bool:
+        """Whether media handed on with `streams` is the slate's (its frames must not be judged
+        as the input's picture). The slate has a generation of its own, and delivers only while
+        it is the feed's current slate."""
+        slate = self._slate
+        return slate is not None and slate[0].streams.generation == streams.generation
 
     def status(self) -> dict:
         """The feed as /api/feeds shows it: its health and what its input is doing."""

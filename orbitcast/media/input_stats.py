@@ -2,7 +2,8 @@
 
 `InputMeter` watches the batches a feed hands on (never the slate's) and gives `/api/feeds`
 the input's protocol, codecs, picture size and rate, its bitrate over the last few seconds and
-when its newest media arrived.
+when its newest media arrived; beside them, whether the input's picture is black or frozen and
+its sound silent, as the transcoder that decodes it reports (signal_health.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from urllib.parse import urlsplit
 
+from .signal_health import NO_SIGNAL
 from .units import FeedStreams, MediaUnit
 
 WINDOW_S = 5.0  # bitrate over this much wall-clock time
@@ -28,6 +30,15 @@ class InputMeter:
         self._streams: FeedStreams | None = None
         self._arrivals: deque[tuple[float, int]] = deque()  # (wall time, bytes)
         self._last_at: float | None = None
+        self._signal: dict = dict(NO_SIGNAL)
+
+    def signal(self, states: dict) -> None:
+        """The input's picture and sound states, as the transcoder last reported them."""
+        self._signal = {k: states.get(k) for k in NO_SIGNAL}
+
+    def end_session(self) -> None:
+        """The input went away: its picture and sound are unknown until it is back."""
+        self._signal = dict(NO_SIGNAL)
 
     def observe(self, streams: FeedStreams, batch: list[MediaUnit], now: float) -> None:
         self._streams = streams
@@ -53,4 +64,5 @@ class InputMeter:
             "bitrate_bps": round(sum(recent) * 8 / WINDOW_S) if recent else 0,
             "last_media_at": self._last_at,
             "idle_s": None if self._last_at is None else round(max(0.0, now - self._last_at), 2),
+            **self._signal,
         }

@@ -27,6 +27,7 @@ from ..segment import Part, Segment
 from .audio import MAX_AUDIO_LAG, LadderAudio
 from .boundaries import segment_index
 from .fmp4 import Fragment, FragmentSplitter, codecs_string
+from .signal_health import HOLD_S, NO_SIGNAL, SignalHealth
 from .units import FeedStreams, MediaUnit, StreamInfo
 
 TIME_BASE = Fraction(1, 90000)
@@ -156,6 +157,9 @@ class LiveTranscoder:
         segment_duration: float,
         part_duration: float,
         streams: FeedStreams,
+        *,
+        analyse: bool = True,
+        signal_hold: float = HOLD_S,
     ) -> None:
         self.feed = feed
         self.ladder = ladder
@@ -173,6 +177,10 @@ class LiveTranscoder:
         self._pdt: dict[int, float] = {}  # seq -> capture time of its first frame
         self._last_video_time: float | None = None
         self._min_frame_gap = 1.0 / self.fps * 0.5
+        # Black, frozen and silent states of the input (never of the slate: `analyse` False).
+        self._signal = SignalHealth(signal_hold)
+        self._signal.reset(has_audio=streams.audio is not None)
+        self._analyse = analyse
 
     @property
     def init_segments(self) -> dict[str, bytes]:
@@ -188,12 +196,22 @@ class LiveTranscoder:
     def codecs(self) -> dict[str, str]:
         return {o.rung.name: o.codecs for o in self._outputs if o.codecs}
 
-    def change_input(self, streams: FeedStreams) -> None:
+    @property
+    def input_signal(self) -> dict:
+        """The input's picture and sound states (signal_health.py); all None while the media
+        is not the input's (the slate)."""
+        return self._signal.snapshot() if self._analyse else dict(NO_SIGNAL)
+
+    def change_input(self, streams: FeedStreams, *, analyse: bool = True) -> None:
         """The source was opened again. Only the decoders are rebuilt: the encoders, muxers and
-        timeline go on, so the output continues without a new init segment or a cut segment."""
+        timeline go on, so the output continues without a new init segment or a cut segment.
+        `analyse` False: the new media is not the input's (the slate), so it is not monitored."""
         # Drain even when the parameters are the same (a loop): a decoder that meets the next
         # session's IDR may drop the pictures it still holds.
         self._drain_decoders()
+        # Each session's states start afresh: a picture lost and found again is judged anew.
+        self._analyse = analyse
+        self._signal.reset(has_audio=streams.audio is not None)
         self.streams = streams
         self._vdec = _decoder(streams.video)
         # The audio track goes on either way: silent while this input has no audio.
@@ -254,6 +272,8 @@ class LiveTranscoder:
         if self._last_video_time is not None and t - self._last_video_time < self._min_frame_gap:
             return  # above the output rate (or a repeated timestamp): drop
         self._last_video_time = t
+        if self._analyse:
+            self._signal.video_frame(frame, t + self._capture_offset)  # a few samples a second
         seq = segment_index(t, self.segment_duration)
         key = seq != self._current_seq
         if key:
@@ -271,6 +291,8 @@ class LiveTranscoder:
         t = float(frame.pts * TIME_BASE) if frame.pts is not None else self._audio.time
         if t is None:
             return
+        if self._analyse:
+            self._signal.audio_frame(frame, t + self._capture_offset)
         self._mux_audio(self._audio.add(frame, t))
 
     def _mux_audio(self, packets: list[av.Packet]) -> None:

@@ -80,9 +80,15 @@ def _decodes_in_every_rung(live) -> None:
 
 def test_an_srt_contribution_plays_goes_away_comes_back_and_never_reuses_a_seq(live):
     live.wait_media("synth", 3)
+    sent_at = time.time()
     first = _send_until_taken(live, 10)
     try:
         live.wait_media(FEED, 3, timeout=90)
+        # What an operator sees of the input (decoded by the transcoder): a moving picture, a tone.
+        shown = _until(lambda: (i := live.feeds()[FEED]["input"])["picture"] and i, 10, "the input's picture state")
+        assert (shown["picture"], shown["sound"]) == ("ok", "ok"), shown
+        for since in (shown["picture_since"], shown["sound_since"]):
+            assert sent_at - 5 <= since <= time.time() + 1, shown
         _decodes_in_every_rung(live)
         assert first.wait(timeout=60) == 0, first.stderr.read()
     finally:

@@ -219,6 +219,29 @@ def test_sink_error_marks_the_feed_failed(clip: Path) -> None:
     assert len(calls) >= 2
 
 
+def test_an_unexpected_error_from_the_next_stage_is_shown_and_tried_again(clip: Path) -> None:
+    # e.g. a Ray error from the transcoder pool that is neither a refusal nor a dead member
+    calls = []
+
+    def flaky(streams: FeedStreams, units: list[MediaUnit]) -> None:
+        calls.append(len(units))
+        if len(calls) <= 2:
+            raise ConnectionResetError("the pool's node went away")
+
+    # long enough a wait in `failed` for the test to see it on a loaded machine
+    runner = FeedRunner(FeedConfig(name="f", source=str(clip), loop=True, realtime=False), flaky,
+                        backoff=Backoff(initial=0.5, factor=1.0, maximum=0.5, jitter=0.0))
+    th = start(runner)
+    try:
+        wait_for(lambda: runner.health.state == "failed")
+        assert runner.health.reason == "unexpected ConnectionResetError: the pool's node went away"
+        wait_for(lambda: runner.health.state == "live" and len(calls) > 3)
+        assert th.is_alive()
+    finally:
+        runner.stop()
+        th.join(timeout=5)
+
+
 def test_stop_while_live(clip: Path) -> None:
     sink = Collector()
     runner = FeedRunner(FeedConfig(name="f", source=str(clip), loop=True, realtime=True), sink)
