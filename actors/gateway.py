@@ -42,10 +42,13 @@ class ActorPoster:
     def post_many(self, url: str, bodies: list[bytes]) -> list[int]:
         actor = self.actors.get(url)
         if actor is None:
-            out = []
-            for body in bodies:  # HTTP recipients: one POST each, stop at the first refusal
-                out.append(self.http(url, body))
-                if out[-1] != 200:
+            out: list[int] = []
+            for body in bodies:  # HTTP recipients: one POST each, each settled on its own
+                try:
+                    out.append(self.http(url, body))
+                except Exception:  # noqa: BLE001 - no answer: the rest are not tried now
+                    if not out:
+                        raise
                     break
             return out
         return list(ray.get(actor.handle_callbacks.remote(bodies), timeout=self.timeout_s))
@@ -80,6 +83,11 @@ class GatewayActor:
 
     def config(self) -> GatewayConfig:
         return self.gateway.config
+
+    def delivery_status(self) -> dict:
+        """Queues, dead letters, queue-full refusals and the alarm (the `gateway` object of
+        /api/feeds)."""
+        return self.gateway.delivery_status()
 
     def stop(self) -> None:
         self.gateway.stop_delivery()

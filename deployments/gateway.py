@@ -5,6 +5,8 @@ directly."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import ray
@@ -12,6 +14,8 @@ from ray import serve
 
 APP_NAME = "threema"
 ROUTE_PREFIX = "/threema"
+STATUS_TTL_S = 1.0  # /api/feeds may be polled by every viewer page: ask the gateway once a second
+STATUS_TIMEOUT_S = 1.0
 
 
 class RemoteGateway:
@@ -71,6 +75,35 @@ class ThreemaGateway:
         from orbitcast.gateway.http import build_gateway_app
 
         return build_gateway_app(self.front)
+
+    async def delivery_status(self) -> dict:
+        """For other Serve apps, through a handle: the actor's queues and dead letters."""
+        return await self.front.actor.delivery_status.remote()
+
+
+class GatewayHealth:
+    """The embedded gateway's `delivery_status()` for the Delivery app's /api/feeds, asked of
+    this app through a Serve handle (the Delivery app holds no handle on the gateway actor),
+    at most once per STATUS_TTL_S. While the app is not up, or does not answer in time:
+    `{"error": ...}`."""
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+        self._cached: dict | None = None
+        self._at = 0.0
+
+    async def status(self) -> dict:
+        now = time.monotonic()
+        if self._cached is not None and now - self._at < STATUS_TTL_S:
+            return self._cached
+        try:
+            if self._handle is None:  # asks the Serve controller: off the event loop
+                self._handle = await asyncio.to_thread(serve.get_app_handle, APP_NAME)
+            status = await asyncio.wait_for(self._handle.delivery_status.remote(), STATUS_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - still deploying, restarting, or away
+            return {"error": "gateway status unavailable"}
+        self._cached, self._at = status, now
+        return status
 
 
 def build_app(actor: "ray.actor.ActorHandle"):

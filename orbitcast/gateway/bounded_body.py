@@ -9,6 +9,8 @@ no more than the limit and one chunk is ever held. Callers choose the answer: th
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from starlette.requests import Request
 
 
@@ -20,7 +22,9 @@ class BodyTooLarge(BodyRefused):
     """The body is, or says it is, over the limit."""
 
 
-async def read_bounded(request: Request, limit: int) -> bytes:
+async def stream_bounded(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive, for a reader that keeps less than the whole body (the
+    multipart upload keeps its blob field only)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         declared = declared.strip()  # some HTTP parsers hand on trailing whitespace
@@ -28,11 +32,14 @@ async def read_bounded(request: Request, limit: int) -> bytes:
             raise BodyRefused("Content-Length is not a number")
         if int(declared) > limit:
             raise BodyTooLarge("request body over the limit")
-    chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge("request body over the limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if chunk:
+            yield chunk
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    return b"".join([chunk async for chunk in stream_bounded(request, limit)])

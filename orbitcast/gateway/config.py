@@ -71,6 +71,14 @@ class GatewayConfig(BaseModel):
     retry_factor: float = Field(default=2.0, ge=1)
     retry_max_s: float = Field(default=5.0, gt=0)
     callback_timeout_s: float = Field(default=5.0, gt=0)
+    # A message refused (any answer but 200) this many times is dead-lettered; a 4xx other
+    # than 408/425/429 at once (the recipient judged it, and will again).
+    max_attempts: int = Field(default=10, ge=1)
+    # A message still undelivered this long after it was accepted is dead-lettered, whatever
+    # the reason (a recipient that does not answer at all is waited for until then).
+    max_age_s: float = Field(default=300.0, gt=0)
+    dead_letters_kept: int = Field(default=100, ge=0)  # letters kept per recipient (counts are all)
+    alarm_window_s: float = Field(default=60.0, gt=0)  # the alarm stays up this long after one
     # Requests per second one client address may make to the HTTP API (429 beyond). The
     # cluster's own packagers and edge reach the gateway by actor calls, not through this.
     rate_per_client: float = Field(default=200.0, gt=0)

@@ -9,6 +9,7 @@ callback workers run on their own.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -17,17 +18,18 @@ from dataclasses import dataclass
 from collections import OrderedDict
 from typing import Callable, NoReturn
 
-from orbitcast.backoff import Backoff
 from orbitcast.sealing.hexstr import is_hex, is_lower_hex
 from orbitcast.sealing.keys import is_identity
 
 from .blobstore import BlobStore, MemoryBlobs
 from .config import GatewayConfig, IdentityConfig
-from .delivery import Poster, RecipientWorker, RequestsPoster
-from .errors import BadRequest, GatewayRefusal, NoCredits, NotFound, TooLarge, Unauthorized
+from .dead_letters import DeadLetter, DeadLetters
+from .delivery import Poster, RecipientWorker, RequestsPoster, RetryPolicy
+from .errors import BadRequest, GatewayRefusal, NoCredits, NotFound, TooLarge, Unauthorized, Unavailable
 from .lookup import email_hash, phone_hash
 from .queues import QueuedMessage, RecipientQueue
 
+log = logging.getLogger(__name__)
 STATUS_HISTORY = 100_000  # message statuses kept for /status-style queries
 
 
@@ -36,9 +38,10 @@ class MessageStatus:
     message_id: str
     from_id: str
     to_id: str
-    state: str = "queued"  # queued -> delivered
+    state: str = "queued"  # queued -> delivered, or queued -> dead_letter
     attempts: int = 0
     delivered_at: float | None = None
+    reason: str | None = None  # why it was dead-lettered
 
 
 class Gateway:
@@ -60,6 +63,7 @@ class Gateway:
         self._status: OrderedDict[str, MessageStatus] = OrderedDict()  # bounded, newest last
         self._workers: dict[str, RecipientWorker] = {}
         self._poster: Poster | None = None
+        self.dead_letters = DeadLetters(config.dead_letters_kept, config.alarm_window_s)
         #: refusals by code, accepted sends, deliveries, callback failures
         self.counters: Counter[str] = Counter()
         for account in config.identities:
@@ -182,7 +186,12 @@ class Gateway:
             )
             try:
                 self._queues[account.identity].put(message)
-            except GatewayRefusal as refusal:
+            except Unavailable as refusal:
+                # The sender hears 503; the recipient's record says so too, so a full queue
+                # is never a loss nobody sees.
+                if self.dead_letters.refused(account.identity, "queue_full", self._clock()):
+                    log.warning("queue of %s full (%d): refusing with 503 (alarm raised)",
+                                account.identity, self.config.max_queue)
                 self._refuse(refusal)
             self._credits[sender] -= 1  # charged only once the message is really queued
             self._status[message.message_id] = MessageStatus(message.message_id, sender, account.identity)
@@ -203,12 +212,11 @@ class Gateway:
         return self._queue(identity).snapshot()
 
     def acknowledge(self, identity: str, message_id: str) -> bool:
-        """Pull-mode delivery: the recipient took `message_id` (the head) itself."""
-        queue = self._queue(identity)
-        head = queue.head(timeout=0)
-        if head is None or not queue.ack(message_id):
+        """Pull-mode delivery: the recipient took `message_id` (any pending one) itself."""
+        message = self._queue(identity).ack(message_id)
+        if message is None:
             return False
-        self._delivered(head)
+        self._delivered(message)
         return True
 
     def _queue(self, identity: str) -> RecipientQueue:
@@ -269,15 +277,18 @@ class Gateway:
             del self._workers[identity]
         if not account.callback_url or self._poster is None:
             return
+        c = self.config
+        queue = self._queues[identity]
+        queue.reclaim()
         worker = RecipientWorker(
-            self._queues[identity],
+            queue,
             account.callback_url,
             account.secret,  # the callback MAC is keyed with the RECIPIENT's API secret
             self._poster,
-            # No jitter: one worker retries one recipient's URL; there is no herd to spread.
-            Backoff(self.config.retry_initial_s, self.config.retry_factor, self.config.retry_max_s, jitter=0.0),
+            RetryPolicy(c.retry_initial_s, c.retry_factor, c.retry_max_s, c.max_attempts, c.max_age_s),
             self._delivered,
             self._delivery_failed,
+            self._dead_lettered,
         )
         self._workers[identity] = worker
         worker.start()
@@ -298,3 +309,36 @@ class Gateway:
                 status.attempts = message.attempts
             self.counters["callback_failures"] += 1
             self.counters[f"callback_failure_{reason}"] += 1
+
+    def _dead_lettered(self, message: QueuedMessage, reason: str) -> None:
+        now = self._clock()
+        raised = self.dead_letters.add(DeadLetter(message.message_id, message.from_id, message.to_id, reason,
+                                                  message.attempts, round(max(now - message.date, 0.0), 3), now))
+        with self._lock:
+            status = self._status.get(message.message_id)
+            if status is not None:
+                status.state, status.attempts, status.reason = "dead_letter", message.attempts, reason
+            self.counters["dead_letters"] += 1
+        if raised:  # one line per alarm, not per message: the counts are in delivery_status()
+            log.warning("dead letter for %s: %s from %s after %d attempts: %s (alarm raised)",
+                        message.to_id, message.message_id, message.from_id, message.attempts, reason)
+
+    # -- health -------------------------------------------------------------------------
+
+    def delivery_status(self) -> dict:
+        """The gateway's part of /api/feeds: per recipient its queue (depth, retrying, oldest
+        age), dead letters and queue-full refusals with the last reason; the totals; `alarm`
+        while any recipient had one of those in the last `alarm_window_s`."""
+        now = self._clock()
+        with self._lock:
+            queues = dict(self._queues)
+        recipients = {identity: {**queue.depth(), **self.dead_letters.report(identity, now)}
+                      for identity, queue in sorted(queues.items())}
+        return {
+            "queue_depth": sum(r["queued"] for r in recipients.values()),
+            "retrying": sum(r["retrying"] for r in recipients.values()),
+            "dead_letters": sum(r["dead_letters"] for r in recipients.values()),
+            "refused_queue_full": sum(r["refused_queue_full"] for r in recipients.values()),
+            "alarm": any(r["alarm"] for r in recipients.values()),
+            "recipients": recipients,
+        }

@@ -1,8 +1,17 @@
 """Callback delivery: POST each queued message, with its MAC, to the recipient's URL.
 
-One worker thread per recipient keeps delivery in order: it retries the head with
-exponential backoff until the receiver answers 200 (at least once), then moves on. The
-HTTP client is injected (`Poster`), so the same logic runs with `requests` in production
+One worker thread per recipient takes what its queue (`queues.py`) has due, oldest first, and
+hands it over (at least once: a message is done when the receiver answered 200). What happens
+to a message that was not answered 200:
+
+- a 4xx other than 408/425/429: the recipient refused it for good: dead-lettered at once;
+- any other answer (a 5xx, a redirect): retried with its own exponential backoff while the
+  messages behind it go on; dead-lettered after `max_attempts` such answers;
+- no answer (connection refused, timeout, the recipient's actor away): the recipient is down,
+  not the message: the messages go back in front, in order, and the whole lane waits with the
+  recipient's backoff; only `max_age_s` bounds how long they wait.
+
+The HTTP client is injected (`Poster`), so the same logic runs with `requests` in production
 and against real local servers in tests.
 """
 
@@ -10,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 import requests
@@ -33,7 +44,8 @@ class BatchPoster(Poster, Protocol):
     a cluster, a call to the recipient's actor); each body is still a whole Threema callback."""
 
     def post_many(self, url: str, bodies: list[bytes]) -> list[int]:
-        """The status of each body, in order (raise on transport error)."""
+        """The status of each body, in order; a shorter list when it stopped early (the rest
+        were not tried). Raise on a transport error before any body was answered."""
 
 
 BATCH = 64  # callbacks per exchange with a batching poster
@@ -58,8 +70,15 @@ class RequestsPoster:
         return response.status_code
 
 
-#: called after a 200: (message, attempts it took)
+#: called after a 200
 DeliveredHook = Callable[[QueuedMessage], None]
+#: called after every failed try: (message, reason such as "http_500" or "ConnectionError")
+FailureHook = Callable[[QueuedMessage, str], None]
+#: called when a message is given up on: (message, reason)
+DeadHook = Callable[[QueuedMessage, str], None]
+
+RETRIED_4XX = {408, 425, 429}  # the 4xx answers that mean "not now" rather than "never"
+EXPIRE_EVERY_S = 0.5  # how often a worker looks for messages past max_age
 
 
 def callback_body(message: QueuedMessage, recipient_secret: str) -> bytes:
@@ -76,9 +95,31 @@ def callback_body(message: QueuedMessage, recipient_secret: str) -> bytes:
     return encode_callback(fields)
 
 
+def refused_for_good(status: int) -> bool:
+    return 400 <= status < 500 and status not in RETRIED_4XX
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a failed message is tried again, and when it is given up on."""
+
+    initial_s: float = 0.05
+    factor: float = 2.0
+    max_s: float = 5.0
+    max_attempts: int = 10
+    max_age_s: float = 300.0
+
+    def delay(self, failures: int) -> float:
+        """The wait before the next try of a message that has failed `failures` times."""
+        # No jitter: one worker retries one recipient's URL; there is no herd to spread.
+        return Backoff(self.initial_s, self.factor, self.max_s, jitter=0.0, attempt=max(failures - 1, 0)).next_delay()
+
+    def recipient_backoff(self) -> Backoff:
+        return Backoff(self.initial_s, self.factor, self.max_s, jitter=0.0)
+
+
 class RecipientWorker:
-    """Delivers one recipient's queue in order on its own thread; `backoff` is its own, since
-    it counts this recipient's failures."""
+    """Delivers one recipient's queue on its own thread."""
 
     def __init__(
         self,
@@ -86,17 +127,21 @@ class RecipientWorker:
         url: str,
         secret: str,
         poster: Poster,
-        backoff: Backoff,
+        policy: RetryPolicy,
         on_delivered: DeliveredHook,
-        on_failure: Callable[[QueuedMessage, str], None],
+        on_failure: FailureHook,
+        on_dead: DeadHook,
     ) -> None:
         self.queue = queue
         self.url = url
         self._secret = secret
         self._poster = poster
-        self._backoff = backoff
+        self._policy = policy
+        # the recipient's own: counts exchanges in a row that got no answer at all
+        self._backoff = policy.recipient_backoff()
         self._on_delivered = on_delivered
         self._on_failure = on_failure
+        self._on_dead = on_dead
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"threema-callback-{queue.identity}", daemon=True)
 
@@ -108,49 +153,64 @@ class RecipientWorker:
         self.queue.wake()
         self._thread.join(timeout)
 
-    def attempt(self, message: QueuedMessage) -> bool:
-        """One POST of `message`; True when the receiver answered 200."""
-        message.attempts += 1
-        try:
-            status = self._poster(self.url, callback_body(message, self._secret))
-        except Exception as exc:  # transport errors are retried like any non-200
-            self._on_failure(message, type(exc).__name__)
-            return False
-        if status == 200:
-            return True
-        self._on_failure(message, f"http_{status}")
-        return False
-
-    def attempt_many(self, messages: list[QueuedMessage]) -> int:
-        """One exchange carrying `messages`; how many of them, from the first, were answered
-        200 (in order: a refused message stays the head and the ones after it are retried)."""
-        assert isinstance(self._poster, BatchPoster)
+    def exchange(self, messages: list[QueuedMessage]) -> bool:
+        """One exchange carrying `messages` (one POST, or one batch with a batching poster),
+        each settled by its own answer. False when the recipient gave no answer at all."""
         for m in messages:
             m.attempts += 1
         try:
-            statuses = self._poster.post_many(self.url, [callback_body(m, self._secret) for m in messages])
-        except Exception as exc:  # noqa: BLE001 - retried like a non-200
-            self._on_failure(messages[0], type(exc).__name__)
-            return 0
-        done = 0
-        for status in statuses:
-            if status != 200:
-                self._on_failure(messages[done], f"http_{status}")
-                break
-            done += 1
-        return done
+            if isinstance(self._poster, BatchPoster):
+                statuses = self._poster.post_many(self.url, [callback_body(m, self._secret) for m in messages])
+            else:
+                statuses = [self._poster(self.url, callback_body(messages[0], self._secret))]
+        except Exception as exc:  # noqa: BLE001 - no answer: the recipient is down, not the message
+            reason = type(exc).__name__
+            for m in messages:
+                m.last_failure = reason
+                self._on_failure(m, reason)
+            # Back in front, in order: the lane waits (the caller's backoff) and starts again
+            # with them, so an outage reorders nothing and spends no retry budget.
+            self.queue.release(messages)
+            return False
+        answered = messages[: len(statuses)]
+        for message, status in zip(answered, statuses):
+            if status == 200:
+                if self.queue.done(message):
+                    self._on_delivered(message)
+            else:
+                self._refused(message, f"http_{status}", final=refused_for_good(status))
+        unanswered = messages[len(statuses):]
+        for m in unanswered:
+            m.attempts -= 1  # not tried after all
+        self.queue.release(unanswered)
+        return True
+
+    def _refused(self, message: QueuedMessage, reason: str, *, final: bool) -> None:
+        """The recipient answered, but not 200: this message waits (or is given up), alone."""
+        message.last_failure = reason
+        message.refusals += 1
+        self._on_failure(message, reason)
+        if final or message.refusals >= self._policy.max_attempts:
+            if self.queue.remove(message):
+                self._on_dead(message, reason)
+        else:
+            self.queue.retry(message, self._policy.delay(message.refusals))
+
+    def expire(self) -> None:
+        for message in self.queue.expire(self._policy.max_age_s):
+            self._on_dead(message, f"expired ({message.last_failure or 'never answered'})")
 
     def _run(self) -> None:
-        batching = isinstance(self._poster, BatchPoster)
+        limit = BATCH if isinstance(self._poster, BatchPoster) else 1
+        next_expiry = 0.0
         while not self._stop.is_set():
-            messages = self.queue.peek(BATCH if batching else 1, timeout=0.5)
+            if time.monotonic() >= next_expiry:
+                self.expire()
+                next_expiry = time.monotonic() + EXPIRE_EVERY_S
+            messages = self.queue.take(limit, timeout=EXPIRE_EVERY_S)
             if not messages:
                 continue
-            done = self.attempt_many(messages) if batching else int(self.attempt(messages[0]))
-            for message in messages[:done]:
-                self.queue.ack(message.message_id)
-                self._on_delivered(message)
-            if done == len(messages):
+            if self.exchange(messages):
                 self._backoff.reset()
-                continue
-            self._stop.wait(self._backoff.next_delay())
+            else:
+                self._stop.wait(self._backoff.next_delay())

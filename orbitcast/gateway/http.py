@@ -19,11 +19,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orbitcast.ratelimit import TokenBuckets
 
-from .bounded_body import BodyRefused, BodyTooLarge, read_bounded
+from .bounded_body import BodyRefused, BodyTooLarge, read_bounded, stream_bounded
 from .core import Gateway
 from .front import GatewayFront
 from .errors import BadRequest, GatewayRefusal, TooLarge
-from .multipart import parse_form_data
+from .multipart import FormReader
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,6 +40,23 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         raise TooLarge(str(exc)) from None
     except BodyRefused as exc:
         raise BadRequest(str(exc)) from None
+
+
+async def _multipart_field(request: Request, name: str, limit: int) -> bytes:
+    """One field of a multipart/form-data body, parsed as the body arrives (python-multipart):
+    only that field is held; 400 for a malformed body or a missing field, 413 past `limit`."""
+    reader = FormReader(request.headers.get("content-type", ""), {name})  # 400 before reading
+    try:
+        async for chunk in stream_bounded(request, limit):
+            reader.feed(chunk)
+    except BodyTooLarge as exc:
+        raise TooLarge(str(exc)) from None
+    except BodyRefused as exc:
+        raise BadRequest(str(exc)) from None
+    fields = reader.finish()
+    if name not in fields:
+        raise BadRequest(f"multipart field '{name}' missing")
+    return fields[name]
 
 
 async def _form(request: Request, limit: int) -> dict[str, str]:
@@ -128,11 +145,8 @@ def build_gateway_app(gateway: "Gateway | GatewayFront") -> FastAPI:
     @app.post("/upload_blob")
     async def upload_blob(request: Request) -> Response:
         sender = await auth_query(request)  # before reading the body: no upload without credentials
-        raw = await _read_limited(request, gateway.config.max_blob_bytes + MULTIPART_OVERHEAD)
-        fields = parse_form_data(raw, request.headers.get("content-type", ""))
-        if "blob" not in fields:
-            raise BadRequest("multipart field 'blob' missing")
-        return _text(await blocking(gateway.upload_blob, sender, fields["blob"]))
+        blob = await _multipart_field(request, "blob", gateway.config.max_blob_bytes + MULTIPART_OVERHEAD)
+        return _text(await blocking(gateway.upload_blob, sender, blob))
 
     @app.get("/blobs/{blob_id}")
     async def blobs(blob_id: str, request: Request) -> Response:

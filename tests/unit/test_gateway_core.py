@@ -76,9 +76,12 @@ def test_send_e2e_queues_in_order_with_16_hex_ids_and_charges(gateway: Gateway, 
     assert [m.message_id for m in gateway.pending("*ORBEDGE")] == [first, second]
     assert gateway.credits("*ORBPACK") == 1
     assert gateway.message_status(first).state == "queued"
-    assert gateway.acknowledge("*ORBEDGE", second) is False  # only the head may leave
-    assert gateway.acknowledge("*ORBEDGE", first) is True
-    assert gateway.message_status(first).state == "delivered"
+    # Pull mode: a recipient takes any pending message, each once
+    assert gateway.acknowledge("*ORBEDGE", second) is True
+    assert gateway.acknowledge("*ORBEDGE", second) is False
+    assert [m.message_id for m in gateway.pending("*ORBEDGE")] == [first]
+    assert gateway.message_status(second).state == "delivered"
+    assert gateway.message_status(first).state == "queued"
 
 
 def test_bad_recipient_is_400(gateway: Gateway, accounts: dict[str, Account]) -> None:
@@ -115,6 +118,13 @@ def test_full_recipient_queue_is_503_and_not_charged(gateway: Gateway, accounts:
     with pytest.raises(Unavailable):
         gateway.send_e2e("*ORBPACK", "*ORBEDGE", NONCE, _box(accounts))
     assert gateway.credits("*ORBPACK") == 1
+    # never a silent loss: the refusal is on the recipient's record, with the alarm up
+    status = gateway.delivery_status()
+    edge = status["recipients"]["*ORBEDGE"]
+    assert edge["refused_queue_full"] == 1 and edge["last_reason"] == "queue_full" and edge["alarm"]
+    assert edge["queued"] == 2 and status["queue_depth"] == 2
+    assert status["refused_queue_full"] == 1 and status["alarm"] and status["dead_letters"] == 0
+    assert status["recipients"]["*ORBPACK"]["alarm"] is False
 
 
 def test_send_simple_is_refused_clearly(gateway: Gateway) -> None:

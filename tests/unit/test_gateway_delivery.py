@@ -1,4 +1,5 @@
-"""Callback delivery over real HTTP: in order, retried with backoff until 200, receipts back."""
+"""Callback delivery: in order while callbacks succeed; a failed message retried on its own with
+backoff while others go on; dead letters after the budget, counted; receipts back."""
 
 from __future__ import annotations
 
@@ -75,7 +76,13 @@ def test_segments_reach_the_edge_in_order_and_receipts_reach_the_packager(tmp_pa
     assert all(gateway.message_status(i).state == "delivered" for i in sent_ids)
 
 
-def test_callback_is_retried_with_backoff_until_200_and_order_holds(tmp_path: Path) -> None:
+def _texts(gateway, pack, edge, n: int, prefix: str = "m") -> list[str]:  # type: ignore[no-untyped-def]
+    sealer = SegmentSealer(pack.keys)
+    return [gateway.send_e2e("*ORBPACK", "*ORBEDGE", e.nonce_hex, e.box_hex)
+            for e in (sealer.seal_text("*ORBEDGE", edge.keys.public, f"{prefix}{i}") for i in range(n))]
+
+
+def test_a_failed_message_is_retried_with_its_own_backoff_until_200(tmp_path: Path) -> None:
     pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
     attempts: list[tuple[float, str]] = []
     accepted: list[str] = []
@@ -88,8 +95,7 @@ def test_callback_is_retried_with_backoff_until_200_and_order_holds(tmp_path: Pa
         attempts.append((time.monotonic(), raw.decode()))
         if len(attempts) <= 3:  # down for the first three tries
             return Response(status_code=503)
-        received = receiver.handle_body(raw)
-        accepted.append(received.message_id)
+        accepted.append(receiver.handle_body(raw).message_id)
         return Response(status_code=200)
 
     with ServerThread(flaky) as server:
@@ -97,46 +103,196 @@ def test_callback_is_retried_with_backoff_until_200_and_order_holds(tmp_path: Pa
             tmp_path, [pack.config(), edge.config(callback_url=server.url + "/callback")],
             retry_initial_s=0.05, retry_factor=2.0, retry_max_s=1.0,
         )
-        sealer = SegmentSealer(pack.keys)
-        ids = [gateway.send_e2e("*ORBPACK", "*ORBEDGE", e.nonce_hex, e.box_hex)
-               for e in (sealer.seal_text("*ORBEDGE", edge.keys.public, f"m{i}") for i in range(3))]
+        ids = _texts(gateway, pack, edge, 1)
         gateway.start_delivery()
         try:
-            assert wait_for(lambda: len(accepted) == 3)
+            assert wait_for(lambda: len(accepted) == 1)
         finally:
             gateway.stop_delivery()
     assert accepted == ids
-    assert len(attempts) == 6 and gateway.message_status(ids[0]).attempts == 4
-    gaps = [b[0] - a[0] for a, b in zip(attempts[:3], attempts[1:4])]
+    assert len(attempts) == 4 and gateway.message_status(ids[0]).attempts == 4
+    gaps = [b[0] - a[0] for a, b in zip(attempts, attempts[1:])]
     assert gaps[0] >= 0.045 and gaps[1] >= 0.095 and gaps[2] >= 0.195  # 0.05, 0.1, 0.2
     assert gateway.counters["callback_failure_http_503"] == 3
-    # every retry carried the same message (at least once, never a different head)
-    assert len({body for _, body in attempts[:4]}) == 1
+    assert len({body for _, body in attempts}) == 1  # every retry carried the same message
+    assert gateway.delivery_status()["dead_letters"] == 0
 
 
-def test_a_recipient_that_recovered_waits_the_first_delay_again_after_its_next_failure(tmp_path: Path) -> None:
+def test_a_callback_failing_for_one_feed_does_not_hold_back_another(tmp_path: Path) -> None:
+    """Feed A's blobs cannot be fetched, so the edge's real Receiver answers its messages 500;
+    feed B's messages, queued between A's, are all delivered, in their order, long before A's
+    retry budget runs out; then each of A's is a dead letter with its reason, counted."""
     pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
-    answers = iter([503, 503, 200, 503, 200])
-    times: list[float] = []
+    accepted: list[tuple[float, Received]] = []
+    dead_at: list[float] = []
+    broken: set[str] = set()  # feed A's blob ids
+    gateway = make_gateway(tmp_path, [], retry_initial_s=0.4, retry_factor=2.0, retry_max_s=2.0, max_attempts=3)
+    with ServerThread(build_gateway_app(gateway)) as gw:
+        edge_client = GatewayClient(gw.url, edge.identity, edge.secret)
+        pack_client = GatewayClient(gw.url, pack.identity, pack.secret)
+
+        def fetch(blob_id: str) -> bytes:
+            if blob_id in broken:
+                raise ConnectionError("blob store unreachable for this blob")
+            return edge_client.download_blob(blob_id)
+
+        receiver = Receiver(edge.identity, edge.keys, edge.secret, edge_client.public_key, fetch)
+        with ServerThread(build_callback_app(receiver, lambda r: accepted.append((time.monotonic(), r)))) as edge_srv:
+            gateway.add_identity(pack.config())
+            gateway.add_identity(edge.config(callback_url=edge_srv.url + "/callback"))
+            sealer = SegmentSealer(pack.keys)
+            edge_key = pack_client.public_key("*ORBEDGE")
+            assert edge_key is not None
+            ids: dict[str, list[str]] = {"A": [], "B": []}
+            for seq in range(5):
+                for feed in ("A", "B"):
+                    data = os.urandom(5000)
+                    meta = SegmentMeta.for_data(data, feed=feed, rendition="360p", seq=seq, duration=1.0)
+
+                    def upload(blob: bytes, feed: str = feed) -> str:
+                        blob_id = pack_client.upload_blob(blob)
+                        if feed == "A":
+                            broken.add(blob_id)
+                        return blob_id
+
+                    sealed = sealer.seal_segment(data, meta, {"*ORBEDGE": edge_key}, upload)
+                    ids[feed] += [pack_client.send_e2e(o.to_id, o.envelope) for o in sealed.outgoing]
+            original = gateway._dead_lettered
+            gateway._dead_lettered = lambda m, r: (dead_at.append(time.monotonic()), original(m, r))  # type: ignore[method-assign]
+            gateway.start_delivery(RequestsPoster(timeout_s=5))
+            try:
+                assert wait_for(lambda: len(dead_at) == 5, timeout=20)
+            finally:
+                gateway.stop_delivery()
+    got_b = [(t, r) for t, r in accepted if r.meta is not None and r.meta.feed == "B"]
+    assert [r.meta.seq for _, r in got_b if r.meta] == [0, 1, 2, 3, 4]  # each once, in order
+    assert [r.message_id for _, r in got_b] == ids["B"]
+    assert not [r for _, r in accepted if r.meta is not None and r.meta.feed == "A"]
+    assert max(t for t, _ in got_b) < min(dead_at)  # B never waited behind A
+    status = gateway.delivery_status()
+    edge_status = status["recipients"]["*ORBEDGE"]
+    assert status["dead_letters"] == 5 and edge_status["dead_letters"] == 5 and edge_status["alarm"]
+    assert edge_status["last_reason"] == "http_500" and edge_status["queued"] == 0
+    assert {letter.message_id for letter in gateway.dead_letters.letters("*ORBEDGE")} == set(ids["A"])
+    for message_id in ids["A"]:
+        final = gateway.message_status(message_id)
+        assert final.state == "dead_letter" and final.reason == "http_500" and final.attempts == 3
+    assert all(gateway.message_status(i).state == "delivered" for i in ids["B"])
+
+
+def test_a_recipient_that_does_not_answer_pauses_its_lane_and_spends_no_retry_budget(tmp_path: Path) -> None:
+    """Connection refused is the recipient's state, not the message's: the lane waits with a
+    growing backoff, the order holds, and max_attempts=1 dead-letters nothing."""
+    pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
+    receiver = Receiver(edge.identity, edge.keys, edge.secret, {"*ORBPACK": pack.keys.public}.get)
+    calls: list[float] = []
+    accepted: list[str] = []
 
     def poster(url: str, body: bytes) -> int:
-        times.append(time.monotonic())
-        return next(answers, 200)
+        calls.append(time.monotonic())
+        if len(calls) <= 3:
+            raise ConnectionError("connection refused")
+        status, received = receiver.answer_callback(body)
+        if received is not None:
+            accepted.append(received.message_id)
+        return status
 
     gateway = make_gateway(tmp_path, [pack.config(), edge.config(callback_url="http://edge.invalid/callback")],
-                           retry_initial_s=0.05, retry_factor=10.0, retry_max_s=5.0)
-    sealer = SegmentSealer(pack.keys)
-    for i in range(2):
-        e = sealer.seal_text("*ORBEDGE", edge.keys.public, f"m{i}")
-        gateway.send_e2e("*ORBPACK", "*ORBEDGE", e.nonce_hex, e.box_hex)
+                           retry_initial_s=0.05, retry_factor=2.0, retry_max_s=1.0, max_attempts=1)
+    ids = _texts(gateway, pack, edge, 3)
     gateway.start_delivery(poster)
     try:
-        assert wait_for(lambda: len(times) >= 5)
+        assert wait_for(lambda: len(accepted) == 3)
     finally:
         gateway.stop_delivery()
-    assert times[2] - times[1] >= 0.45  # the second retry of the first outage waited 0.5 s
-    # The success reset the count: 0.05 s, not the 5 s a fourth failure in a row would wait.
-    assert times[4] - times[3] < 2.5
+    assert accepted == ids
+    gaps = [b - a for a, b in zip(calls, calls[1:4])]
+    assert gaps[0] >= 0.045 and gaps[1] >= 0.095 and gaps[2] >= 0.195
+    assert gateway.message_status(ids[0]).attempts == 4 and gateway.delivery_status()["dead_letters"] == 0
+    assert gateway.counters["callback_failure_ConnectionError"] == 3
+
+
+def test_a_recipient_that_comes_up_late_gets_everything_queued_meanwhile_in_order(tmp_path: Path) -> None:
+    """A subscriber whose callback server starts after the feed did (its first message is the
+    init segment): what piled up during the outage arrives in the order it was sent."""
+    pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
+    receiver = Receiver(edge.identity, edge.keys, edge.secret, {"*ORBPACK": pack.keys.public}.get)
+    recipient = _BatchRecipient(receiver)
+    down = threading.Event()
+    down.set()
+    tries: list[int] = []
+
+    class Late:
+        def __call__(self, url: str, body: bytes) -> int:
+            return self.post_many(url, [body])[0]
+
+        def post_many(self, url: str, bodies: list[bytes]) -> list[int]:
+            tries.append(len(bodies))
+            if down.is_set():
+                raise ConnectionError("connection refused")
+            return recipient.post_many(url, bodies)
+
+    gateway = make_gateway(tmp_path, [pack.config(), edge.config(callback_url="http://edge.invalid/callback")],
+                           retry_initial_s=0.01, retry_factor=1.5, retry_max_s=0.05, max_attempts=1)
+    gateway.start_delivery(Late())
+    try:
+        ids: list[str] = []
+        for burst in range(6):  # messages keep coming while the recipient is down
+            ids += _texts(gateway, pack, edge, 5, prefix=f"b{burst}-")
+            time.sleep(0.03)
+        assert wait_for(lambda: len(tries) >= 8)
+        down.clear()
+        assert wait_for(lambda: len(recipient.accepted) == len(ids))
+    finally:
+        gateway.stop_delivery()
+    assert recipient.accepted == ids
+    assert gateway.delivery_status()["dead_letters"] == 0
+
+
+def test_a_message_past_max_age_is_a_dead_letter_even_when_nothing_answers(tmp_path: Path) -> None:
+    pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
+
+    def poster(url: str, body: bytes) -> int:
+        raise ConnectionError("connection refused")
+
+    gateway = make_gateway(tmp_path, [pack.config(), edge.config(callback_url="http://edge.invalid/callback")],
+                           retry_initial_s=0.05, retry_max_s=0.1, max_age_s=0.5)
+    ids = _texts(gateway, pack, edge, 3)
+    gateway.start_delivery(poster)
+    try:
+        assert wait_for(lambda: gateway.delivery_status()["dead_letters"] == 3, timeout=5)
+    finally:
+        gateway.stop_delivery()
+    letters = {letter.message_id: letter for letter in gateway.dead_letters.letters("*ORBEDGE")}
+    assert set(letters) == set(ids) and gateway.pending("*ORBEDGE") == []
+    assert letters[ids[0]].reason == "expired (ConnectionError)" and letters[ids[0]].attempts >= 2
+    assert all(letter.age_s >= 0 for letter in letters.values())
+
+
+def test_a_4xx_answer_is_a_dead_letter_at_once_and_letters_are_kept_bounded(tmp_path: Path) -> None:
+    """Threema's receivers answer 400 to a message they refuse (wrong MAC here: the edge's
+    secret at the gateway is not the one its receiver knows); asking again cannot help."""
+    pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
+    receiver = Receiver(edge.identity, edge.keys, "another secret", {"*ORBPACK": pack.keys.public}.get)
+    calls: list[int] = []
+
+    def poster(url: str, body: bytes) -> int:
+        status, _ = receiver.answer_callback(body)
+        calls.append(status)
+        return status
+
+    gateway = make_gateway(tmp_path, [pack.config(), edge.config(callback_url="http://edge.invalid/callback")],
+                           dead_letters_kept=3)
+    ids = _texts(gateway, pack, edge, 5)
+    gateway.start_delivery(poster)
+    try:
+        assert wait_for(lambda: gateway.delivery_status()["dead_letters"] == 5)
+    finally:
+        gateway.stop_delivery()
+    assert calls == [400] * 5  # one try each
+    assert [letter.message_id for letter in gateway.dead_letters.letters("*ORBEDGE")] == ids[2:]  # the newest 3
+    report = gateway.delivery_status()["recipients"]["*ORBEDGE"]
+    assert report["dead_letters"] == 5 and report["last_reason"] == "http_400" and len(report["recent"]) == 3
 
 
 def test_unreachable_callback_keeps_message_queued(tmp_path: Path) -> None:
@@ -152,17 +308,20 @@ def test_unreachable_callback_keeps_message_queued(tmp_path: Path) -> None:
         gateway.stop_delivery()
     assert gateway.message_status(message_id).state == "queued"
     assert [m.message_id for m in gateway.pending("*ORBEDGE")] == [message_id]
+    depth = gateway.delivery_status()["recipients"]["*ORBEDGE"]
+    assert depth["queued"] == 1 and depth["dead_letters"] == 0
 
 
 class _BatchRecipient:
-    """A recipient reached in batches (as an actor is inside the cluster): each body is a whole
-    Threema callback, opened by a real Receiver; `refuse_at` makes one message fail once."""
+    """A recipient reached in batches (as the edge actor is inside the cluster): each body is a
+    whole Threema callback, opened by a real Receiver; `refuse_at` makes one message fail once."""
 
     def __init__(self, receiver: Receiver, refuse_at: int | None = None) -> None:
         self.receiver = receiver
         self.refuse_at = refuse_at
         self.batches: list[int] = []
         self.accepted: list[str] = []
+        self.seen = 0
 
     def __call__(self, url: str, body: bytes) -> int:
         return self.post_many(url, [body])[0]
@@ -171,10 +330,10 @@ class _BatchRecipient:
         self.batches.append(len(bodies))
         out = []
         for body in bodies:
-            if self.refuse_at is not None and len(self.accepted) == self.refuse_at:
-                self.refuse_at = None
+            self.seen += 1
+            if self.seen - 1 == self.refuse_at:
                 out.append(503)
-                break
+                continue
             status, received = self.receiver.answer_callback(body)
             if received is not None:
                 self.accepted.append(received.message_id)
@@ -182,22 +341,21 @@ class _BatchRecipient:
         return out
 
 
-def test_a_batching_poster_gets_the_queue_in_batches_in_order_and_a_refusal_keeps_its_place(tmp_path: Path) -> None:
+def test_a_batching_poster_gets_the_queue_in_batches_and_a_refusal_is_retried_alone(tmp_path: Path) -> None:
     pack, edge = new_account("*ORBPACK"), new_account("*ORBEDGE")
     receiver = Receiver(edge.identity, edge.keys, edge.secret, {"*ORBPACK": pack.keys.public}.get)
     recipient = _BatchRecipient(receiver, refuse_at=5)
     gateway = make_gateway(tmp_path, [pack.config(), edge.config(callback_url="http://edge.invalid/callback")],
-                           retry_initial_s=0.01)
-    sealer = SegmentSealer(pack.keys)
-    ids = [gateway.send_e2e("*ORBPACK", "*ORBEDGE", e.nonce_hex, e.box_hex)
-           for e in (sealer.seal_text("*ORBEDGE", edge.keys.public, f"m{i}") for i in range(20))]
+                           retry_initial_s=0.05)
+    ids = _texts(gateway, pack, edge, 20)
     gateway.start_delivery(recipient)
     try:
         assert wait_for(lambda: len(recipient.accepted) == 20)
     finally:
         gateway.stop_delivery()
-    assert recipient.accepted == ids  # in order, each once, across the refusal
-    assert recipient.batches[0] == 20 and len(recipient.batches) == 2  # 5 taken, refused, then the other 15
+    # the 19 others in the first exchange, the refused one alone after its backoff; each once
+    assert recipient.batches == [20, 1]
+    assert recipient.accepted == ids[:5] + ids[6:] + [ids[5]]
     assert gateway.counters["callback_failure_http_503"] == 1
     assert all(gateway.message_status(i).state == "delivered" for i in ids)
 

@@ -129,6 +129,40 @@ def test_upload_without_credentials_is_401_and_malformed_multipart_400(served: t
     assert response.status_code == 400
 
 
+def test_multipart_refusals_name_what_is_wrong(served: tuple[Gateway, str]) -> None:
+    _, url = served
+    body = b'--b0und\r\nContent-Disposition: form-data; name="blob"\r\n\r\nsealed\r\n--b0und--\r\n'
+
+    def post(data: object, content_type: str) -> requests.Response:
+        return requests.post(f"{url}/upload_blob", params=_auth(PACK), data=data,
+                             headers={"Content-Type": content_type}, timeout=5)
+
+    ok = post(body, 'multipart/form-data; boundary="b0und"')  # quoted, as aiohttp writes it
+    assert ok.status_code == 200 and re.fullmatch(r"[0-9a-f]{32}", ok.text)
+    for data, content_type, reason in (
+        (body, "multipart/form-data", "multipart boundary missing"),
+        (body, "application/octet-stream", "expected multipart/form-data"),
+        (body[:-12], "multipart/form-data; boundary=b0und", "multipart body not terminated"),
+        (body.replace(b"\r\n\r\n", b"\n\n"), "multipart/form-data; boundary=b0und", "malformed multipart body"),
+        (body.replace(b'"blob"', b'"blub"'), "multipart/form-data; boundary=b0und", "multipart field 'blob' missing"),
+    ):
+        response = post(data, content_type)
+        assert (response.status_code, response.text) == (400, reason)
+
+
+def test_a_chunked_upload_is_refused_413_once_past_the_limit(served: tuple[Gateway, str]) -> None:
+    _, url = served
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the server counts as it reads
+        yield b'--b0und\r\nContent-Disposition: form-data; name="blob"\r\n\r\n'
+        for _ in range(200):
+            yield b"x" * 4096
+
+    response = requests.post(f"{url}/upload_blob", params=_auth(PACK), data=chunks(),
+                             headers={"Content-Type": "multipart/form-data; boundary=b0und"}, timeout=5)
+    assert response.status_code == 413 and response.text == "request body over the limit"
+
+
 def test_errors_are_short_plain_text(served: tuple[Gateway, str]) -> None:
     _, url = served
     for response in (
