@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orbitcast.clock.config import ClockConfig
 from orbitcast.delivery.names import NAME_RE
+from orbitcast.energy.config import EnergyConfig
 
 DEMO_SOURCE = (
     "lavfi:testsrc2=size=1280x720:rate=30,format=yuv420p[out0];"
@@ -229,6 +230,7 @@ class OrbitcastConfig(_Strict):
     serve: ServeConfig = ServeConfig()
     threema: ThreemaConfig = ThreemaConfig()
     clock: ClockConfig = ClockConfig()
+    energy: EnergyConfig = EnergyConfig()
 
     @field_validator("feeds")
     @classmethod

@@ -96,6 +96,40 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _energy_plan(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from orbitcast.energy.errors import EnergyError
+
+    try:
+        day = dt.date.fromisoformat(args.date) if args.date else dt.date.today()
+    except ValueError:
+        print(f"orbitcast energy: --date {args.date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+        from orbitcast.energy.planner import plan_for_config
+        from orbitcast.energy.report import plan_report
+
+        plan = plan_for_config(config, day, args.soc)
+    except (ConfigError, EnergyError) as err:
+        print(f"orbitcast energy: {err}", file=sys.stderr)
+        return 2
+    print(plan_report(plan, args.config))
+    if args.png:
+        from orbitcast.energy.plot import plot_plan
+
+        try:
+            print(f"wrote {plot_plan(plan, args.png)}", file=sys.stderr)
+        except EnergyError as err:
+            print(f"orbitcast energy: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:
+            print(f"orbitcast energy: cannot write {args.png}: {err.strerror or err}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orbitcast", description="Live video delivery on Ray: ladder, sealing, ledger, one clock, HLS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--key", default=None, help="key id to sign with (default: the last one listed)")
     token.add_argument("--base", default=None, help="the viewer base URL (default: http://127.0.0.1:<serve.port>)")
     token.set_defaults(func=_token)
+    energy = sub.add_parser("energy", help="energy accounting and the solar budget (docs/energy.md)")
+    energy_sub = energy.add_subparsers(dest="energy_command", required=True)
+    plan = energy_sub.add_parser("plan", help="the site's 24 h plan: PV, load, battery and ladder step per hour")
+    plan.add_argument("--config", required=True, help="orbitcast.yaml with energy.site")
+    plan.add_argument("--date", default=None, help="local date YYYY-MM-DD (default: today)")
+    plan.add_argument("--soc", type=float, default=None, help="battery state of charge at midnight, 0..1 (default: energy.site.initial_soc)")
+    plan.add_argument("--png", default=None, help="also plot it to this PNG")
+    plan.set_defaults(func=_energy_plan)
     return parser
 
 
