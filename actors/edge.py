@@ -15,14 +15,19 @@ import time
 from collections import defaultdict, deque
 
 import ray
+from nacl.public import Box
 
+from orbitcast.archive import ArchiveReader
+from orbitcast.catalog import Catalog
 from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery.policy import policy_of
 from orbitcast.delivery.status import feeds_status
 from orbitcast.delivery.updates import Batch, UpdateLog
 from orbitcast.delivery.window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate
+from orbitcast.gateway.blobstore import BlobStore
 from orbitcast.sealed_delivery import SealingPlan, part_from, rendition_info, segment_from
 from orbitcast.sealing.receiver import Receiver
+from orbitcast.store import Store
 
 from .packager import gateway_client
 
@@ -44,6 +49,7 @@ class Edge:
         self.client = gateway_client(plan, plan.edge, plan.edge_secret, gateway)
         self.receiver = Receiver(plan.edge, plan.edge_keys, plan.edge_secret, self.client.public_key, self.client.download_blob)
         self.senders = {plan.sender}
+        self.archive = self._archive(config, plan)
         # wall clock at arrival - end of the media, per kind (what a viewer can at best see)
         self.arrival_lag: dict[str, deque[float]] = {"part": deque(maxlen=2000), "media": deque(maxlen=1000)}
         self._receipts: dict[str, list[bytes]] = defaultdict(list)
@@ -85,6 +91,35 @@ class Edge:
                     self.arrival_lag[meta.kind].append(time.time() - end)
         return 200
 
+    def _archive(self, config: OrbitcastConfig, plan: SealingPlan) -> ArchiveReader:
+        """Archived segments for time-shift, opened here: only the edge's key opens them."""
+        store = Store(config.store)
+        assert plan.edge_keys is not None
+        private = plan.edge_keys.private
+        box: list[Box] = []
+
+        def sender_box() -> Box:
+            if not box:  # the sender's key from the gateway, once
+                public = self.client.public_key(plan.sender)
+                if public is None:
+                    raise LookupError(f"the gateway does not know {plan.sender}")
+                box.append(Box(private, public))
+            return box[0]
+
+        # The embedded gateway keeps its blobs in the store: read them there, not through the
+        # gateway actor that carries the live traffic. A remote gateway is asked by its API.
+        fetch = self.client.download_blob
+        if plan.gateway is not None:
+            fetch = BlobStore.from_uri(plan.gateway.blob_store).get
+        return ArchiveReader(Catalog(store), sender_box, fetch, config.segment_duration, config.archive.cache_bytes)
+
+    def archived_segment(self, feed: str, rendition: str, seq: int) -> bytes | None:
+        """A segment opened from the archive (time-shift), or None when it has none."""
+        return self.archive.segment(feed, rendition, seq)
+
+    def archived_init(self, feed: str, rendition: str, tag: str) -> bytes | None:
+        return self.archive.init(feed, rendition, tag)
+
     def _send_receipts(self) -> None:
         while True:
             time.sleep(RECEIPT_EVERY_S)
@@ -121,7 +156,7 @@ class Edge:
             return feeds_status(self.window, self.health)
 
     def stats(self) -> dict:
-        return {"receiver": dict(self.receiver.counters),
+        return {"receiver": dict(self.receiver.counters), "archive": dict(self.archive.counters),
                 "arrival_lag": {k: list(v) for k, v in self.arrival_lag.items()},
                 "version": self.log.version}
 

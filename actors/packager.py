@@ -4,12 +4,15 @@ message per recipient (the delivery edge among them).
 
 One per feed so that packaging grows with the feeds and no feed waits behind another. It holds
 the sender's private key and recipients' public keys, never a recipient's private key. Nothing
-it stores is plaintext media: the blobs at rest are ciphertext.
+it stores is plaintext media: the blobs at rest are ciphertext, and each catalog row keeps the
+file message sealed to the edge that opens them (time-shift, docs/archive.md). Its catalog's
+upkeep (compaction, retention) runs on a thread of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, deque
 
@@ -17,14 +20,19 @@ import ray
 import requests
 from nacl.public import PublicKey
 
-from orbitcast.catalog import Catalog
+from orbitcast.archive import archived_of
+from orbitcast.catalog import Catalog, put_init
 from orbitcast.config import OrbitcastConfig
+from orbitcast.delivery.names import init_tag
+from orbitcast.gateway.blobstore import BlobStore
 from orbitcast.gateway.client import GatewayAPI, GatewayClient, GatewayHTTPError
 from orbitcast.gateway.errors import GatewayRefusal
 from orbitcast.ledger.leaf import LeafFields
+from orbitcast.priority import give_way
+from orbitcast.retention import RetentionPolicy, apply_retention
 from orbitcast.sealed_delivery import SealingPlan, init_meta, meta_of, part_meta, recipients_for
 from orbitcast.sealing.blobs import SegmentMeta
-from orbitcast.sealing.sealer import SegmentSealer
+from orbitcast.sealing.sealer import SealedSegment, SegmentSealer
 from orbitcast.segment import Part, Segment
 from orbitcast.store import Store
 
@@ -51,6 +59,7 @@ class Packager:
     def __init__(self, config: OrbitcastConfig, feed: str, plan: SealingPlan,
                  ledger: "ray.actor.ActorHandle | None" = None, gateway: "ray.actor.ActorHandle | None" = None) -> None:
         assert plan.sender_keys is not None and plan.edge_keys is None, "the packager holds the sender key only"
+        give_way()  # bulk work: the viewer path runs first (orbitcast/priority.py)
         self.config = config
         self.feed = feed
         self.store = Store(config.store)
@@ -62,7 +71,14 @@ class Packager:
         self._edge_public: PublicKey | None = None  # asked of the gateway on first use
         self.counters: Counter[str] = Counter()
         self.message_ids: deque[tuple[str, int, str, str]] = deque(maxlen=10_000)  # (feed/rendition, seq, to, id)
+        # What the gateway refused to queue: the gateway counts each per recipient as well and
+        # raises its alarm in /api/feeds (a full queue); here, which media it was.
+        self.refusals: deque[dict] = deque(maxlen=100)
         self.seal_seconds: deque[float] = deque(maxlen=1000)
+        self.plan_blobs = plan.gateway.blob_store if plan.gateway is not None else None
+        self.init_tags: dict[str, str] = {}  # rendition -> tag of the init its segments play with
+        self.upkeep: dict = {}  # the last compaction / retention run
+        threading.Thread(target=self._maintain, name="archive-upkeep", daemon=True).start()
 
     def _edge_key(self) -> PublicKey:
         """The edge's key from the gateway; waits for the gateway while it is still starting."""
@@ -81,7 +97,10 @@ class Packager:
     def publish(self, inits: dict[str, bytes], items: list[Part | Segment]) -> int:
         """Inits, then parts and segments in the order the transcoder cut them."""
         for rendition, init in inits.items():
-            self._send(init, init_meta(self.feed, rendition, init))
+            meta = init_meta(self.feed, rendition, init)
+            tag = self.init_tags[rendition] = init_tag(init)
+            put_init(self.store, self.feed, rendition, tag, meta.digest, meta.size,
+                     archived_of(self._send(init, meta), self.edge))
         for item in items:
             item.verified()  # hand-off check: transcoder -> packager
             if isinstance(item, Part):
@@ -93,14 +112,15 @@ class Packager:
         return len(items)
 
     def _segment(self, seg: Segment) -> None:
-        self.catalog.add(seg)
         if self.ledger is not None:
             # Certified before sent: the ledger signs a head covering the segment before the
             # edge can list it, so every listed segment has a proof. It needs the digest only.
             ray.get(self.ledger.append.remote([LeafFields.from_segment(seg)]))
-        self._send(seg.data, meta_of(seg))
+        sealed = self._send(seg.data, meta_of(seg))
+        # the row says where its ciphertext rests and holds the edge's sealed message for it
+        self.catalog.add(seg, archived_of(sealed, self.edge, self.init_tags.get(seg.rendition)))
 
-    def _send(self, data: bytes, meta: SegmentMeta, transient: bool = False) -> None:
+    def _send(self, data: bytes, meta: SegmentMeta, transient: bool = False) -> SealedSegment:
         started = time.perf_counter()
         recipients = recipients_for(self.config, self._edge_key(), meta.feed, meta.rendition, meta.kind)
 
@@ -114,18 +134,60 @@ class Packager:
             except (GatewayHTTPError, GatewayRefusal) as err:
                 # One recipient's refusal (full queue, no credits) must not stop the others.
                 self.counters[f"refused_{err.status}"] += 1
-                log.warning("gateway refused %s/%s/%s for %s: %s", meta.feed, meta.rendition, meta.seq, out.to_id, err)
+                self.counters["refused"] += 1
+                self.refusals.append({"feed": meta.feed, "rendition": meta.rendition, "seq": meta.seq,
+                                      "kind": meta.kind, "to": out.to_id, "status": err.status, "reason": str(err)})
+                if self.counters["refused"] % 100 == 1:  # the first of a run, then every 100th
+                    log.warning("gateway refused %s/%s/%s for %s: %s (%d refused so far)", meta.feed,
+                                meta.rendition, meta.seq, out.to_id, err, self.counters["refused"])
                 continue
             self.counters["sent"] += 1
             self.message_ids.append((f"{meta.feed}/{meta.rendition}", meta.seq, out.to_id, message_id))
         self.seal_seconds.append(time.perf_counter() - started)
+        return sealed
 
     def flush(self) -> None:
         self.catalog.flush()
+
+    def _maintain(self) -> None:
+        """Compaction and retention of this feed's archive, off the publishing path: a catalog
+        of its own (no buffered rows), files that flushes add meanwhile are left alone."""
+        archive = self.config.archive
+        policy = RetentionPolicy(archive.retention.hours * 3600 if archive.retention.hours else None,
+                                 archive.retention.bytes)
+        catalog = Catalog(self.store)
+        # the embedded gateway's blobs; a remote gateway keeps (and expires) its own
+        blobs = BlobStore.from_uri(self.plan_blobs) if self.plan_blobs else None
+
+        def delete(blob_id: str) -> bool:
+            if blobs is None:
+                return False
+            try:
+                blobs.delete(blob_id)
+                return True
+            except GatewayRefusal:  # NotFound: already gone, or never here (a remote gateway)
+                return False
+
+        retention_due = time.monotonic() + archive.retention.every_s
+        while True:
+            time.sleep(archive.maintain_every_s)
+            try:
+                if policy.enabled and time.monotonic() >= retention_due:
+                    retention_due = time.monotonic() + archive.retention.every_s
+                    report = apply_retention(catalog, self.feed, policy, delete).__dict__
+                else:  # compaction only: flush files folded into hour files
+                    report = {"removed_segments": 0, "files_merged": catalog.compact(self.feed, min_files=1)}
+                self.upkeep = {"at": time.time(), **report}
+            except Exception:  # noqa: BLE001 - upkeep retries next round; publishing goes on
+                log.exception("archive upkeep of %s failed", self.feed)
+
+    def archive_upkeep(self) -> dict:
+        return dict(self.upkeep)
 
     def catalog_rows(self) -> list[dict]:
         self.catalog.flush()
         return self.catalog.read().to_pylist()
 
     def stats(self) -> dict:
-        return {"counters": dict(self.counters), "seal_seconds": list(self.seal_seconds), "sent": list(self.message_ids)}
+        return {"counters": dict(self.counters), "seal_seconds": list(self.seal_seconds), "sent": list(self.message_ids),
+                "refusals": list(self.refusals)}

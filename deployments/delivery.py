@@ -16,8 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from ray import serve
 
+from deployments.gateway import GatewayHealth
 from deployments.scaling import HELD_METRIC
 from deployments.scaling import POLICY as SCALING_POLICY
+from orbitcast.catalog import Catalog
 from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery import http_policy
 from orbitcast.delivery.fast_path import serve_live_here
@@ -25,7 +27,9 @@ from orbitcast.delivery.live_http import LiveHTTP
 from orbitcast.delivery.playlists import iso_ms
 from orbitcast.delivery.policy import policy_of
 from orbitcast.delivery.replica import ReplicaState
+from orbitcast.delivery.timeshift import Timeshift, catalog_rows
 from orbitcast.gateway.callback_app import read_callback_body
+from orbitcast.store import Store
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -95,7 +99,10 @@ def pages(replica: "Delivery") -> FastAPI:
 
     @app.get("/api/feeds")
     async def feeds() -> JSONResponse:
-        return JSONResponse({"feeds": replica.state.feeds()}, headers=http_policy.no_store())
+        body: dict = {"feeds": replica.state.feeds()}
+        if replica.gateway is not None:  # the embedded gateway: queues, dead letters, alarm
+            body["gateway"] = await replica.gateway.status()
+        return JSONResponse(body, headers=http_policy.no_store())
 
     @app.get("/api/delivery")
     async def delivery_stats() -> JSONResponse:
@@ -123,6 +130,28 @@ def pages(replica: "Delivery") -> FastAPI:
     return app
 
 
+class EdgeArchive:
+    """Archived media for time-shift, opened by the edge (it holds the key) in its threads:
+    this replica's event loop only awaits the answer."""
+
+    def __init__(self, edge) -> None:
+        self.edge = edge
+
+    async def segment(self, feed: str, rendition: str, seq: int) -> bytes | None:
+        try:
+            return await self.edge.archived_segment.remote(feed, rendition, seq)
+        except Exception:  # noqa: BLE001 - the edge restarting: a player retries
+            log.warning("archived segment %s/%s/%s: the edge did not answer", feed, rendition, seq)
+            return None
+
+    async def init(self, feed: str, rendition: str, tag: str) -> bytes | None:
+        try:
+            return await self.edge.archived_init.remote(feed, rendition, tag)
+        except Exception:  # noqa: BLE001
+            log.warning("archived init %s/%s/%s: the edge did not answer", feed, rendition, tag)
+            return None
+
+
 def _autoscaling(min_replicas: int, max_replicas: int) -> dict:
     return {"min_replicas": min_replicas, "max_replicas": max_replicas, "target_ongoing_requests": 256,
             "policy": {"policy_function": SCALING_POLICY}}
@@ -141,16 +170,21 @@ class Delivery:
         self.edge = edge
         self.inbox = inbox
         self.clock = clock
+        self.gateway = GatewayHealth() if config.threema.gateway_url is None else None
         self.segment_duration = config.segment_duration
         self.viewer_auth = config.serve.viewer_auth
         self.max_held_per_client = config.serve.max_held_per_client
         self.state = ReplicaState(policy_of(config))
+        # time-shift playlists from a catalog query here (in a thread), media from the edge
+        self.timeshift = Timeshift(self.state.window, catalog_rows(Catalog(Store(config.store))), EdgeArchive(edge),
+                                   config.segment_duration, config.archive.timeshift_max_span_s, time.time)
         # The constructor runs on the replica's event loop: follow the edge from there.
         self._follower = asyncio.get_running_loop().create_task(self._follow())
 
     def __serve_build_asgi_app__(self):
         live = LiveHTTP(self.state, pages(self), self.segment_duration,
-                        self.viewer_auth.keys, self.viewer_auth.required, self.max_held_per_client)
+                        self.viewer_auth.keys, self.viewer_auth.required, self.max_held_per_client,
+                        self.timeshift)
         serve_live_here(live)  # this replica's server answers /live/ itself (fast_path.py)
         return live
 

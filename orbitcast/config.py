@@ -161,6 +161,27 @@ class ServeConfig(_Strict):
         return self
 
 
+class RetentionConfig(_Strict):
+    """How long the archive keeps sealed segments (docs/archive.md). Both limits may be set;
+    neither: the archive keeps everything."""
+
+    hours: float | None = Field(default=None, gt=0, description="delete segments that ended longer ago than this")
+    bytes: int | None = Field(default=None, gt=0, description="per feed: delete the oldest while its blobs exceed this")
+    every_s: float = Field(default=900.0, ge=5, description="how often each packager applies it (it reads every row of its feed)")
+
+
+class ArchiveConfig(_Strict):
+    """Time-shift from the archive and its upkeep."""
+
+    timeshift_max_span_s: float = Field(
+        default=6 * 3600, gt=0, le=7 * 86400,
+        description="longest ?start=&end= range (and furthest-back start) a time-shift playlist serves; longer: 400",
+    )
+    cache_bytes: int = Field(default=128 * 1024 * 1024, ge=0, description="opened archived segments the edge keeps in memory")
+    maintain_every_s: float = Field(default=60.0, ge=5, description="how often each packager folds its catalog's flush files into hour files")
+    retention: RetentionConfig = RetentionConfig()
+
+
 class RecipientConfig(_Strict):
     """A subscriber: every segment of its feeds reaches it as a Threema E2E file message."""
 
@@ -230,6 +251,7 @@ class OrbitcastConfig(_Strict):
     serve: ServeConfig = ServeConfig()
     threema: ThreemaConfig = ThreemaConfig()
     clock: ClockConfig = ClockConfig()
+    archive: ArchiveConfig = ArchiveConfig()
     energy: EnergyConfig = EnergyConfig()
 
     @field_validator("feeds")

@@ -32,6 +32,12 @@ def blocking_playlist(target_duration: int) -> dict[str, str]:
     return {**CORS, "Cache-Control": f"public, max-age={6 * target_duration}"}
 
 
+def final_playlist() -> dict[str, str]:
+    """A time-shift VOD playlist of a range behind the live edge never changes (until
+    retention deletes its media): a CDN may keep it a day."""
+    return {**CORS, "Cache-Control": "public, max-age=86400"}
+
+
 def no_store() -> dict[str, str]:
     return {**CORS, "Cache-Control": "no-store"}
 

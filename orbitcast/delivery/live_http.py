@@ -19,9 +19,10 @@ from urllib.parse import parse_qsl
 from ..ratelimit import HeldLimit
 from . import http_policy
 from .blocking import Readiness, parse_playlist_query
-from .names import INIT_NAME, BadName, check_name, parse_media_name
+from .names import INIT_NAME, INIT_TAG_LEN, BadName, check_name, parse_media_name
 from .replica import ReplicaState
 from .signed_urls import Refused, check, parse, split_path
+from .timeshift import Answer, Timeshift, asks_window
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ class TooManyHeld(Exception):
 class LiveHTTP:
     def __init__(self, state: ReplicaState, fallback: ASGIApp, segment_duration: float,
                  viewer_keys: Mapping[str, str] | None = None, tokens_required: bool = False,
-                 max_held_per_client: int = 0) -> None:
+                 max_held_per_client: int = 0, timeshift: Timeshift | None = None) -> None:
         self.state = state
+        # `?start=&end=` playlists and archived media (timeshift.py); None: the live window only
+        self.timeshift = timeshift
         self.fallback = fallback
         # Signed viewer URLs (signed_urls.py): keys by id; without keys a token path is refused.
         self.viewer_keys = dict(viewer_keys or {})
@@ -66,6 +69,7 @@ class LiveHTTP:
         self.h_init_current = _headers(http_policy.INIT_TYPE, http_policy.live_playlist(segment_duration))
         self.h_not_yet = _headers("text/plain; charset=utf-8", http_policy.not_yet())
         self.h_error = _headers("text/plain; charset=utf-8", http_policy.no_store())
+        self.h_vod = _headers(http_policy.PLAYLIST_TYPE, http_policy.final_playlist())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -122,22 +126,39 @@ class LiveHTTP:
 
     async def _answer(self, path: str, query: bytes, client: str = "") -> tuple[int, tuple | list, bytes]:
         parts = path.split("/")  # "", "live", feed, [rendition,] name
+        params = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
         if len(parts) == 4 and parts[3] == "master.m3u8":
-            text = self.state.window.master(check_name(parts[2], "feed"))
+            feed = check_name(parts[2], "feed")
+            if asks_window(params):
+                return self._shifted(await self.timeshift.master(feed, params)) if self.timeshift else self._no_archive()
+            text = self.state.window.master(feed)
             return (200, self.h_playlist, text.encode()) if text is not None else self._not_found("feed")
         if len(parts) != 5:
             raise BadName("malformed live path")
         feed, rendition, name = check_name(parts[2], "feed"), check_name(parts[3], "rendition"), parts[4]
-        params = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
         if name == "index.m3u8":
+            if asks_window(params):
+                if self.timeshift is None:
+                    return self._no_archive()
+                return self._shifted(await self.timeshift.media(feed, rendition, params))
             return await self._media_playlist(feed, rendition, params, client)
         if name == INIT_NAME:
-            return self._init(feed, rendition, params)
+            return await self._init(feed, rendition, params)
         seq, index = parse_media_name(name)
         if index is None:
             data = self.state.window.segment_bytes(feed, rendition, seq)
+            if data is None and self.timeshift is not None:  # older than the window: the archive
+                data = await self.timeshift.segment(feed, rendition, seq)
             return (200, self.h_media, data) if data is not None else self._not_found("segment")
         return await self._part(feed, rendition, seq, index, client)
+
+    def _shifted(self, answer: Answer) -> tuple:
+        if answer.status != 200:
+            return answer.status, self.h_not_yet, answer.body
+        return 200, self.h_vod if answer.final else self.h_playlist, answer.body
+
+    def _no_archive(self) -> tuple:
+        return 404, self.h_not_yet, b"time-shift is not served here\n"
 
     async def _media_playlist(self, feed: str, rendition: str, params: list[tuple[str, str]], client: str) -> tuple:
         ask = parse_playlist_query(params)
@@ -155,12 +176,18 @@ class LiveHTTP:
         body = window.media_bytes(feed, rendition, skip=ask.skip)
         return (200, headers, body) if body is not None else self._not_found("rendition")
 
-    def _init(self, feed: str, rendition: str, params: list[tuple[str, str]]) -> tuple:
+    async def _init(self, feed: str, rendition: str, params: list[tuple[str, str]]) -> tuple:
         window = self.state.window
         data = window.init(feed, rendition)
+        asked = dict(params).get("v")
+        if asked is not None and asked != window.init_tag(feed, rendition) and self.timeshift is not None:
+            # an earlier init, named by a time-shift playlist: from the archive
+            if len(asked) != INIT_TAG_LEN or any(c not in "0123456789abcdef" for c in asked):
+                return self._not_found("init segment version")
+            data = await self.timeshift.init(feed, rendition, asked)
+            return (200, self.h_init, data) if data is not None else self._not_found("init segment version")
         if data is None:
             return self._not_found("init segment")
-        asked = dict(params).get("v")
         if asked is None:  # the bare name follows a transcoder that changed its parameters
             return 200, self.h_init_current, data
         if asked != window.init_tag(feed, rendition):

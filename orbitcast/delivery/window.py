@@ -388,6 +388,20 @@ class LiveWindow:
         part = slot.parts.get(index) if slot else None
         return part.data if part else None
 
+    def complete_segments(self, feed: str, rendition: str) -> list[SegmentSummary]:
+        """The segments this window serves whole (listed, bytes kept), oldest first: what a
+        time-shift playlist adds to the catalog's rows near the live edge."""
+        track = self._get(feed, rendition)
+        if track is None:
+            return []
+        out = []
+        for seq in sorted(track.slots):
+            slot = track.slots[seq]
+            if slot.listed is not None and slot.data is not None:
+                listed = slot.listed
+                out.append(SegmentSummary(track.name, seq, listed.start, listed.duration, listed.program_date_time))
+        return out
+
     def newest(self, feed: str) -> SegmentSummary | None:
         """The newest complete segment over the feed's renditions."""
         found = [s for t in self._feeds.get(feed, {}).values() if (s := self._newest_complete(t))]

@@ -97,7 +97,8 @@ def test_add_flush_read_round_trip(tmp_path: Path) -> None:
     assert not (tmp_path / "catalog").exists()  # buffered
     assert cat.read().num_rows == 6  # read sees buffered rows too
     cat.flush()
-    assert list((tmp_path / "catalog").glob("feed=iss/*.parquet"))
+    # partitioned by feed and the UTC date of the program date-time
+    assert [p.parent.name for p in (tmp_path / "catalog").glob("feed=iss/*/*.parquet")] == ["date=2024-03-01"]
 
     table = Catalog(store).read()  # a fresh catalog reads what was flushed
     assert table.schema == SCHEMA
@@ -118,13 +119,13 @@ def test_auto_flush_every_n_rows(tmp_path: Path) -> None:
     cat = Catalog(store, flush_every=3)
     for s in range(7):
         cat.add(seg("iss", "360p", s))
-    files = list((tmp_path / "catalog" / "feed=iss").glob("*.parquet"))
+    files = list((tmp_path / "catalog" / "feed=iss").glob("date=*/*.parquet"))
     assert len(files) == 2
     assert sum(pq.read_metadata(f).num_rows for f in files) == 6
     assert cat.read().column("seq").to_pylist() == list(range(7))
     cat.flush()
     cat.flush()  # nothing buffered: no empty file
-    assert len(list((tmp_path / "catalog" / "feed=iss").glob("*.parquet"))) == 3
+    assert len(list((tmp_path / "catalog" / "feed=iss").glob("date=*/*.parquet"))) == 3
 
 
 def test_empty_catalog_reads_empty_table(tmp_path: Path) -> None:
@@ -143,7 +144,7 @@ def test_hive_partitions_per_feed(tmp_path: Path) -> None:
     folders = sorted(p.name for p in (tmp_path / "catalog").iterdir())
     assert folders == ["feed=alpha", "feed=beta", "feed=gamma-1"]
     for folder, n in (("feed=alpha", 3), ("feed=beta", 2), ("feed=gamma-1", 4)):
-        files = list((tmp_path / "catalog" / folder).glob("*.parquet"))
+        files = list((tmp_path / "catalog" / folder).glob("date=2024-03-01/*.parquet"))
         assert len(files) == 1
         t = pq.read_table(files[0])
         assert set(t.column("feed").to_pylist()) == {folder.removeprefix("feed=")}
@@ -167,5 +168,5 @@ def test_several_flushes_accumulate(tmp_path: Path) -> None:
     for s in range(3, 5):
         cat.add(seg("iss", "360p", s))
     cat.flush()
-    assert len(list((tmp_path / "catalog" / "feed=iss").glob("*.parquet"))) == 2
+    assert len(list((tmp_path / "catalog" / "feed=iss").glob("date=*/*.parquet"))) == 2
     assert Catalog(store).read().column("seq").to_pylist() == [0, 1, 2, 3, 4]
