@@ -16,6 +16,8 @@ from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
 from orbitcast.priority import give_way
 
+from .analysis import AnalysisLink
+
 log = logging.getLogger(__name__)
 # Hand-offs to a feed's packager that may be in flight before the transcoder waits: parts go
 # on as soon as they are cut, and a packager that falls behind slows its feed, not the pool.
@@ -34,6 +36,7 @@ class Transcoder:
         self._published_init: dict[str, dict[str, bytes]] = {}
         self._in_flight: dict[str, deque[ray.ObjectRef]] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._analysis: dict[str, AnalysisLink | None] = {}  # feed -> its hand-off to analysis (None: off)
         self._guard = threading.Lock()
 
     def ping(self) -> int:
@@ -51,12 +54,16 @@ class Transcoder:
             if tr is None:
                 cfg = self.config
                 hold = next((f.signal_hold for f in cfg.feeds if f.name == feed), HOLD_S)
+                link = self._analysis.setdefault(feed, AnalysisLink.for_feed(feed, cfg.analysis, cfg.segment_duration))
                 tr = LiveTranscoder(feed, cfg.ladder, cfg.segment_duration, cfg.part_duration, streams,
-                                    analyse=not slate, signal_hold=hold)
+                                    analyse=not slate, signal_hold=hold, frame_tap=link.tap if link else None)
                 self._feeds[feed] = tr
             elif tr.streams.generation != streams.generation:
                 tr.change_input(streams, analyse=not slate)
             out = tr.push(units)
+            link = self._analysis.get(feed)
+            if link is not None:
+                link.send()  # never waits: drops (counted) when analysis is behind
             inits = self._new_inits(feed, tr)
             if out or inits:
                 self._hand_on(feed, inits, out)

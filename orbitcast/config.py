@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orbitcast.analysis.config import AnalysisConfig
 from orbitcast.clock.config import ClockConfig
 from orbitcast.delivery.names import NAME_RE
 from orbitcast.energy.config import EnergyConfig
@@ -253,6 +254,7 @@ class OrbitcastConfig(_Strict):
     clock: ClockConfig = ClockConfig()
     archive: ArchiveConfig = ArchiveConfig()
     energy: EnergyConfig = EnergyConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
 
     @field_validator("feeds")
     @classmethod
@@ -269,6 +271,13 @@ class OrbitcastConfig(_Strict):
             raise ValueError(
                 f"segment_duration ({self.segment_duration}) must be a whole multiple of part_duration ({self.part_duration})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _analysis_feeds(self) -> "OrbitcastConfig":
+        unknown = sorted(set(self.analysis.feeds) - {f.name for f in self.feeds})
+        if unknown:
+            raise ValueError(f"analysis.feeds names feeds that are not configured: {unknown}")
         return self
 
     def feed(self, name: str) -> FeedConfig:

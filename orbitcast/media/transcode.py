@@ -12,7 +12,7 @@ segments by the time they start; a segment is complete with the part that reache
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -160,6 +160,7 @@ class LiveTranscoder:
         *,
         analyse: bool = True,
         signal_hold: float = HOLD_S,
+        frame_tap: Callable[[VideoFrame, float, float], None] | None = None,
     ) -> None:
         self.feed = feed
         self.ladder = ladder
@@ -181,6 +182,9 @@ class LiveTranscoder:
         self._signal = SignalHealth(signal_hold)
         self._signal.reset(has_audio=streams.audio is not None)
         self._analyse = analyse
+        # Sampled input pictures for the analysis stage (orbitcast/analysis/tap.py): called
+        # with (picture, media time, capture time); it must return at once.
+        self._frame_tap = frame_tap
 
     @property
     def init_segments(self) -> dict[str, bytes]:
@@ -274,6 +278,8 @@ class LiveTranscoder:
         self._last_video_time = t
         if self._analyse:
             self._signal.video_frame(frame, t + self._capture_offset)  # a few samples a second
+            if self._frame_tap is not None:
+                self._frame_tap(frame, t, t + self._capture_offset)
         seq = segment_index(t, self.segment_duration)
         key = seq != self._current_seq
         if key:
