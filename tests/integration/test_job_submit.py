@@ -1,7 +1,10 @@
 """The `ray job submit` path as the README walks it: a token made with `ray get-auth-token
 --generate`, a head started with `ray start --head` under token authentication (as cluster.yaml
 starts it), the pipeline submitted as a job with `--working-dir .` by a client holding the
-token, a segment played over HTTP, then `ray job stop`, which leaves no Serve application."""
+token, a segment played over HTTP, then `ray job stop`, which leaves no Serve application; then
+the same job submitted again on the same store: seqs go on from where they were, the ledger keeps
+its key and its leaves, and a recording made before the restart verifies against the ledger after
+it with `orbitcast verify`."""
 
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}: {last}")
 
 
-def test_the_readme_cluster_path_with_a_token_runs_the_pipeline_and_job_stop_leaves_no_serve_app(tmp_path: Path):
+def test_the_readme_cluster_path_with_a_token_runs_job_stop_leaves_no_serve_app_and_a_restart_continues(tmp_path: Path):
     gcs_port, dash_port, http_port = free_port(), free_port(), free_port()
     config = {
         "feeds": [{"name": "iss", "source": "lavfi:testsrc2=size=426x240:rate=25,format=yuv420p[out0];sine=frequency=440:sample_rate=48000[out1]"}],
@@ -70,6 +73,8 @@ def test_the_readme_cluster_path_with_a_token_runs_the_pipeline_and_job_stop_lea
         "store": "orbitcast-data",
         "transcoders": 1,
         "serve": {"host": "127.0.0.1", "port": http_port},
+        # a job binds the node's cluster address by default ('auto'); tests listen on loopback only
+        "clock": {"ntp_host": "127.0.0.1", "ntp_port": 0},
     }
     # The config travels with the working dir, as a user's orbitcast.yaml would.
     job_dir = tmp_path / "job"
@@ -111,31 +116,53 @@ def test_the_readme_cluster_path_with_a_token_runs_the_pipeline_and_job_stop_lea
         assert refused.returncode != 0 and "Authentication required" in refused.stdout + refused.stderr, refused
         job_id = f"orbitcast-test-{uuid.uuid4().hex[:12]}"
 
-        def submitted() -> subprocess.CompletedProcess | None:
-            sub = _ray("job", "submit", "--address", address, "--working-dir", str(job_dir), "--no-wait",
-                       "--submission-id", job_id, "--", "python", "-m", "pipelines.live", "job.yaml", env=env)
-            # The job server answers before the head's job agent has started (a busy machine
-            # widens that window): the submission is refused with this message, and can be retried.
-            if sub.returncode != 0 and "No available agent" in sub.stderr:
-                return None
-            return sub
+        def submit(submission_id: str) -> None:
+            def submitted() -> subprocess.CompletedProcess | None:
+                sub = _ray("job", "submit", "--address", address, "--working-dir", str(job_dir), "--no-wait",
+                           "--submission-id", submission_id, "--", "python", "-m", "pipelines.live", "job.yaml", env=env)
+                # The job server answers before the head's job agent has started (a busy machine
+                # widens that window): the submission is refused with this message, and can be retried.
+                if sub.returncode != 0 and "No available agent" in sub.stderr:
+                    return None
+                return sub
 
-        sub = _wait(submitted, 120, "the head's job agent")
-        assert sub.returncode == 0, sub.stdout + sub.stderr
+            sub = _wait(submitted, 240, "the head's job agent")
+            assert sub.returncode == 0, sub.stdout + sub.stderr
 
         base = f"http://127.0.0.1:{http_port}/live/iss"
 
-        def playable():
-            # a whole segment listed (parts of the first one come before it)
-            pl = requests.get(f"{base}/240p/index.m3u8", timeout=5)
-            return pl.text if pl.ok and any(line.endswith(".m4s") for line in pl.text.splitlines()) else None
+        def segments(submission_id: str) -> list[str]:
+            def playable():
+                # a whole segment listed (parts of the first one come before it)
+                pl = requests.get(f"{base}/240p/index.m3u8", timeout=5)
+                listed = [line for line in pl.text.splitlines() if line.endswith(".m4s")] if pl.ok else []
+                return listed or None
 
-        try:
-            text = _wait(playable, 180, "the job's first segment")
-        except AssertionError as err:
-            logs = _ray("job", "logs", "--address", address, job_id, env=env).stdout
-            raise AssertionError(f"{err}\njob logs:\n{logs[-3000:]}") from None
-        seg = next(line for line in text.splitlines() if line.endswith(".m4s"))
+            try:
+                return _wait(playable, 180, "the job's first segment")
+            except AssertionError as err:
+                logs = _ray("job", "logs", "--address", address, submission_id, env=env).stdout
+                raise AssertionError(f"{err}\njob logs:\n{logs[-3000:]}") from None
+
+        def stop_job(submission_id: str) -> None:
+            stop = _ray("job", "stop", "--address", address, submission_id, env=env)
+            assert stop.returncode == 0, stop.stdout + stop.stderr
+            seen: list[str] = []
+
+            def stopped() -> bool:
+                seen.append(_job_status(address, submission_id, token_file.read_text().strip()))
+                return seen[-1] in ("STOPPED", "SUCCEEDED")
+
+            try:
+                _wait(stopped, 60, "the job to stop")
+            except AssertionError as err:
+                raise AssertionError(f"{err}\n`ray job status` said: {seen[-1:]}") from None
+            # The README: `ray job stop` removes the pipeline's Serve applications (the controller
+            # may take a few seconds to tear the replicas down once asked).
+            _wait(lambda: not _serve_apps(address, env), 60, "the Serve applications to go")
+
+        submit(job_id)
+        seg = segments(job_id)[0]
         init = requests.get(f"{base}/240p/init.mp4", timeout=5).content
         data = requests.get(f"{base}/240p/{seg}", timeout=5).content
         probe = subprocess.run(
@@ -147,21 +174,35 @@ def test_the_readme_cluster_path_with_a_token_runs_the_pipeline_and_job_stop_lea
         # The ledger's key and the archive are where a redeploy finds them again (cluster.yaml).
         assert (home_data / "orbitcast-data" / "ledger" / "ed25519.key").is_file()
 
-        stop = _ray("job", "stop", "--address", address, job_id, env=env)
-        assert stop.returncode == 0, stop.stdout + stop.stderr
-        seen: list[str] = []
+        # A recording of the segment (what `orbitcast receive` writes: init + segments), and the
+        # ledger's key pinned on first use, both before the restart.
+        recording = tmp_path / "before.mp4"
+        recording.write_bytes(init + data)
+        known = tmp_path / "known_ledgers"
+        ledger = f"http://127.0.0.1:{http_port}/ledger/iss"
+        last_before = max(int(line.split(".")[0]) for line in segments(job_id))
 
-        def stopped() -> bool:
-            seen.append(_job_status(address, job_id, token_file.read_text().strip()))
-            return seen[-1] in ("STOPPED", "SUCCEEDED")
+        def verify(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([str(BIN / "orbitcast"), "verify", "--known-ledgers", str(known), *args],
+                                  capture_output=True, text=True, timeout=120)
 
-        try:
-            _wait(stopped, 60, "the job to stop")
-        except AssertionError as err:
-            raise AssertionError(f"{err}\n`ray job status` said: {seen[-1:]}") from None
-        # The README: `ray job stop` removes the pipeline's Serve applications (the controller
-        # may take a few seconds to tear the replicas down once asked).
-        _wait(lambda: not _serve_apps(address, env), 60, "the Serve applications to go")
+        # the segment is in a signed tree head once the ledger has certified it
+        _wait(lambda: verify("--recording", str(recording), "--ledger", ledger).returncode == 0, 30,
+              "the segment's certification before the restart")
+
+        stop_job(job_id)
+
+        # The whole pipeline again, on the same store: nothing of the first run is reused or lost.
+        job_id = f"orbitcast-test-{uuid.uuid4().hex[:12]}"
+        submit(job_id)
+        after = [int(line.split(".")[0]) for line in segments(job_id)]
+        assert min(after) > last_before, (last_before, after)
+        # Same ledger key (the pinned one is accepted), and the leaf certified before the restart
+        # is still proved by the tree the restarted ledger signs.
+        again = verify("--recording", str(recording), "--ledger", ledger)
+        assert again.returncode == 0, again.stdout + again.stderr
+        stop_job(job_id)
+        job_id = None
     finally:
         if job_id and head.poll() is None:
             _ray("job", "stop", "--address", address, job_id, env=env, timeout=60)
