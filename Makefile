@@ -7,7 +7,8 @@ TEST_STAMP := $(VENV)/.installed-test
 # Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients, the senders of the ingest tests
 # and the SRT relay: Debian's build has libsrt), rtsp-server-perl (the RTSP server of the RTSP pull
 # test; on a host with systemd its package also enables a service on port 554), libsodium23 (the
-# Threema SDK), chromium (the viewer page with hls.js, driven by Playwright). The benchmarks also
+# Threema SDK), chromium (the viewer page with hls.js, driven by Playwright), prometheus (scrapes
+# /metrics in tests/e2e/test_metrics.py; with systemd its package also starts one on port 9090). The benchmarks also
 # need wrk and nginx (the viewer path measured against a static server).
 
 # The Debian packages in $$missing: installed when run as root, else named, and make stops.
@@ -47,6 +48,7 @@ system-deps:
 	ldconfig -p | grep -q 'libsodium\.so' || missing="$$missing libsodium23"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v rtsp-server-perl >/dev/null || missing="$$missing rtsp-server-perl"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	$(APT_MISSING)
 
 bench-deps: system-deps

@@ -4,6 +4,10 @@
 holding an `orbitcast.analysis.FeedAnalysis` (faces, expressions, per-segment tags). It runs at
 the bulk work's niceness and reserves no CPU: the pictures wait for cores the live path leaves.
 
+The edge follows each analysed feed's actor by name (`after`, a few calls a second) and puts
+its tags into the live window and the analysis table (actors/edge.py): the actor knows nothing
+of the delivery side, and a dead or missing one only means no new tags.
+
 `AnalysisLink`: what a transcoder member holds per feed. Its `FrameTap` samples the decoded
 input inside the live transcoder; `send()` hands the samples on with an actor call each and
 never waits: at most `analysis.queue` calls in flight, a sample beyond that is dropped and
@@ -50,6 +54,10 @@ class AnalysisActor:
 
     def summaries(self, first_seq: int | None = None, last_seq: int | None = None) -> list[dict]:
         return [s.as_dict() for s in self.analysis.summaries(first_seq, last_seq)]
+
+    def after(self, seq: int | None, limit: int = 64) -> list[dict]:
+        """Tags of segments after `seq` (None: the newest `limit`): what the edge follows."""
+        return [s.as_dict() for s in self.analysis.after(seq, limit)]
 
     def between(self, start: float, end: float) -> list[dict]:
         return [s.as_dict() for s in self.analysis.between(start, end)]

@@ -5,6 +5,13 @@ polls (`updates`) and answer viewers from their own copy.
 
 Threaded, so that the gateway's callbacks and the replicas' long polls do not queue behind
 each other.
+
+With analysis on, a thread follows each analysed feed's `AnalysisActor` (by name, a call every
+`ANALYSIS_POLL_S`): the tags it closed go into the window as `TagUpdate`s, reach the replicas
+with the media (an EXT-X-DATERANGE per tagged segment) and are written to the analysis table
+beside the catalog. The analyser is made by the transcoder member that runs the feed and
+holds no handle of the edge, hence the edge asks. An analyser that is missing or dead costs
+a lookup a second; the media path never waits on it.
 """
 
 from __future__ import annotations
@@ -16,25 +23,36 @@ from collections import defaultdict, deque
 
 import ray
 from nacl.public import Box
+from ray.exceptions import GetTimeoutError, RayError
 
+from orbitcast.analysis.recorder import TagRecorder
+from orbitcast.analysis.results import SegmentSummary
+from orbitcast.analysis.table import AnalysisTable
 from orbitcast.archive import ArchiveReader
 from orbitcast.catalog import Catalog
 from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery.policy import policy_of
 from orbitcast.delivery.status import feeds_status
 from orbitcast.delivery.updates import Batch, UpdateLog
-from orbitcast.delivery.window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate
+from orbitcast.delivery.window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate, TagUpdate
 from orbitcast.gateway.blobstore import BlobStore
+from orbitcast.metrics.pipeline import EdgeMetrics
 from orbitcast.sealed_delivery import SealingPlan, part_from, rendition_info, segment_from
 from orbitcast.sealing.receiver import Receiver
 from orbitcast.store import Store
 
+from .analysis import actor_name as analyser_name
+from .metrics_hub import report_in_thread, source_name
 from .packager import gateway_client
 
 log = logging.getLogger(__name__)
 NAME = "orbitcast-edge"
 RECEIPT_EVERY_S = 0.5  # one receipt per sender per half second confirms everything since
 RECEIPT_MAX_IDS = 200  # a receipt's box stays far below Threema's 4000-byte limit
+ANALYSIS_POLL_S = 0.25  # a tag comes 0.5-1.5 s after its segment; this adds at most a quarter
+ANALYSIS_LOOKUP_S = 1.0  # a missing analyser is looked up again after this
+ANALYSIS_CALL_S = 2.0  # an analyser that does not answer in this is given up for now
+ANALYSIS_FLUSH_S = 10.0  # the analysis table's buffered rows are written this often
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=64)
@@ -55,6 +73,15 @@ class Edge:
         self._receipts: dict[str, list[bytes]] = defaultdict(list)
         self._receipts_lock = threading.Lock()
         threading.Thread(target=self._send_receipts, name="receipts", daemon=True).start()
+        self.metrics = EdgeMetrics()  # recorded under self.lock; reported to the metrics hub
+        report_in_thread(source_name("edge", "edge"), self._metrics_snapshot)
+        analysed = [f.name for f in config.feeds if config.analysis.covers(f.name)]
+        table = AnalysisTable(Store(config.store)) if analysed else None
+        self.tags = TagRecorder(table, self._segment_date, config.segment_duration, time.time, flush_s=ANALYSIS_FLUSH_S)
+        self._tags_lock = threading.Lock()
+        self.analysis_counters = {"tags": 0, "refused": 0, "lookups": 0, "failures": 0}
+        if analysed:
+            threading.Thread(target=self._follow_analysis, args=(analysed,), name="analysis", daemon=True).start()
 
     # -- the Threema side -----------------------------------------------------------------
 
@@ -86,10 +113,17 @@ class Edge:
                 update = SegmentUpdate(seg)
             if update is not None and self.window.apply(update):
                 self.log.append(update)
+                self.metrics.published(meta.kind, meta.feed, meta.rendition, len(received.segment), meta.duration)
                 if meta.program_date_time is not None and meta.kind in self.arrival_lag:
                     end = meta.program_date_time.timestamp() + meta.duration
                     self.arrival_lag[meta.kind].append(time.time() - end)
+                    self.metrics.arrived(meta.kind, time.time() - end)
         return 200
+
+    def _metrics_snapshot(self) -> dict:
+        with self.lock:
+            self.metrics.receiver(self.receiver.counters)
+            return self.metrics.store.snapshot(time.time())
 
     def _archive(self, config: OrbitcastConfig, plan: SealingPlan) -> ArchiveReader:
         """Archived segments for time-shift, opened here: only the edge's key opens them."""
@@ -149,6 +183,71 @@ class Edge:
         if changed:
             self.log.touch()
 
+    # -- the analysis stage's tags ---------------------------------------------------------
+
+    def set_analysis(self, feed: str, summaries: list[dict]) -> int:
+        """Tags of `feed`'s segments (`SegmentSummary.as_dict()`s): each new one goes to the
+        window (and on to the replicas) and to the analysis table; the number taken. A seq's
+        tag is set once; later ones for it are ignored."""
+        if feed not in {f.name for f in self.config.feeds}:
+            return 0
+        parsed = []
+        for d in summaries:
+            try:
+                parsed.append(SegmentSummary.from_dict(d))
+            except ValueError:
+                self.analysis_counters["refused"] += 1
+        taken = []
+        with self.lock:
+            for summary in parsed:
+                update = TagUpdate(feed, summary)
+                if self.window.apply(update):
+                    self.log.append(update)
+                    taken.append(summary)
+        with self._tags_lock:
+            if parsed:  # refused ones too: they are not asked for again
+                self.tags.seen(feed, max(s.seq for s in parsed))
+            self.tags.received(feed, taken)
+        self.analysis_counters["tags"] += len(taken)
+        return len(taken)
+
+    def _segment_date(self, feed: str, seq: int) -> "tuple | None":
+        with self.lock:
+            seg = self.window.segment_at(feed, seq)
+        return (seg.program_date_time, seg.duration) if seg is not None else None
+
+    def _follow_analysis(self, feeds: list[str]) -> None:
+        handles: dict[str, ray.actor.ActorHandle] = {}
+        look_at: dict[str, float] = {}
+        while True:
+            time.sleep(ANALYSIS_POLL_S)
+            for feed in feeds:
+                handle = handles.get(feed)
+                if handle is None:
+                    if time.monotonic() < look_at.get(feed, 0.0):
+                        continue
+                    look_at[feed] = time.monotonic() + ANALYSIS_LOOKUP_S
+                    self.analysis_counters["lookups"] += 1
+                    try:
+                        handle = handles[feed] = ray.get_actor(analyser_name(feed))
+                    except ValueError:
+                        continue  # not made yet (or gone): the transcoder's link makes one
+                try:
+                    with self._tags_lock:
+                        after = self.tags.after(feed)
+                    got = ray.get(handle.after.remote(after), timeout=ANALYSIS_CALL_S)
+                except (RayError, GetTimeoutError):
+                    self.analysis_counters["failures"] += 1
+                    handles.pop(feed, None)
+                    continue
+                if got:
+                    self.set_analysis(feed, got)
+            try:
+                with self._tags_lock:
+                    self.tags.tick()
+            except Exception:  # noqa: BLE001 - a full disk must not stop the tags reaching viewers
+                log.warning("analysis table: writing failed", exc_info=True)
+
     # -- for the pipeline and tests -------------------------------------------------------
 
     def feeds(self) -> list[dict]:
@@ -156,7 +255,15 @@ class Edge:
             return feeds_status(self.window, self.health)
 
     def stats(self) -> dict:
+        with self._tags_lock:
+            table = self.tags.stats()
         return {"receiver": dict(self.receiver.counters), "archive": dict(self.archive.counters),
                 "arrival_lag": {k: list(v) for k, v in self.arrival_lag.items()},
-                "version": self.log.version}
+                "version": self.log.version, "analysis": {**self.analysis_counters, "table": table}}
+
+    def flush_analysis(self) -> None:
+        """Write the analysis table's buffered rows now (the pipeline stopping, tests)."""
+        with self._tags_lock:
+            self.tags.tick()
+            self.tags.flush()
 

@@ -28,6 +28,7 @@ from orbitcast.gateway.blobstore import BlobStore
 from orbitcast.gateway.client import GatewayAPI, GatewayClient, GatewayHTTPError
 from orbitcast.gateway.errors import GatewayRefusal
 from orbitcast.ledger.leaf import LeafFields
+from orbitcast.metrics.pipeline import PackagerMetrics
 from orbitcast.priority import give_way
 from orbitcast.retention import RetentionPolicy, apply_retention
 from orbitcast.sealed_delivery import SealingPlan, init_meta, meta_of, part_meta, recipients_for
@@ -37,6 +38,7 @@ from orbitcast.segment import Part, Segment
 from orbitcast.store import Store
 
 from .gateway import ActorGatewayClient
+from .metrics_hub import report_in_thread, source_name
 
 log = logging.getLogger(__name__)
 GATEWAY_WAIT_S = 60.0  # at start the gateway app may still be deploying
@@ -79,6 +81,8 @@ class Packager:
         self.init_tags: dict[str, str] = {}  # rendition -> tag of the init its segments play with
         self.upkeep: dict = {}  # the last compaction / retention run
         threading.Thread(target=self._maintain, name="archive-upkeep", daemon=True).start()
+        self.metrics = PackagerMetrics(feed)  # seal times, messages, ledger size: to the metrics hub
+        report_in_thread(source_name("packager", feed), self._metrics_snapshot)
 
     def _edge_key(self) -> PublicKey:
         """The edge's key from the gateway; waits for the gateway while it is still starting."""
@@ -115,7 +119,7 @@ class Packager:
         if self.ledger is not None:
             # Certified before sent: the ledger signs a head covering the segment before the
             # edge can list it, so every listed segment has a proof. It needs the digest only.
-            ray.get(self.ledger.append.remote([LeafFields.from_segment(seg)]))
+            self.metrics.certified(ray.get(self.ledger.append.remote([LeafFields.from_segment(seg)])))
         sealed = self._send(seg.data, meta_of(seg))
         # the row says where its ciphertext rests and holds the edge's sealed message for it
         self.catalog.add(seg, archived_of(sealed, self.edge, self.init_tags.get(seg.rendition)))
@@ -143,11 +147,17 @@ class Packager:
                 continue
             self.counters["sent"] += 1
             self.message_ids.append((f"{meta.feed}/{meta.rendition}", meta.seq, out.to_id, message_id))
-        self.seal_seconds.append(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.seal_seconds.append(elapsed)
+        self.metrics.sealed(meta.kind, elapsed)
         return sealed
 
     def flush(self) -> None:
         self.catalog.flush()
+
+    def _metrics_snapshot(self) -> dict:
+        self.metrics.counted(self.counters)
+        return self.metrics.store.snapshot(time.time())
 
     def _maintain(self) -> None:
         """Compaction and retention of this feed's archive, off the publishing path: a catalog

@@ -10,6 +10,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from orbitcast.config import OrbitcastConfig
+from orbitcast.energy.accounting import MemberEnergy
 from orbitcast.media.placement import Placement
 from orbitcast.media.signal_health import HOLD_S
 from orbitcast.media.transcode import LiveTranscoder
@@ -38,6 +39,8 @@ class Transcoder:
         self._locks: dict[str, threading.Lock] = {}
         self._analysis: dict[str, AnalysisLink | None] = {}  # feed -> its hand-off to analysis (None: off)
         self._guard = threading.Lock()
+        # joules per segment (docs/energy.md): this process's CPU time, the host's energy
+        self.energy = MemberEnergy.for_member(config.energy, config.transcoder_cpus) if config.energy.enabled else None
 
     def ping(self) -> int:
         return len(self._feeds)
@@ -57,6 +60,8 @@ class Transcoder:
                 link = self._analysis.setdefault(feed, AnalysisLink.for_feed(feed, cfg.analysis, cfg.segment_duration))
                 tr = LiveTranscoder(feed, cfg.ladder, cfg.segment_duration, cfg.part_duration, streams,
                                     analyse=not slate, signal_hold=hold, frame_tap=link.tap if link else None)
+                if self.energy is not None:
+                    tr.energy = self.energy.feed(feed, cfg.ladder.rungs, tr.fps)
                 self._feeds[feed] = tr
             elif tr.streams.generation != streams.generation:
                 tr.change_input(streams, analyse=not slate)
@@ -68,6 +73,10 @@ class Transcoder:
             if out or inits:
                 self._hand_on(feed, inits, out)
             return tr.published_through, tr.input_signal
+
+    def energy_report(self) -> dict | None:
+        """Recent watts per feed and rung, joules per media second (None: accounting is off)."""
+        return self.energy.report() if self.energy is not None else None
 
     def _new_inits(self, feed: str, tr: LiveTranscoder) -> dict[str, bytes]:
         known = self._published_init.setdefault(feed, {})
@@ -113,6 +122,20 @@ class TranscoderPool:
 
     def placements(self) -> dict[str, int]:
         return self.placement.as_dict()
+
+    def energy(self, timeout: float = 2.0) -> list[dict]:
+        """Each answering member's energy report (members that are away are left out)."""
+        refs = {m.energy_report.remote(): i for i, m in enumerate(self.members)}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        out = []
+        for ref in ready:
+            try:
+                report = ray.get(ref)
+            except ray.exceptions.RayError:  # died or failed meanwhile: left out
+                continue
+            if report is not None:
+                out.append({"member": refs[ref], **report})
+        return sorted(out, key=lambda r: r["member"])
 
     def member(self, index: int) -> "ray.actor.ActorHandle":
         return self.members[index]

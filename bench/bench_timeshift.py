@@ -58,6 +58,7 @@ def rows(first: int, count: int) -> pa.Table:
         "blob_ids": [[f"{s:032x}"] for s in seqs for _ in RUNGS],
         "sealed": [[os.urandom(600)] for _ in range(n)],
         "removed_at": pa.nulls(n, SCHEMA.field("removed_at").type),
+        **{name: pa.nulls(n, SCHEMA.field(name).type) for name in ("joules", "energy_source", "energy_error")},
     }, schema=SCHEMA)
 
 

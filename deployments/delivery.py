@@ -1,6 +1,6 @@
 """The delivery application on Ray Serve: LL-HLS playlists, parts and segments (`LiveHTTP`), and
-the viewer page, /api/feeds, /api/delivery, /api/clock, /healthz, /time and the callback routes
-of a remote gateway (FastAPI, `pages`).
+the viewer page, /api/feeds, /api/delivery, /api/clock, /api/analysis, /api/energy, /metrics, /healthz,
+/time and the callback routes of a remote gateway (FastAPI, `pages`).
 
 Each replica keeps its own copy of the live window (`ReplicaState`), following the edge with
 long polls, so every viewer request is answered from this process's memory.
@@ -17,18 +17,23 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from ray import serve
 
 from deployments.gateway import GatewayHealth
+from deployments.metrics import ReplicaMetricsPage
 from deployments.scaling import HELD_METRIC
 from deployments.scaling import POLICY as SCALING_POLICY
+from orbitcast.analysis.table import AnalysisTable
 from orbitcast.catalog import Catalog
 from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery import http_policy
+from orbitcast.delivery.analysis_api import AnalysisAPI
 from orbitcast.delivery.fast_path import serve_live_here
 from orbitcast.delivery.live_http import LiveHTTP
 from orbitcast.delivery.playlists import iso_ms
 from orbitcast.delivery.policy import policy_of
 from orbitcast.delivery.replica import ReplicaState
 from orbitcast.delivery.timeshift import Timeshift, catalog_rows
+from orbitcast.energy.summary import PlanClock, energy_body
 from orbitcast.gateway.callback_app import read_callback_body
+from orbitcast.metrics.render import CONTENT_TYPE
 from orbitcast.store import Store
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,10 @@ STATIC = Path(__file__).parent / "static"
 # A clock answer older than this is no use to a player measuring its latency.
 CLOCK_TIMEOUT = 1.0
 FOLLOW_TIMEOUT_S = 5.0  # a long poll to the edge returns after this with nothing new
+ENERGY_CACHE_S = 2.0  # /api/energy asks the transcoder pool at most this often per replica
+ENERGY_TIMEOUT_S = 3.0
+VIEWERS_COUNTED = ("LL-HLS requests held by the replica that answered (a player waiting for the next part "
+                   "holds about one; classic HLS players and other replicas are not counted); ?viewers=N states an audience")
 
 
 def _not_found(what: str) -> PlainTextResponse:
@@ -104,11 +113,33 @@ def pages(replica: "Delivery") -> FastAPI:
             body["gateway"] = await replica.gateway.status()
         return JSONResponse(body, headers=http_policy.no_store())
 
+    @app.get("/api/analysis/{feed}")
+    async def analysis(feed: str, request: Request) -> JSONResponse:
+        """Faces and expressions per segment of `feed` in [start, end) (docs/analysis.md)."""
+        answer = await replica.analysis.answer(feed, request.query_params.multi_items())
+        return JSONResponse(answer.body, status_code=answer.status, headers=http_policy.no_store())
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text: every replica's and actor's metrics merged (docs/metrics.md)."""
+        return Response(await replica.metrics.text(), media_type=CONTENT_TYPE, headers=http_policy.no_store())
+
     @app.get("/api/delivery")
     async def delivery_stats() -> JSONResponse:
         """The replica that answered: its cursor on the edge's log, held requests, and the time
         from a part's cut in the transcoder to its listing here (p50/p95/p99, ms)."""
         return JSONResponse(replica.state.stats(), headers=http_policy.no_store())
+
+    @app.get("/api/energy")
+    async def energy(request: Request) -> JSONResponse:
+        """Watts per feed and rung, joules per media second, their source and error, an SCI
+        figure per viewer-hour and the solar site's plan (docs/energy.md)."""
+        raw = request.query_params.get("viewers")
+        if raw is not None and not (raw.isdigit() and len(raw) <= 9):
+            return JSONResponse({"error": "viewers must be a whole number, 0 or more"}, status_code=400,
+                                headers=http_policy.no_store())
+        body = await replica.energy_body(int(raw) if raw is not None else None)
+        return JSONResponse(body, headers=http_policy.no_store())
 
     @app.post("/edge/callback")
     async def edge_callback(request: Request) -> Response:
@@ -166,8 +197,12 @@ def _autoscaling(min_replicas: int, max_replicas: int) -> dict:
 @serve.ingress()
 class Delivery:
     # edge: the Edge actor; clock: the ClockAuthority (None: host clock); inbox: the SenderInbox
-    def __init__(self, edge, config: OrbitcastConfig, clock=None, inbox=None) -> None:
+    def __init__(self, edge, config: OrbitcastConfig, clock=None, inbox=None, pool=None) -> None:
         self.edge = edge
+        self.config = config
+        self.pool = pool  # the TranscoderPool: members' energy reports
+        self._energy_reports: tuple[float, list[dict]] | None = None
+        self.plans = PlanClock(config) if config.energy.site is not None else None
         self.inbox = inbox
         self.clock = clock
         self.gateway = GatewayHealth() if config.threema.gateway_url is None else None
@@ -178,13 +213,20 @@ class Delivery:
         # time-shift playlists from a catalog query here (in a thread), media from the edge
         self.timeshift = Timeshift(self.state.window, catalog_rows(Catalog(Store(config.store))), EdgeArchive(edge),
                                    config.segment_duration, config.archive.timeshift_max_span_s, time.time)
+        # analysis tags: near the live edge from the window, older ones from the analysis table
+        self.analysis = AnalysisAPI(self.state.window, AnalysisTable(Store(config.store)).query,
+                                    [f.name for f in config.feeds],
+                                    [f.name for f in config.feeds if config.analysis.covers(f.name)],
+                                    config.archive.timeshift_max_span_s, time.time)
         # The constructor runs on the replica's event loop: follow the edge from there.
         self._follower = asyncio.get_running_loop().create_task(self._follow())
+        # requests, viewers (CMCD), part hops: reported to the metrics hub; GET /metrics
+        self.metrics = ReplicaMetricsPage(self.state, clock, self.gateway)
 
     def __serve_build_asgi_app__(self):
         live = LiveHTTP(self.state, pages(self), self.segment_duration,
                         self.viewer_auth.keys, self.viewer_auth.required, self.max_held_per_client,
-                        self.timeshift)
+                        self.timeshift, self.metrics.metrics)
         serve_live_here(live)  # this replica's server answers /live/ itself (fast_path.py)
         return live
 
@@ -200,6 +242,30 @@ class Delivery:
                 continue
             self.state.apply(batch)
 
+    async def energy_body(self, viewers: int | None) -> dict:
+        cached = self._energy_reports
+        if cached is not None and time.monotonic() - cached[0] < ENERGY_CACHE_S:
+            reports = cached[1]
+        elif self.pool is None or not self.config.energy.enabled:
+            reports = []
+        else:
+            try:
+                reports = await asyncio.wait_for(self.pool.energy.remote(), timeout=ENERGY_TIMEOUT_S)
+            except Exception:  # noqa: BLE001 - the pool restarting: the figures come back next time
+                log.warning("energy: the transcoder pool did not answer", exc_info=True)
+                reports = []
+            self._energy_reports = (time.monotonic(), reports)
+        plan = plan_error = None
+        if self.plans is not None:
+            try:
+                plan = await asyncio.to_thread(self.plans.get)  # pvlib: a second, at most hourly
+            except Exception as err:  # noqa: BLE001 - no pvlib, a bad site: said in the answer
+                plan_error = f"{type(err).__name__}: {err}"[:300]
+        counted = VIEWERS_COUNTED if viewers is None else "stated in the request (?viewers=)"
+        return energy_body(self.config, reports, viewers=self.state.held if viewers is None else viewers,
+                           viewers_counted=counted, plan=plan, plan_error=plan_error,
+                           now=datetime.now(timezone.utc))
+
     def record_autoscaling_stats(self) -> dict[str, float]:
         # /live/ requests skip Serve's accounting (fast_path.py): the held ones are counted here.
         return {HELD_METRIC: float(self.state.held)}
@@ -209,8 +275,9 @@ class Delivery:
             raise RuntimeError("this replica no longer follows the edge")
 
 
-def build_app(edge, config: OrbitcastConfig, clock=None, inbox=None):
+def build_app(edge, config: OrbitcastConfig, clock=None, inbox=None, pool=None):
     """The bound Serve application for `serve.run`; `clock` is the ClockAuthority handle,
-    `inbox` the SenderInbox that takes delivery receipts."""
+    `inbox` the SenderInbox that takes delivery receipts, `pool` the TranscoderPool (energy)."""
     s = config.serve
-    return Delivery.options(autoscaling_config=_autoscaling(s.min_replicas, s.max_replicas)).bind(edge, config, clock, inbox)
+    return Delivery.options(autoscaling_config=_autoscaling(s.min_replicas, s.max_replicas)).bind(
+        edge, config, clock, inbox, pool)

@@ -56,6 +56,10 @@ SCHEMA = pa.schema(
         ("blob_ids", pa.list_(pa.string())),  # its ciphertext blobs, in fragment order
         ("sealed", pa.list_(pa.binary())),  # file message(s) sealed to the edge: nonce || box
         ("removed_at", pa.timestamp("ms", tz="UTC")),  # when retention deleted its blobs
+        # energy (docs/energy.md): null in rows written before it existed or with accounting off
+        ("joules", pa.float64()),  # what encoding this segment of this rung cost
+        ("energy_source", pa.string()),  # "rapl" (counters) or "model" (the power model)
+        ("energy_error", pa.float64()),  # one standard error of `joules`, joules
     ]
 )
 PDT = SCHEMA.field("program_date_time").type
@@ -94,6 +98,9 @@ def row_of(seg: Segment, archived: Archived | None = None) -> dict:
         "blob_ids": list(archived.blob_ids) if archived else None,
         "sealed": list(archived.sealed) if archived else None,
         "removed_at": None,
+        "joules": seg.energy.joules if seg.energy else None,
+        "energy_source": seg.energy.source if seg.energy else None,
+        "energy_error": seg.energy.error_joules if seg.energy else None,
     }
 
 

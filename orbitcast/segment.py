@@ -47,6 +47,16 @@ class _Digested:
 
 
 @dataclass(frozen=True)
+class SegmentEnergy:
+    """What encoding a segment of one rung cost (orbitcast/energy/accounting.py): joules,
+    where they come from (`rapl` counters or the power `model`) and one standard error."""
+
+    joules: float
+    source: str
+    error_joules: float
+
+
+@dataclass(frozen=True)
 class Segment(_Digested):
     """One CMAF media segment (a run of fMP4 fragments, starting with a keyframe).
 
@@ -63,6 +73,7 @@ class Segment(_Digested):
     data: bytes = field(repr=False)
     digest: str = ""
     parts: tuple[int, ...] = ()  # byte lengths of the LL-HLS parts that make up `data`
+    energy: SegmentEnergy | None = None  # set by the transcoder when energy accounting is on
 
     def __post_init__(self) -> None:
         super().__post_init__()

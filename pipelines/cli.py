@@ -18,9 +18,12 @@ def _demo(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"serve": config.serve.model_copy(update={"port": args.port})})
     import ray
 
+    from orbitcast.analysis.demo import for_demo
     from pipelines.live import run_until_stopped, start
     from pipelines.local import init_local_ray
 
+    config, analysis = for_demo(config, from_file=args.config is not None)
+    print(analysis, flush=True)
     print("orbitcast: starting local Ray and Serve…", flush=True)
     init_local_ray()
     try:

@@ -138,7 +138,7 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
     # gateway before its first send, and the gateway retries callbacks until the edge answers.
     quiet = {"enable_access_log": False, "log_level": "WARNING"}
     targets = [
-        RunTarget(build_app(edge, config, clock, inbox), name=APP_NAME, route_prefix="/", logging_config=quiet),
+        RunTarget(build_app(edge, config, clock, inbox, pool), name=APP_NAME, route_prefix="/", logging_config=quiet),
         RunTarget(build_ledger_app(ledger), name=LEDGER_APP, route_prefix=LEDGER_PREFIX, logging_config=quiet),
     ]
     if gateway is not None:

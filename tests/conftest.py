@@ -145,6 +145,8 @@ def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory,
         "serve": {"host": "127.0.0.1", "port": reserved_port(),
                   "viewer_auth": {"keys": {"test": secrets.token_urlsafe(32)}}},
         "clock": {"ntp_port": reserved_port(), "sync_interval_s": 0.5, "tick_interval_s": 0.5},
+        # joules on every catalog row and /api/energy (tests/integration/test_energy_live.py)
+        "energy": {"enabled": True},
     })
 
 

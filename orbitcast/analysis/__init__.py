@@ -7,6 +7,8 @@ extra. `analyze(picture, time)` gives a `FrameAnalysis`; `SegmentTagger` turns a
 analyses into `SegmentSummary` tags; `FeedAnalysis` holds both for one feed. `FrameTap` (in
 the live transcoder), `FrameSampler` and `SampleGate` are the live path's side: which pictures
 to sample, and dropping (counted) when the analyser falls behind.
+`AnalysisTable` keeps the tags beside the segment catalog; `TagRecorder` is the edge's side of
+it (docs/analysis.md, "The tags travel with the segment").
 
 Names are loaded on first use: orbitcast.config imports `analysis.config` and must stay light;
 numpy, Pillow and the TFLite runtime are needed only by the modules that use them.
@@ -18,12 +20,12 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "AnalysisConfig": "config", "AnalysisUnavailable": "errors", "BlazeFaceDetector": "blazeface",
+    "AnalysisConfig": "config", "AnalysisTable": "table", "AnalysisUnavailable": "errors", "BlazeFaceDetector": "blazeface",
     "Box": "results", "Detection": "results", "EXPRESSIONS": "results", "ExpressionClassifier": "protocols",
     "Face": "results", "FaceDetector": "protocols", "FeedAnalysis": "feed", "FrameTap": "tap", "FerExpressionClassifier": "expression",
     "FrameAnalysis": "results", "FrameAnalyzer": "analyzer", "FrameSampler": "sampling", "INSTALL_HINT": "errors",
     "Sample": "sampling", "SampleGate": "sampling", "SegmentSummary": "results", "SegmentTagger": "summary",
-    "available": "models", "face_input": "expression", "summarize": "summary",
+    "TagRecorder": "recorder", "available": "models", "face_input": "expression", "summarize": "summary",
 }
 __all__ = sorted(_EXPORTS)
 

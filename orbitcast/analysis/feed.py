@@ -63,6 +63,16 @@ class FeedAnalysis:
             key=lambda s: s.seq,
         )
 
+    def after(self, seq: int | None, limit: int = 64) -> list[SegmentSummary]:
+        """Kept tags of segments after `seq` (None: the newest `limit`), oldest first. Cheap
+        for a follower asking often: it walks back from the newest only as far as needed."""
+        out: list[SegmentSummary] = []
+        for s in reversed(self._summaries.values()):
+            if (seq is not None and s.seq <= seq) or len(out) >= limit:
+                break
+            out.append(s)
+        return sorted(out, key=lambda s: s.seq)
+
     def between(self, start: float, end: float) -> list[SegmentSummary]:
         """Kept tags whose analysed pictures were captured in [start, end] (unix seconds)."""
         return [s for s in self.summaries()

@@ -91,3 +91,19 @@ class SegmentSummary:
             "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
             "start": self.start, "end": self.end,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SegmentSummary":
+        """The inverse of `as_dict` (what crosses from the analysis actor to the edge); a
+        ValueError for a dict that is not a summary."""
+        try:
+            confidence = d.get("confidence")
+            return cls(
+                seq=int(d["seq"]), frames=int(d["frames"]), faces=int(d["faces"]), expression=d.get("expression"),
+                confidence=None if confidence is None else float(confidence),
+                probabilities={str(k): float(v) for k, v in (d.get("probabilities") or {}).items()},
+                start=None if d.get("start") is None else float(d["start"]),
+                end=None if d.get("end") is None else float(d["end"]),
+            )
+        except (KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"not a segment summary: {err}") from None

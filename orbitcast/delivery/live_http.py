@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 from ..ratelimit import HeldLimit
 from . import http_policy
 from .blocking import Readiness, parse_playlist_query
+from .http_metrics import ReplicaMetrics
 from .names import INIT_NAME, INIT_TAG_LEN, BadName, check_name, parse_media_name
 from .replica import ReplicaState
 from .signed_urls import Refused, check, parse, split_path
@@ -33,6 +34,11 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 READY_HEADER = "Orbitcast-Ready-At"  # on held answers: when what they waited for arrived here
+# A web player on another origin that sends CMCD in headers (hls.js `cmcd.useHeaders`) asks
+# first with a CORS preflight; the answer lets those headers through, for a day.
+PREFLIGHT = {**http_policy.no_store(),
+             "Access-Control-Allow-Headers": "Range, Content-Type, CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session",
+             "Access-Control-Max-Age": "86400"}
 
 
 def _headers(content_type: str, cache: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
@@ -47,8 +53,11 @@ class TooManyHeld(Exception):
 class LiveHTTP:
     def __init__(self, state: ReplicaState, fallback: ASGIApp, segment_duration: float,
                  viewer_keys: Mapping[str, str] | None = None, tokens_required: bool = False,
-                 max_held_per_client: int = 0, timeshift: Timeshift | None = None) -> None:
+                 max_held_per_client: int = 0, timeshift: Timeshift | None = None,
+                 metrics: ReplicaMetrics | None = None) -> None:
         self.state = state
+        # requests by kind and status, their latency, CMCD viewers (http_metrics.py); None: not counted
+        self.metrics = metrics
         # `?start=&end=` playlists and archived media (timeshift.py); None: the live window only
         self.timeshift = timeshift
         self.fallback = fallback
@@ -70,15 +79,22 @@ class LiveHTTP:
         self.h_not_yet = _headers("text/plain; charset=utf-8", http_policy.not_yet())
         self.h_error = _headers("text/plain; charset=utf-8", http_policy.no_store())
         self.h_vod = _headers(http_policy.PLAYLIST_TYPE, http_policy.final_playlist())
+        self.h_preflight = _headers("text/plain; charset=utf-8", PREFLIGHT)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or not path.startswith("/live/"):
-            await self.fallback(scope, receive, send)
+            if self.metrics is not None and scope["type"] == "http":
+                await self._fallback_counted(scope, receive, send)
+            else:
+                await self.fallback(scope, receive, send)
             return
+        started = time.perf_counter()
         head = scope["method"] == "HEAD"
         try:
-            if scope["method"] not in ("GET", "HEAD"):
+            if scope["method"] == "OPTIONS":
+                status, headers, body = 204, self.h_preflight, b""
+            elif scope["method"] not in ("GET", "HEAD"):
                 status, headers, body = 405, self.h_error, b"method not allowed\n"
             else:
                 path = self._admitted(path, scope)
@@ -97,6 +113,25 @@ class LiveHTTP:
         out = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": b"" if head else body})
+        if self.metrics is not None:  # after the answer is out: the viewer does not wait on it
+            self.metrics.answered(path, status, time.perf_counter() - started, scope.get("headers", ()),
+                                  scope.get("query_string", b""))
+
+    async def _fallback_counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.metrics is not None
+        started = time.perf_counter()
+        status = 500  # what a client sees of an app that fails before it answers
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.fallback(scope, receive, sending)
+        finally:
+            self.metrics.other(status, time.perf_counter() - started)
 
     def _admitted(self, path: str, scope: Scope) -> str:
         """The path without its token, if the request may have it; else `Refused`."""

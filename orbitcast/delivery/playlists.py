@@ -3,6 +3,13 @@ draft-pantos-hls-rfc8216bis (HLS 2nd edition) defines them. Section numbers refe
 
 Rendering is a pure function of a `MediaView` (what one rendition lists right now) and the
 `PlaylistPolicy`; the window decides what is listed, this module only how it is written.
+
+A segment the analysis stage tagged (docs/analysis.md) carries one `EXT-X-DATERANGE` (4.4.5.1)
+of CLASS `org.orbitcast.expression`, dated with the segment's own program date-time and
+duration, written just before it. A DATERANGE is not a Media Segment tag: a Playlist Delta
+Update keeps the tags of the segments it skips (6.2.5.1), since this server does not offer
+`CAN-SKIP-DATERANGES` (its clients would ask `_HLS_skip=v2` and expect
+RECENTLY-REMOVED-DATERANGES bookkeeping that one range per segment does not need).
 """
 
 from __future__ import annotations
@@ -39,6 +46,19 @@ class PartLine:
     independent: bool
 
 
+EXPRESSION_CLASS = "org.orbitcast.expression"
+
+
+@dataclass(frozen=True)
+class ExpressionTag:
+    """What the analysis stage says of one segment, as its DATERANGE writes it: the most faces
+    in one analysed picture and, with faces, the dominant expression and its mean probability."""
+
+    faces: int
+    expression: str | None = None
+    confidence: float | None = None
+
+
 @dataclass(frozen=True)
 class SegmentLine:
     """One listed Media Segment: a complete one, or a gap (media that never arrived)."""
@@ -48,6 +68,7 @@ class SegmentLine:
     program_date_time: datetime
     gap: bool = False
     parts: tuple[PartLine, ...] = ()  # its EXT-X-PART tags, near the live edge only
+    tag: ExpressionTag | None = None  # its EXT-X-DATERANGE, once the analysis stage sent one
 
 
 @dataclass(frozen=True)
@@ -117,9 +138,25 @@ def _part(p: PartLine) -> str:
     return f'#EXT-X-PART:DURATION={p.duration:.5f},URI="{part_name(p.seq, p.index)}"{independent}'
 
 
+def daterange(s: SegmentLine) -> str | None:
+    """The segment's EXT-X-DATERANGE (4.4.5.1), or None without a tag. The range is the
+    segment's: START-DATE its program date-time, DURATION its EXTINF, so it never changes once
+    written; X- attributes are client attributes (quoted string or decimal)."""
+    t = s.tag
+    if t is None:
+        return None
+    attrs = [f'ID="expr-{s.seq}"', f'CLASS="{EXPRESSION_CLASS}"', f'START-DATE="{iso_ms(s.program_date_time)}"',
+             f"DURATION={s.duration:.5f}", f"X-FACES={t.faces}"]
+    if t.faces and t.expression is not None and t.confidence is not None:
+        attrs += [f'X-EXPRESSION="{t.expression}"', f"X-CONFIDENCE={t.confidence:.3f}"]
+    return "#EXT-X-DATERANGE:" + ",".join(attrs)
+
+
 def _segment(s: SegmentLine) -> list[str]:
+    tag = daterange(s)
+    lines = [tag] if tag is not None else []
     # PDT applies to the parent and so to its first part: it must precede the parts (4.4.4.9).
-    lines = [f"#EXT-X-PROGRAM-DATE-TIME:{iso_ms(s.program_date_time)}"]
+    lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{iso_ms(s.program_date_time)}")
     lines.extend(_part(p) for p in s.parts)
     if s.gap:
         lines.append("#EXT-X-GAP")
@@ -164,6 +201,9 @@ def media_playlist(view: MediaView, policy: PlaylistPolicy, skip: bool = False) 
     if skipped:
         # MEDIA-SEQUENCE stays the first segment's, skipped or not (4.4.5.2, 6.2.5.1)
         lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
+        # EXT-X-SKIP replaces segments and their Media Segment tags only: without
+        # CAN-SKIP-DATERANGES every DATERANGE of the full playlist stays (6.2.5.1)
+        lines.extend(tag for s in segments[:skipped] if (tag := daterange(s)) is not None)
         segments = segments[skipped:]
     for s in segments:
         lines.extend(_segment(s))

@@ -32,6 +32,7 @@ def _key_of(update: Update) -> Key | None:
         return update.segment.feed, update.segment.rendition
     if isinstance(update, InitUpdate):
         return update.feed, update.info.name
+    # a TagUpdate (analysis) changes playlist text, not what a held request waits for
     return None
 
 
@@ -49,6 +50,7 @@ class ReplicaState:
         self._events: dict[Key, asyncio.Event] = {}
         # seconds from "the transcoder cut the part" to "this replica lists it"
         self.part_hops: deque[float] = deque(maxlen=4096)
+        self.on_part_hop: Callable[[float], None] | None = None  # the replica's metrics (http_metrics.py)
         self.held = 0  # requests waiting right now
 
     # -- following the edge ----------------------------------------------------------------
@@ -63,6 +65,8 @@ class ReplicaState:
                     changed.add(key)
                 if isinstance(update, PartUpdate) and update.part.made_at and not batch.snapshot:
                     self.part_hops.append(now - update.part.made_at)
+                    if self.on_part_hop is not None:
+                        self.on_part_hop(now - update.part.made_at)
         self.epoch, self.cursor = batch.epoch, batch.version
         self.health = batch.health
         self.batches += 1

@@ -10,6 +10,11 @@ Writes arrive out of order and more than once; each is idempotent, and every rep
 the same writes in the same order, so every replica renders the same text. Once a seq is
 closed (its EXTINF is listed) its tags never change: the server may only append to a live
 playlist and drop from its head (6.2.1). The one exception is a gap that its late segment fills.
+
+The analysis stage's tags (`TagUpdate`, docs/analysis.md) come per feed and seq, shared by
+every rendition, 0.5-1.5 s after their segment: a tag adds one EXT-X-DATERANGE line before its
+segment in every rung's playlist (a metadata tag may be added later, 6.2.1), is set once and
+never changes, and is dropped with the segment it describes.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ import bisect
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ..analysis.results import EXPRESSIONS
+from ..analysis.results import SegmentSummary as AnalysisSummary
 from ..segment import Part, Segment
 from .blocking import LiveEdge, Readiness, part_readiness, playlist_readiness
 from .names import MAX_PART_INDEX
 from .names import init_tag as tag_of
 from .playlists import (
+    ExpressionTag,
     MediaView,
     PartLine,
     RenditionInfo,
@@ -63,7 +71,16 @@ class FloorUpdate:
     seq: int
 
 
-Update = InitUpdate | PartUpdate | SegmentUpdate | FloorUpdate
+@dataclass(frozen=True)
+class TagUpdate:
+    """The analysis stage's summary of one segment of `feed` (every rendition: seq is the
+    segment's, and the rungs are cut together)."""
+
+    feed: str
+    summary: AnalysisSummary
+
+
+Update = InitUpdate | PartUpdate | SegmentUpdate | FloorUpdate | TagUpdate
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,7 @@ class LiveWindow:
         self.mismatches = 0  # certified segments whose bytes differ from the parts listed for them
         self._feeds: dict[str, dict[str, _Track]] = {}
         self._cache: dict[str, _FeedCache] = {}
+        self._tags: dict[str, dict[int, AnalysisSummary]] = {}  # feed -> seq -> its analysis
 
     # -- writes -------------------------------------------------------------------------------
     def apply(self, update: Update) -> bool:
@@ -156,6 +174,8 @@ class LiveWindow:
             return self.set_init(update.feed, update.info, update.data)
         if isinstance(update, FloorUpdate):
             return self._set_floor(update.feed, update.rendition, update.seq)
+        if isinstance(update, TagUpdate):
+            return self.set_tag(update.feed, update.summary)
         raise TypeError(f"not a window update: {type(update).__name__}")
 
     def set_init(self, feed: str, info: RenditionInfo, init: bytes) -> bool:
@@ -198,6 +218,40 @@ class LiveWindow:
             self._close_with(slot, seg)
         self._written(seg.feed, track)
         return True
+
+    def set_tag(self, feed: str, summary: AnalysisSummary) -> bool:
+        """The analysis of segment `summary.seq` of `feed`: True when new. A seq's tag is set
+        once (a range once written never changes); one that makes no sense, or of a segment
+        already older than every rendition's `keep`, is refused."""
+        if not _valid(summary):
+            return False
+        tags = self._tags.setdefault(feed, {})
+        if summary.seq in tags or summary.seq < self._tag_floor(feed):
+            return False
+        tags[summary.seq] = summary
+        # Tags may come before their segment (a rendition behind, an edge that restarted): the
+        # newest `keep` seqs are held however far the renditions are; older ones go.
+        limit = self.policy.keep + 16
+        if len(tags) > limit:
+            for seq in sorted(tags)[:len(tags) - limit]:
+                del tags[seq]
+        self._touch(feed)
+        return True
+
+    def tag(self, feed: str, seq: int) -> AnalysisSummary | None:
+        return self._tags.get(feed, {}).get(seq)
+
+    def _tag_floor(self, feed: str) -> int:
+        """Tags of seqs under this are of no use: every rendition dropped their segments."""
+        lows = [t.last_closed() - self.policy.keep + 1 for t in self._feeds.get(feed, {}).values() if t.newest is not None]
+        return min(lows) if lows else 0
+
+    def _prune_tags(self, feed: str) -> None:
+        tags = self._tags.get(feed)
+        if tags:
+            low = self._tag_floor(feed)
+            for seq in [s for s in tags if s < low]:
+                del tags[seq]
 
     def _takes_part(self, track: _Track, part: Part) -> bool:
         if track.newest is not None and part.seq < track.newest:
@@ -263,6 +317,7 @@ class LiveWindow:
 
     def _written(self, feed: str, track: _Track) -> None:
         self._prune(track)
+        self._prune_tags(feed)
         self._touch(feed)
 
     def _prune(self, track: _Track) -> None:
@@ -303,6 +358,8 @@ class LiveWindow:
         for tracks in self._feeds.values():
             for track in tracks.values():
                 out.extend(self._media_updates(track))
+        for feed, tags in self._tags.items():  # after the media: a tag's floor is the media's
+            out.extend(TagUpdate(feed, tags[seq]) for seq in sorted(tags))
         return out
 
     @staticmethod
@@ -402,6 +459,22 @@ class LiveWindow:
                 out.append(SegmentSummary(track.name, seq, listed.start, listed.duration, listed.program_date_time))
         return out
 
+    def tagged(self, feed: str) -> list[tuple[AnalysisSummary, SegmentSummary | None]]:
+        """The analysis tags held for `feed` by seq, each with the segment it describes (None
+        while no rendition lists that seq yet)."""
+        tags = self._tags.get(feed, {})
+        return [(tags[seq], self.segment_at(feed, seq)) for seq in sorted(tags)]
+
+    def segment_at(self, feed: str, seq: int) -> SegmentSummary | None:
+        """Segment `seq` of `feed` as the first rendition that lists it lists it (rungs are cut
+        together: same start and program date-time)."""
+        for track in self._feeds.get(feed, {}).values():
+            slot = track.slots.get(seq)
+            if slot is not None and slot.listed is not None:
+                lst = slot.listed
+                return SegmentSummary(track.name, seq, lst.start, lst.duration, lst.program_date_time)
+        return None
+
     def newest(self, feed: str) -> SegmentSummary | None:
         """The newest complete segment over the feed's renditions."""
         found = [s for t in self._feeds.get(feed, {}).values() if (s := self._newest_complete(t))]
@@ -463,6 +536,7 @@ class LiveWindow:
         first, last = self._first(track), track.last_closed()
         with_parts = track.newest - self.policy.part_horizon + 1
         refs = self._refs(track)
+        tags = self._tags.get(feed, {})
         newest = track.slots[track.newest]
         open_parts: tuple[PartLine, ...] = ()
         if newest.listed is None:
@@ -470,20 +544,23 @@ class LiveWindow:
         return MediaView(
             media_sequence=first,
             init_tag=track.init_tag,
-            segments=tuple(self._line(track, seq, seq >= with_parts, refs) for seq in range(first, last + 1)),
+            segments=tuple(self._line(track, seq, seq >= with_parts, refs, tags.get(seq)) for seq in range(first, last + 1)),
             open_program_date_time=newest.parts[0].program_date_time if open_parts else None,
             open_parts=open_parts,
             hint=self._edge(track).hint,
             reports=self._reports(feed, track),
         )
 
-    def _line(self, track: _Track, seq: int, with_parts: bool, refs: list[_Ref]) -> SegmentLine:
+    def _line(self, track: _Track, seq: int, with_parts: bool, refs: list[_Ref],
+              tag: AnalysisSummary | None = None) -> SegmentLine:
         slot = track.slots.get(seq)
         listed = slot.listed if slot is not None else None
         if slot is None or listed is None:
+            # a gap has no media to describe: its tag waits for the segment that fills it
             return SegmentLine(seq, self.policy.segment_duration, self._gap_date(seq, refs), gap=True)
         parts = tuple(self._part_line(slot.parts[i]) for i in range(listed.parts)) if with_parts else ()
-        return SegmentLine(seq, listed.duration, listed.program_date_time, parts=parts)
+        expression = ExpressionTag(tag.faces, tag.expression, tag.confidence) if tag is not None else None
+        return SegmentLine(seq, listed.duration, listed.program_date_time, parts=parts, tag=expression)
 
     @staticmethod
     def _part_line(p: Part) -> PartLine:
@@ -547,3 +624,13 @@ class LiveWindow:
                 listed = slot.listed
                 return SegmentSummary(track.name, seq, listed.start, listed.duration, listed.program_date_time)
         return None
+
+
+def _valid(s: AnalysisSummary) -> bool:
+    """A summary a playlist can carry: its expression is one of the model's classes (it is
+    written into a quoted string), counts are counts, the confidence a probability."""
+    if not (isinstance(s.seq, int) and s.seq >= 0 and isinstance(s.faces, int) and 0 <= s.faces <= 1000):
+        return False
+    if s.expression is None:
+        return s.confidence is None
+    return s.expression in EXPRESSIONS and s.confidence is not None and 0.0 <= s.confidence <= 1.0

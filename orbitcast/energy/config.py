@@ -118,7 +118,8 @@ class SiteConfig(_Strict):
 
 
 class EnergyConfig(_Strict):
-    enabled: bool = Field(default=False, description="account joules per segment and follow the site's plan")
+    enabled: bool = Field(default=False, description="joules on every segment's catalog row, and /api/energy "
+                                                     "(the ladder does not follow the site's plan yet)")
     power: PowerConfig = PowerConfig()
     sci: SciConfig = SciConfig()
     costs: CostsConfig = CostsConfig()

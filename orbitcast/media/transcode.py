@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import av
 from av.audio.frame import AudioFrame
@@ -29,6 +30,9 @@ from .boundaries import segment_index
 from .fmp4 import Fragment, FragmentSplitter, codecs_string
 from .signal_health import HOLD_S, NO_SIGNAL, SignalHealth
 from .units import FeedStreams, MediaUnit, StreamInfo
+
+if TYPE_CHECKING:
+    from ..energy.accounting import FeedEnergy
 
 TIME_BASE = Fraction(1, 90000)
 
@@ -161,6 +165,7 @@ class LiveTranscoder:
         analyse: bool = True,
         signal_hold: float = HOLD_S,
         frame_tap: Callable[[VideoFrame, float, float], None] | None = None,
+        energy: "FeedEnergy | None" = None,
     ) -> None:
         self.feed = feed
         self.ladder = ladder
@@ -185,6 +190,9 @@ class LiveTranscoder:
         # Sampled input pictures for the analysis stage (orbitcast/analysis/tap.py): called
         # with (picture, media time, capture time); it must return at once.
         self._frame_tap = frame_tap
+        # Energy accounting (orbitcast/energy/accounting.py): the CPU time of each push, and
+        # joules on every segment it completes.
+        self.energy = energy
 
     @property
     def init_segments(self) -> dict[str, bytes]:
@@ -234,6 +242,7 @@ class LiveTranscoder:
     def push(self, units: Iterable[MediaUnit]) -> list[Part | Segment]:
         """Transcode units; returns what they completed, in order: every part as soon as it is
         cut, and each segment right after its last part (before the next segment's first)."""
+        started = time.thread_time()
         for unit in units:
             # The track starts with the feed's first unit (Source drops audio before the first
             # picture), so audio that starts late is preceded by silence.
@@ -255,9 +264,10 @@ class LiveTranscoder:
                     self._video_frame(frame)  # type: ignore[arg-type]
                 else:
                     self._audio_frame(frame)  # type: ignore[arg-type]
-        return self._collect(final=False)
+        return self._accounted(self._collect(final=False), started)
 
     def flush(self) -> list[Part | Segment]:
+        started = time.thread_time()
         self._drain_decoders()
         tail: list[av.Packet] = []
         if self._last_video_time is not None:
@@ -267,7 +277,13 @@ class LiveTranscoder:
             o.mux_audio(tail)
         for o in self._outputs:
             o.finish()
-        return self._collect(final=True)
+        return self._accounted(self._collect(final=True), started)
+
+    def _accounted(self, done: list[Part | Segment], started: float) -> list[Part | Segment]:
+        if self.energy is None:
+            return done
+        self.energy.pushed(time.thread_time() - started)
+        return self.energy.stamp(done)
 
     def _video_frame(self, frame: VideoFrame) -> None:
         if frame.pts is None:

@@ -154,4 +154,7 @@ def test_feed_analysis_keeps_tags_by_segment_and_time(analyzer: FrameAnalyzer, a
     assert [(s.seq, s.faces) for s in feed.summaries()] == [(1, 0), (2, 0)]
     assert [s.seq for s in feed.summaries(first_seq=2)] == [2]
     assert [s.seq for s in feed.between(1001.0, 1001.6)] == [1]
+    # what the edge follows: tags after the newest it has (None: the newest few)
+    assert [s.seq for s in feed.after(None)] == [1, 2] and [s.seq for s in feed.after(None, limit=1)] == [2]
+    assert [s.seq for s in feed.after(1)] == [2] and feed.after(2) == []
     assert feed.stats() == {"analysed": 5, "late": 0, "refused": 1, "segments": 2, "newest_seq": 2}

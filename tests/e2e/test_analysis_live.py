@@ -1,0 +1,236 @@
+"""Frame analysis on a live pipeline, read with real clients: a feed made from the astronaut
+photograph (her face for 4 s, then 2 s of plain grey, looped) runs with analysis on; the media
+playlists of every rung carry an EXT-X-DATERANGE per analysed segment (X-FACES=1 and "happy"
+where her face is, X-FACES=0 where it is not), which the m3u8 parser, ffprobe and hls.js read;
+/api/analysis answers the same; killing the analyser mid-stream leaves the stream publishing.
+
+A pipeline of its own (`own_cluster`: it runs before the shared one): an analysed feed in the
+shared pipeline would cost every other test a third of a core or more (docs/analysis.md), this
+one costs a minute or two once (most of it starting Ray and the pipeline).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import m3u8
+import pytest
+import requests
+
+pytest.importorskip("ai_edge_litert", reason="the analysis extra is not installed")
+pytest.importorskip("skimage", reason="scikit-image (the analysis extra) is not installed")
+
+from orbitcast.analysis import available  # noqa: E402
+from orbitcast.config import parse_config  # noqa: E402
+from tests.astro import make_astronaut_feed  # noqa: E402
+from tests.conftest import reserved_port  # noqa: E402
+from tests.hls import seq_of, whole_segments  # noqa: E402
+
+pytestmark = [pytest.mark.own_cluster, pytest.mark.e2e]
+if (_why := available()) is not None:
+    pytest.skip(_why, allow_module_level=True)
+
+FEED = "astro"
+RUNGS = ("180p", "90p")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class Pipeline:
+    def __init__(self, pipeline) -> None:
+        self.pipeline = pipeline
+        self.base = pipeline.url.rstrip("/")
+
+    def get(self, path: str, **params: str) -> requests.Response:
+        return requests.get(self.base + path, params=params, timeout=15)
+
+    def playable(self) -> bool:
+        r = self.get("/api/feeds")  # 404 while the Serve apps deploy (in the background at start)
+        feed = {f["feed"]: f for f in r.json()["feeds"]}.get(FEED, {}) if r.status_code == 200 else {}
+        return bool(feed.get("last_segment")) and len(feed.get("renditions", [])) == len(RUNGS)
+
+    def playlist(self, rung: str, **params: str) -> tuple[str, m3u8.M3U8]:
+        r = self.get(f"/live/{FEED}/{rung}/index.m3u8", **params)
+        assert r.status_code == 200, r.text
+        return r.text, m3u8.loads(r.text)
+
+
+@pytest.fixture(scope="module")
+def astro(tmp_path_factory: pytest.TempPathFactory):
+    import ray
+    from ray import serve
+
+    from pipelines.live import start
+    from pipelines.local import init_local_ray
+
+    assert not ray.is_initialized(), "own_cluster: this module must run before the shared Ray starts"
+    tmp = tmp_path_factory.mktemp("analysis-live")
+    clip = make_astronaut_feed(tmp / "astro.mp4")  # 320x180, 10 fps: cheap to transcode and to analyse
+    config = parse_config({
+        "feeds": [{"name": FEED, "source": str(clip), "loop": True, "slate_after": None}],
+        "ladder": {"rungs": [{"name": "180p", "width": 320, "height": 180, "video_bitrate": 250_000},
+                             {"name": "90p", "width": 160, "height": 90, "video_bitrate": 100_000}],
+                   "audio_bitrate": 64_000, "preset": "ultrafast"},
+        "analysis": {"enabled": True, "sample_fps": 2.0},
+        "transcoders": 1,
+        "store": str(tmp / "store"),
+        "threema": {"keys_dir": str(tmp / "keys")},
+        "serve": {"host": "127.0.0.1", "port": reserved_port()},
+        "clock": {"ntp_port": reserved_port()},
+    })
+    init_local_ray(namespace="orbitcast-analysis-test", num_cpus=4, log_to_driver=False)
+    pipeline = start(config)
+    try:
+        live = Pipeline(pipeline)
+        wait_for("the feed in every rung", lambda: live.playable(), timeout=120)
+        yield live
+    finally:
+        pipeline.stop()
+        serve.shutdown()
+        ray.shutdown()
+
+
+def dateranges(pl: m3u8.M3U8) -> dict[int, m3u8.model.DateRange]:
+    """The analysis tags by seq (m3u8 hangs a DATERANGE on the next segment or its first part)."""
+    found = [d for s in pl.segments for d in [*s.dateranges, *(d for p in s.parts for d in p.dateranges)]]
+    out = {int(d.id.removeprefix("expr-")): d for d in found if d.class_ == "org.orbitcast.expression"}
+    assert len(out) == len(found), "an analysis tag twice, or a DATERANGE of another class"
+    return out
+
+
+def attrs(d: m3u8.model.DateRange) -> dict[str, str]:
+    return {k: v.strip('"') for k, v in d.x_client_attrs}
+
+
+def wait_for(what: str, check, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except requests.RequestException as err:  # the Serve apps deploy in the background at start
+            last = err
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {timeout:g} s (last: {last!r})")
+
+
+def test_segments_are_tagged_in_every_rung_where_her_face_is_and_where_it_is_not(astro: Pipeline) -> None:
+    def both_kinds() -> dict | None:
+        tags = dateranges(astro.playlist("180p")[1])
+        kinds = {attrs(d)["x_faces"] for d in tags.values()}
+        return tags if {"0", "1"} <= kinds else None
+
+    wait_for("tags with and without her face", both_kinds)
+    for rung in RUNGS:
+        _, pl = astro.playlist(rung)
+        tags = dateranges(pl)
+        by_seq = {seq_of(s): s for s in whole_segments(pl)}
+        assert tags, rung
+        for seq, d in tags.items():
+            a = attrs(d)
+            # dated as its segment: same program date-time and duration as the segment it tags
+            assert seq in by_seq, f"a tag for seq {seq}, which {rung} does not list as a segment"
+            assert d.start_date == by_seq[seq].program_date_time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            assert d.duration == pytest.approx(by_seq[seq].duration, abs=1e-4)
+            if a["x_faces"] == "1":
+                assert a["x_expression"] == "happy" and 0.5 < float(a["x_confidence"]) <= 1.0, (rung, seq, a)
+            else:
+                assert a == {"x_faces": "0"}, (rung, seq, a)
+    # the rungs carry the same tags for the seqs they both list
+    low, high = dateranges(astro.playlist("90p")[1]), dateranges(astro.playlist("180p")[1])
+    common = set(low) & set(high)
+    assert common and all(attrs(low[s]) == attrs(high[s]) and low[s].start_date == high[s].start_date for s in common)
+
+
+def test_a_delta_update_keeps_the_tags_of_the_segments_it_skips(astro: Pipeline) -> None:
+    def a_delta() -> tuple | None:
+        full = dateranges(astro.playlist("180p")[1])
+        text, delta = astro.playlist("180p", _HLS_skip="YES")
+        return (full, text, delta) if delta.skip and delta.skip.skipped_segments else None
+
+    full, text, delta = wait_for("a delta update", a_delta)
+    skipped = range(delta.media_sequence, delta.media_sequence + delta.skip.skipped_segments)
+    kept = dateranges(delta)
+    assert "CAN-SKIP-DATERANGES" not in text
+    # tags never change, and a tag the full playlist had for a skipped seq is still in the delta
+    in_full = {s for s in full if s in skipped}
+    assert in_full and in_full <= set(kept)
+    assert all(attrs(kept[s]) == attrs(full[s]) for s in in_full)
+
+
+def test_ffprobe_reads_the_tagged_playlists(astro: Pipeline) -> None:
+    out = subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-show_entries", "stream=codec_type,width,height",
+                          f"{astro.base}/live/{FEED}/master.m3u8"], capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()
+    video = {(s["width"], s["height"]) for s in json.loads(out.stdout)["streams"] if s["codec_type"] == "video"}
+    assert video == {(320, 180), (160, 90)}
+
+
+def test_the_api_answers_the_same_tags(astro: Pipeline) -> None:
+    _, pl = astro.playlist("180p")
+    tags = dateranges(pl)
+    r = astro.get(f"/api/analysis/{FEED}")
+    assert r.status_code == 200
+    by_seq = {s["seq"]: s for s in r.json()["segments"]}
+    common = set(tags) & set(by_seq)
+    assert common
+    for seq in common:
+        a, s = attrs(tags[seq]), by_seq[seq]
+        assert str(s["faces"]) == a["x_faces"] and s["program_date_time"] == tags[seq].start_date
+        if s["faces"]:
+            assert s["expression"] == a["x_expression"] == "happy" and s["probabilities"]["happy"] == s["confidence"]
+    assert astro.get(f"/api/analysis/{FEED}", start="not a time").status_code == 400
+    assert astro.get("/api/analysis/nosuchfeed").status_code == 404
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it)")
+def test_the_viewer_page_shows_faces_and_expression_of_the_moment(astro: Pipeline) -> None:
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        try:
+            page = browser.new_page()
+            page.goto(f"{astro.base}/?feed={FEED}")
+            seen: set[str] = set()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not {"faces: 0", "faces: 1"} <= {t.split(",")[0] for t in seen}:
+                text = page.evaluate("() => { const o = document.getElementById('analysis'); return o.hidden ? '' : o.textContent; }")
+                if text:
+                    seen.add(text)
+                time.sleep(0.25)
+        finally:
+            browser.close()
+    faced = [t for t in seen if t.startswith("faces: 1")]
+    assert faced and all(t.startswith("faces: 1, happy (") for t in faced), seen
+    assert "faces: 0" in seen, seen
+
+
+def test_killing_the_analyser_mid_stream_leaves_the_stream_publishing(astro: Pipeline) -> None:
+    import ray
+
+    from actors.analysis import actor_name
+
+    _, pl = astro.playlist("180p")
+    newest_tag = max(dateranges(pl))
+    ray.kill(ray.get_actor(actor_name(FEED)), no_restart=True)
+    killed_at = max(seq_of(s) for s in whole_segments(pl))
+    # the live stream does not notice: segments keep coming, a second each, in every rung
+    time.sleep(5.0)
+    for rung in RUNGS:
+        _, after = astro.playlist(rung)
+        assert max(seq_of(s) for s in whole_segments(after)) >= killed_at + 3, rung
+    # tags already sent stay as they were
+    assert attrs(dateranges(astro.playlist("180p")[1])[newest_tag]) == attrs(dateranges(pl)[newest_tag])
+
+    # the transcoder's link makes a new analyser; tags of later segments come again
+    def new_tags() -> bool:
+        return any(seq > newest_tag + 2 for seq in dateranges(astro.playlist("180p")[1]))
+
+    wait_for("tags from a new analyser", new_tags, timeout=45)
