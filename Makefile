@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # and the SRT relay: Debian's build has libsrt), rtsp-server-perl (the RTSP server of the RTSP pull
 # test; on a host with systemd its package also enables a service on port 554), libsodium23 (the
 # Threema SDK), chromium (the viewer page with hls.js, driven by Playwright), prometheus (scrapes
-# /metrics in tests/e2e/test_metrics.py; with systemd its package also starts one on port 9090). The benchmarks also
+# /metrics in tests/e2e/test_metrics_live.py; with systemd its package also starts one on port 9090). The benchmarks also
 # need wrk and nginx (the viewer path measured against a static server).
 
 # The Debian packages in $$missing: installed when run as root, else named, and make stops.
