@@ -26,7 +26,7 @@ import itertools
 import json
 import posixpath
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -124,6 +124,16 @@ def _hour_covers(path: str, day: str | None, start: datetime, end: datetime | No
     return begins + timedelta(hours=1) > start - timedelta(seconds=MAX_SEGMENT_S) and (end is None or begins < end)
 
 
+def by_feed_and_date(table: pa.Table) -> Iterator[tuple[str, str, pa.Table]]:
+    """(feed, UTC date of the program date-time, its rows) for each Hive partition `table` spans."""
+    dates = pc.strftime(table.column("program_date_time"), format="%Y-%m-%d")
+    keyed = table.append_column("__date", dates)
+    for feed in sorted(set(table.column("feed").to_pylist())):
+        of_feed = keyed.filter(pc.field("feed") == feed)
+        for day in sorted(set(of_feed.column("__date").to_pylist())):
+            yield feed, day, of_feed.filter(pc.field("__date") == day).drop_columns(["__date"])
+
+
 def keep_last(table: pa.Table) -> pa.Table:
     """One row per (rendition, seq), the last one in `table`'s order (a segment made again by
     a transcoder that took its feed over is catalogued twice; the later one is served)."""
@@ -166,15 +176,7 @@ class Catalog:
 
     def _write_partitions(self, table: pa.Table, kind: str) -> list[str]:
         """One file per (feed, date) of `table`'s rows; the paths written."""
-        dates = pc.strftime(table.column("program_date_time"), format="%Y-%m-%d")
-        keyed = table.append_column("__date", dates)
-        written = []
-        for feed in sorted(set(table.column("feed").to_pylist())):
-            of_feed = keyed.filter(pc.field("feed") == feed)
-            for day in sorted(set(of_feed.column("__date").to_pylist())):
-                part = of_feed.filter(pc.field("__date") == day).drop_columns(["__date"])
-                written.append(self._write(self.partition(feed, day), kind, part))
-        return written
+        return [self._write(self.partition(feed, day), kind, part) for feed, day, part in by_feed_and_date(table)]
 
     def _write(self, folder: str, kind: str, table: pa.Table, row_group_size: int | None = None) -> str:
         self.fs.create_dir(folder, recursive=True)

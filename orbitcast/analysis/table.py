@@ -29,6 +29,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ..catalog import by_feed_and_date
 from ..store import Store
 from .results import EXPRESSIONS, SegmentSummary
 
@@ -110,15 +111,10 @@ class AnalysisTable:
             return []
         table = pa.Table.from_pylist(self._rows, schema=SCHEMA)
         self._rows = []
-        days = pc.strftime(table.column("program_date_time"), format="%Y-%m-%d")
-        keyed = table.append_column("__date", days)
         written = []
-        for feed in sorted(set(table.column("feed").to_pylist())):
-            of_feed = keyed.filter(pc.field("feed") == feed)
-            for day in sorted(set(of_feed.column("__date").to_pylist())):
-                part = of_feed.filter(pc.field("__date") == day).drop_columns(["__date"])
-                written.append(self._write(self.partition(feed, day), "part", part))
-                self._fold(feed, day)
+        for feed, day, part in by_feed_and_date(table):
+            written.append(self._write(self.partition(feed, day), "part", part))
+            self._fold(feed, day)
         return written
 
     def _write(self, folder: str, kind: str, table: pa.Table) -> str:

@@ -20,11 +20,10 @@ from ..analysis.results import EXPRESSIONS, SegmentSummary
 from ..analysis.table import summary_of
 from .names import BadName, check_name
 from .playlists import iso_ms
-from .timeshift import BadWindow, parse_instant
+from .timeshift import BadWindow, parse_instant, window_params
 from .window import LiveWindow
 
 DEFAULT_SPAN_S = 60.0
-PARAMS = ("start", "end")
 
 #: (feed, start, end) -> the table's rows overlapping [start, end), by seq
 TableQuery = Callable[[str, datetime, datetime], list[dict[str, Any]]]
@@ -38,12 +37,7 @@ class Answer:
 
 def parse_range(params: Sequence[tuple[str, str]], now: datetime, max_span_s: float) -> tuple[datetime, datetime]:
     """[start, end) from the query; BadWindow (400) when malformed, reversed or too long."""
-    found: dict[str, str] = {}
-    for key, value in params:
-        if key in PARAMS:
-            if key in found:
-                raise BadWindow(f"{key} given twice")
-            found[key] = value
+    found = window_params(params)
     end = parse_instant(found["end"], "end") if "end" in found else now
     start = parse_instant(found["start"], "start") if "start" in found else end - timedelta(seconds=DEFAULT_SPAN_S)
     if end <= start:

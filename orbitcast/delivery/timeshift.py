@@ -84,14 +84,20 @@ def asks_window(params: Sequence[tuple[str, str]]) -> bool:
     return any(k in PARAMS for k, _ in params)
 
 
-def parse_window(params: Sequence[tuple[str, str]], now: datetime, max_span_s: float) -> Window:
-    """The window `params` ask for, checked against `now` and the longest span served."""
+def window_params(params: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """`start` and `end` from a query, each at most once (BadWindow otherwise)."""
     found: dict[str, str] = {}
     for key, value in params:
         if key in PARAMS:
             if key in found:
                 raise BadWindow(f"{key} given twice")
             found[key] = value
+    return found
+
+
+def parse_window(params: Sequence[tuple[str, str]], now: datetime, max_span_s: float) -> Window:
+    """The window `params` ask for, checked against `now` and the longest span served."""
+    found = window_params(params)
     if "start" not in found:
         raise BadWindow("end needs a start")
     start = parse_instant(found["start"], "start")
