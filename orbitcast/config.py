@@ -245,6 +245,11 @@ class OrbitcastConfig(_Strict):
         description="seconds an LL-HLS player stays behind the live edge (PART-HOLD-BACK); default 3 parts",
     )
     live_window: int = Field(default=12, ge=3, le=1000, description="segments listed in a live playlist")
+    dvr_window: float = Field(
+        default=180.0, ge=0, le=6 * 3600,
+        description="seconds a live playlist lists back, for seeking (older than 2 x live_window segments: "
+                    "from the archive); 0 or below live_window: live_window only",
+    )
     store: str = Field(default="./orbitcast-data", description="local folder or pyarrow.fs URI (s3://...)")
     ledger_key: str | None = Field(default=None, description="Ed25519 signing key file of the ledger; default: <store>/ledger/ed25519.key")
     transcoders: int = Field(default=2, ge=1, le=256, description="transcoder pool members")

@@ -27,6 +27,7 @@ class _Durations(Protocol):
     part_duration: float
     part_hold_back: float | None
     live_window: int
+    dvr_window: float
     ladder: _Ladder
 
 
@@ -45,6 +46,10 @@ class PlaylistPolicy:
 
     `keep` > `window` is advisable: 6.2.2 wants a segment fetchable for a while after it left
     the playlist, for players that loaded the playlist just before it slid.
+
+    `dvr` (the DVR window, in segments): when larger than `window`, a live playlist lists that
+    many, so that players can seek back; the window keeps only their listing (duration, date),
+    and a segment older than `keep` is served from the archive (docs/delivery.md).
     """
 
     segment_duration: float
@@ -54,6 +59,7 @@ class PlaylistPolicy:
     keep: int
     parts_per_segment: int
     skip: bool = True
+    dvr: int = 0
 
     def __post_init__(self) -> None:
         d = self.segment_duration
@@ -69,8 +75,15 @@ class PlaylistPolicy:
             raise ValueError("window must list at least 3 segments and 3 target durations")
         if self.keep < self.window:
             raise ValueError("keep must be >= window: every listed segment must be fetchable")
+        if self.dvr < 0:
+            raise ValueError("dvr must be >= 0 segments")
         if not 1 <= self.parts_per_segment <= MAX_PART_INDEX:
             raise ValueError(f"parts_per_segment must be in 1..{MAX_PART_INDEX}")
+
+    @property
+    def listed(self) -> int:
+        """How many complete segments (gaps included) a live playlist lists."""
+        return max(self.window, self.dvr)
 
     @property
     def target_duration(self) -> int:
@@ -139,4 +152,5 @@ def policy_of(config: "_Durations") -> PlaylistPolicy:
         window=config.live_window,
         keep=2 * config.live_window,
         parts_per_segment=parts_per_segment(config.segment_duration, config.part_duration),
+        dvr=math.ceil(config.dvr_window / config.segment_duration - 1e-9) if config.dvr_window > 0 else 0,
     )

@@ -20,6 +20,7 @@ never changes, and is dropped with the segment it describes.
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -72,6 +73,20 @@ class FloorUpdate:
 
 
 @dataclass(frozen=True)
+class ListedUpdate:
+    """Only in snapshots: a closed seq of the DVR window whose media has left `keep` (only its
+    listing is kept; its bytes come from the archive). A replica that joins late lists it the
+    same, rather than as a gap."""
+
+    feed: str
+    rendition: str
+    seq: int
+    duration: float
+    start: float
+    program_date_time: datetime
+
+
+@dataclass(frozen=True)
 class TagUpdate:
     """The analysis stage's summary of one segment of `feed` (every rendition: seq is the
     segment's, and the rungs are cut together)."""
@@ -80,7 +95,7 @@ class TagUpdate:
     summary: AnalysisSummary
 
 
-Update = InitUpdate | PartUpdate | SegmentUpdate | FloorUpdate | TagUpdate
+Update = InitUpdate | PartUpdate | SegmentUpdate | FloorUpdate | ListedUpdate | TagUpdate
 
 
 @dataclass(frozen=True)
@@ -176,6 +191,8 @@ class LiveWindow:
             return self._set_floor(update.feed, update.rendition, update.seq)
         if isinstance(update, TagUpdate):
             return self.set_tag(update.feed, update.summary)
+        if isinstance(update, ListedUpdate):
+            return self._set_listed(update)
         raise TypeError(f"not a window update: {type(update).__name__}")
 
     def set_init(self, feed: str, info: RenditionInfo, init: bytes) -> bool:
@@ -230,8 +247,8 @@ class LiveWindow:
             return False
         tags[summary.seq] = summary
         # Tags may come before their segment (a rendition behind, an edge that restarted): the
-        # newest `keep` seqs are held however far the renditions are; older ones go.
-        limit = self.policy.keep + 16
+        # newest seqs a playlist can list are held however far the renditions are; older ones go.
+        limit = self._tag_span() + 16
         if len(tags) > limit:
             for seq in sorted(tags)[:len(tags) - limit]:
                 del tags[seq]
@@ -241,9 +258,13 @@ class LiveWindow:
     def tag(self, feed: str, seq: int) -> AnalysisSummary | None:
         return self._tags.get(feed, {}).get(seq)
 
+    def _tag_span(self) -> int:
+        return max(self.policy.keep, self.policy.listed)
+
     def _tag_floor(self, feed: str) -> int:
         """Tags of seqs under this are of no use: every rendition dropped their segments."""
-        lows = [t.last_closed() - self.policy.keep + 1 for t in self._feeds.get(feed, {}).values() if t.newest is not None]
+        span = self._tag_span()
+        lows = [t.last_closed() - span + 1 for t in self._feeds.get(feed, {}).values() if t.newest is not None]
         return min(lows) if lows else 0
 
     def _prune_tags(self, feed: str) -> None:
@@ -306,6 +327,21 @@ class LiveWindow:
             self.mismatches += 1
         slot.data, slot.segment = seg.data, seg
 
+    def _set_listed(self, u: ListedUpdate) -> bool:
+        """A snapshot's listing of a DVR seq whose media is gone: taken only where this window
+        has nothing for that seq yet (or lists it as a gap) and would still list it."""
+        track = self._get(u.feed, u.rendition)
+        if u.seq < 0 or not (math.isfinite(u.duration) and u.duration > 0):
+            return False
+        if track is not None and (u.seq in track.slots or (track.floor is not None and u.seq < track.floor)
+                                  or (track.newest is not None and u.seq < track.last_closed() - self.policy.listed + 1)):
+            return False
+        track = track or self._create(u.feed, u.rendition)
+        self._reach(track, u.seq)
+        track.slots[u.seq] = _Slot(listed=_Listed(u.duration, u.start, u.program_date_time, 0, False))
+        self._written(u.feed, track)
+        return True
+
     def _set_floor(self, feed: str, rendition: str, seq: int) -> bool:
         track = self._get(feed, rendition)
         if seq < 0 or (track is not None and (track.floor is not None or track.newest is not None)):
@@ -321,14 +357,18 @@ class LiveWindow:
         self._touch(feed)
 
     def _prune(self, track: _Track) -> None:
-        """Segment bytes stay for `keep` seqs, part bytes for `part_keep` (6.2.2)."""
+        """Segment bytes stay for `keep` seqs, part bytes for `part_keep` (6.2.2); the listing
+        of a closed seq as long as the playlist lists it (the DVR window)."""
         last = track.last_closed()
         keep_low = last - self.policy.keep + 1
         part_low = last - self.policy.part_keep + 1
+        listed_low = last - self.policy.listed + 1
         for seq in [s for s in track.slots if s < keep_low]:
             slot = track.slots[seq]
             slot.data = slot.segment = None
-            if seq < part_low or not slot.parts:
+            if seq < part_low:
+                slot.parts = {}
+            if not slot.parts and (seq < listed_low or slot.listed is None):
                 del track.slots[seq]
 
     def _touch(self, feed: str) -> None:
@@ -355,21 +395,26 @@ class LiveWindow:
                     out.append(FloorUpdate(feed, track.name, track.floor))
                 if track.info is not None and track.init is not None:
                     out.append(InitUpdate(feed, track.info, track.init))
-        for tracks in self._feeds.values():
+        for feed, tracks in self._feeds.items():
             for track in tracks.values():
-                out.extend(self._media_updates(track))
+                out.extend(self._media_updates(feed, track))
         for feed, tags in self._tags.items():  # after the media: a tag's floor is the media's
             out.extend(TagUpdate(feed, tags[seq]) for seq in sorted(tags))
         return out
 
     @staticmethod
-    def _media_updates(track: _Track) -> list[Update]:
+    def _media_updates(feed: str, track: _Track) -> list[Update]:
         """Per seq ascending: its parts, then its segment. A segment that confirmed a seq closed
         from its parts goes after the next seq's first write, which is what closed it."""
         out: list[Update] = []
         pending: list[Update] = []
         for seq in sorted(track.slots):
             slot = track.slots[seq]
+            if slot.listed is not None and not slot.parts and slot.segment is None:
+                # a DVR seq whose media left the window: its listing alone
+                lst = slot.listed
+                out.append(ListedUpdate(feed, track.name, seq, lst.duration, lst.start, lst.program_date_time))
+                continue
             events: list[Update] = [PartUpdate(slot.parts[i]) for i in sorted(slot.parts)]
             confirm = slot.segment is not None and slot.listed is not None and slot.listed.from_parts
             if slot.segment is not None and not confirm:
@@ -507,7 +552,7 @@ class LiveWindow:
     def _first(self, track: _Track) -> int:
         """MEDIA-SEQUENCE: never below the first seq taken, and never decreasing."""
         assert track.floor is not None
-        return max(track.floor, track.last_closed() - self.policy.window + 1)
+        return max(track.floor, track.last_closed() - self.policy.listed + 1)
 
     def _edge(self, track: _Track) -> LiveEdge:
         assert track.newest is not None

@@ -169,3 +169,31 @@ def test_the_packagers_upkeep_folds_the_catalog_while_the_feed_runs(live):
     gaps = [int(s.uri.split(".")[0]) for s in pl.segments if s.gap_tag]
     assert listed and set(listed) <= after and not set(gaps) & after
     assert set(range(listed[0], listed[-1] + 1)) & after == set(listed)  # every catalogued seq in the range
+
+
+def test_the_live_playlist_lists_a_dvr_window_older_segments_from_the_archive(live, tmp_path):
+    """`dvr_window`: the live playlist lists back further than the replica keeps bytes; a
+    player that seeks back to a segment older than that gets it (opened from the archive) and
+    it decodes after its init segment."""
+    keep = 2 * live.config.live_window  # what the window keeps in memory (policy_of)
+    d = live.config.segment_duration
+    live.wait_media(FEED, (keep + 6) * d, timeout=180)
+    path = f"/live/{FEED}/360p/index.m3u8"
+    r = live.get(path)
+    assert r.status_code == 200
+    pl = m3u8.loads(r.text)
+    complete = [s for s in pl.segments if s.uri and not s.gap_tag]
+    assert len(pl.segments) > keep and len(complete) > keep  # past what the window holds
+    oldest = complete[-(keep + 2)]  # one the replica no longer holds (keep counts back from the last)
+    got = live.get(f"/live/{FEED}/360p/{oldest.uri}")
+    assert got.status_code == 200 and "immutable" in got.headers["cache-control"]
+    init = live.get(urljoin(path, pl.segment_map[0].uri))
+    assert init.status_code == 200
+    clip = tmp_path / "oldest.mp4"
+    clip.write_bytes(init.content + got.content)
+    _, frames = decode(str(clip))  # no decode error
+    assert frames > 0
+    # the same segment as a time-shift range names it: the archive and the DVR listing agree
+    start = oldest.current_program_date_time
+    shifted = m3u8.loads(live.get(f"{path}?{urlencode({'start': iso_ms(start), 'end': iso_ms(start + timedelta(seconds=d))})}").text)
+    assert oldest.uri in [s.uri for s in shifted.segments]

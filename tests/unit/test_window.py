@@ -18,6 +18,7 @@ from orbitcast.delivery.policy import PlaylistPolicy
 from orbitcast.delivery.window import (
     FloorUpdate,
     InitUpdate,
+    ListedUpdate,
     LiveWindow,
     PartUpdate,
     SegmentUpdate,
@@ -420,6 +421,48 @@ def test_keep_horizon() -> None:
     assert w.segment_bytes("iss", "360p", last + 1 - POLICY.keep) is None
 
 
+def test_the_dvr_window_lists_back_past_keep_with_the_same_tags() -> None:
+    dvr = PlaylistPolicy(D, PD, 3 * PD, window=4, keep=6, parts_per_segment=PPS, dvr=10)
+    w = window(dvr)
+    seen: dict[int, tuple] = {}
+    for seq in range(S, S + 20):
+        put(w, seq)
+        assert w.add_segment(whole(seq))
+        for s in parsed(w).segments:
+            msn = int(s.uri.split(".")[0])
+            tags = (s.duration, s.program_date_time)
+            assert seen.setdefault(msn, tags) == tags  # a listing kept past keep never changes
+    pl = parsed(w)
+    msns = [msn for msn, _, _ in listed(pl)]
+    assert msns == list(range(S + 10, S + 20)) and pl.media_sequence == S + 10
+    assert not any(gap for _, _, gap in listed(pl))
+    # bytes only within keep: the older ones are the archive's (live_http falls back to it)
+    assert [m for m in msns if w.segment_bytes("iss", "360p", m) is not None] == list(range(S + 14, S + 20))
+    # a delta update skips the DVR part: a low-latency player's reload stays small
+    delta = parsed(w, skip=True)
+    assert delta.skip is not None and delta.skip.skipped_segments == 10 - 7
+    assert listed(delta)[-1][0] == S + 19
+
+
+def test_a_dvr_window_smaller_than_the_live_window_changes_nothing() -> None:
+    small = PlaylistPolicy(D, PD, 3 * PD, window=4, keep=6, parts_per_segment=PPS, dvr=2)
+    a, b = window(small), window()
+    for seq in range(S, S + 9):
+        put(a, seq)
+        put(b, seq)
+    assert a.media("iss", "360p") == b.media("iss", "360p")
+
+
+def test_a_listed_update_never_overwrites_media() -> None:
+    w = window(PlaylistPolicy(D, PD, 3 * PD, window=4, keep=6, parts_per_segment=PPS, dvr=10))
+    for seq in range(S, S + 3):
+        put(w, seq)
+    before = w.media("iss", "360p")
+    assert not w.apply(ListedUpdate("iss", "360p", S + 1, 9.0, 0.0, T0))  # it has media: kept
+    assert not w.apply(ListedUpdate("iss", "360p", S + 1, -1.0, 0.0, T0))
+    assert w.media("iss", "360p") == before
+
+
 def test_every_listed_segment_and_part_is_fetchable() -> None:
     w = window()
     for seq in range(S, S + 15):
@@ -643,9 +686,9 @@ def test_a_segment_with_one_part_more_than_usual() -> None:
 
 
 # -- snapshots ---------------------------------------------------------------------------------
-def busy_window() -> LiveWindow:
+def busy_window(dvr: int = 0) -> LiveWindow:
     """Two feeds, three renditions, gaps, mismatches, closes from parts, confirmations, pruning."""
-    policy = PlaylistPolicy(D, PD, 3 * PD, window=9, keep=11, parts_per_segment=PPS)
+    policy = PlaylistPolicy(D, PD, 3 * PD, window=9, keep=11, parts_per_segment=PPS, dvr=dvr)
     w = window(policy, renditions=("360p", "720p"))
     w.set_init("other", info("360p"), b"init-other")
     rng = random.Random(11)
@@ -735,6 +778,15 @@ def test_snapshot_keeps_the_gaps_at_the_head_of_the_window() -> None:
     assert w.segment_bytes("iss", "360p", S + 2) is None  # pruned
     snapshot = w.snapshot()
     assert FloorUpdate("iss", "360p", S) in snapshot
+    assert_same(w, rebuilt(w))
+
+
+def test_snapshot_carries_the_dvr_listing_beyond_keep() -> None:
+    w = busy_window(dvr=20)
+    snapshot = w.snapshot()
+    assert any(isinstance(u, ListedUpdate) for u in snapshot)
+    full = w.media("iss", "360p") or ""
+    assert f"{S + 4}.m4s" in full and w.segment_bytes("iss", "360p", S + 4) is None  # listed, bytes gone
     assert_same(w, rebuilt(w))
 
 
