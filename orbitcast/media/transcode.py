@@ -27,6 +27,7 @@ from ..config import LadderConfig, Rung
 from ..segment import Part, Segment
 from .audio import MAX_AUDIO_LAG, LadderAudio
 from .boundaries import segment_index
+from .deinterlace import Deinterlacer
 from .fmp4 import Fragment, FragmentSplitter, codecs_string
 from .signal_health import HOLD_S, NO_SIGNAL, SignalHealth
 from .units import FeedStreams, MediaUnit, StreamInfo
@@ -178,6 +179,7 @@ class LiveTranscoder:
         self._audio = LadderAudio(ladder.audio_bitrate)
         self._outputs = [_RungOutput(r, self.fps, part_duration, ladder.preset, self._audio.encoder) for r in ladder.rungs]
         self._reformatters = [VideoReformatter() for _ in ladder.rungs]
+        self._deinterlace = Deinterlacer(TIME_BASE)  # only interlaced pictures enter it
         self._current_seq: int | None = None
         self._capture_offset = 0.0  # wall clock minus media time, from the newest unit
         self._pdt: dict[int, float] = {}  # seq -> capture time of its first frame
@@ -233,6 +235,8 @@ class LiveTranscoder:
         try:
             for frame in self._vdec.decode(None):
                 self._video_frame(frame)
+            for frame in self._deinterlace.flush():
+                self._picture(frame)
             if self._adec is not None:
                 for aframe in self._adec.decode(None):
                     self._audio_frame(aframe)
@@ -288,6 +292,10 @@ class LiveTranscoder:
     def _video_frame(self, frame: VideoFrame) -> None:
         if frame.pts is None:
             return
+        for picture in self._deinterlace.push(frame):
+            self._picture(picture)
+
+    def _picture(self, frame: VideoFrame) -> None:
         t = float(frame.pts * TIME_BASE)
         if self._last_video_time is not None and t - self._last_video_time < self._min_frame_gap:
             return  # above the output rate (or a repeated timestamp): drop
