@@ -210,14 +210,17 @@ class Delivery:
         self.viewer_auth = config.serve.viewer_auth
         self.max_held_per_client = config.serve.max_held_per_client
         self.state = ReplicaState(policy_of(config))
-        # time-shift playlists from a catalog query here (in a thread), media from the edge
+        analysed = [f.name for f in config.feeds if config.analysis.covers(f.name)]
+        tag_rows = AnalysisTable(Store(config.store)).query
+        # time-shift playlists from a catalog query here (in a thread), media from the edge,
+        # the analysis tags of analysed feeds from the analysis table
         self.timeshift = Timeshift(self.state.window, catalog_rows(Catalog(Store(config.store))), EdgeArchive(edge),
-                                   config.segment_duration, config.archive.timeshift_max_span_s, time.time)
+                                   config.segment_duration, config.archive.timeshift_max_span_s, time.time,
+                                   tag_rows, analysed)
         # analysis tags: near the live edge from the window, older ones from the analysis table
-        self.analysis = AnalysisAPI(self.state.window, AnalysisTable(Store(config.store)).query,
+        self.analysis = AnalysisAPI(self.state.window, tag_rows,
                                     [f.name for f in config.feeds],
-                                    [f.name for f in config.feeds if config.analysis.covers(f.name)],
-                                    config.archive.timeshift_max_span_s, time.time)
+                                    analysed, config.archive.timeshift_max_span_s, time.time)
         # The constructor runs on the replica's event loop: follow the edge from there.
         self._follower = asyncio.get_running_loop().create_task(self._follow())
         # requests, viewers (CMCD), part hops: reported to the metrics hub; GET /metrics

@@ -16,6 +16,10 @@ A seq missing between two listed ones is an `EXT-X-GAP` segment (4.4.4.7), dated
 media would have been; where the encoding sequence changes (another init segment, or media
 timestamps that jump against the seqs: a restart) an `EXT-X-DISCONTINUITY` (4.4.4.3) is
 written instead, with the new `EXT-X-MAP`.
+
+Segments of an analysed feed carry the analysis stage's `EXT-X-DATERANGE` as the live playlist
+wrote it (docs/analysis.md): from the analysis table beside the catalog, and from the replica's
+window near the live edge.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import asyncio
 import bisect
 import math
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import NamedTuple, Protocol
@@ -34,7 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .names import BadName, init_uri, segment_name
-from .playlists import HLS_VERSION, iso_ms, master_playlist
+from ..analysis.table import summary_of
+from .playlists import HLS_VERSION, ExpressionTag, SegmentLine, daterange, iso_ms, master_playlist
 from .window import LiveWindow
 
 PARAMS = ("start", "end")
@@ -157,9 +162,11 @@ def master(renditions: Sequence, window: Window) -> str:
                    for line in text.splitlines())
 
 
-def media(rows: Sequence[Listed], window: Window, segment_duration: float, fallback_init: str | None) -> str:
+def media(rows: Sequence[Listed], window: Window, segment_duration: float, fallback_init: str | None,
+          tags: dict[int, ExpressionTag] | None = None) -> str:
     """A VOD (window with an end) or EVENT media playlist of `rows` (by seq, one per seq).
-    Rows before the first one with a known init take `fallback_init` (the live one)."""
+    Rows before the first one with a known init take `fallback_init` (the live one). `tags`:
+    the analysis stage's, by seq, each written as the segment's DATERANGE."""
     d = segment_duration
     target = max(math.ceil(d - 1e-3), *(round(r.duration) for r in rows)) if rows else math.ceil(d - 1e-3)
     out = [
@@ -194,6 +201,8 @@ def media(rows: Sequence[Listed], window: Window, segment_duration: float, fallb
                     append(f"#EXTINF:{d:.5f},")
                     append(segment_name(seq))
         tag = init
+        if tags and (found := tags.get(r.seq)) is not None:
+            append(daterange(SegmentLine(r.seq, r.duration, r.program_date_time, tag=found)) or "")
         append(f"#EXT-X-PROGRAM-DATE-TIME:{r.pdt_text or _iso(r.pdt_ms)}")
         line = extinf.get(r.duration)
         if line is None:
@@ -233,6 +242,8 @@ class ArchiveAccess(Protocol):
 
 #: (feed, rendition or None, start, end) -> catalogued rows overlapping [start, end), by seq
 RowQuery = Callable[[str, str | None, datetime, datetime], list[Listed]]
+#: (feed, start, end) -> the analysis table's rows overlapping [start, end) (AnalysisTable.query)
+TagRows = Callable[[str, datetime, datetime], list[dict]]
 
 
 @dataclass(frozen=True)
@@ -247,8 +258,12 @@ class Timeshift:
     read Parquet files), live rows from the replica's window, media from `archive`."""
 
     def __init__(self, window: LiveWindow, rows: RowQuery, archive: ArchiveAccess | None,
-                 segment_duration: float, max_span_s: float, clock: Callable[[], float]) -> None:
+                 segment_duration: float, max_span_s: float, clock: Callable[[], float],
+                 tag_rows: TagRows | None = None, analysed: Collection[str] = ()) -> None:
         self.window = window
+        # the analysis stage's tags, for the feeds it analyses
+        self.tag_rows = tag_rows
+        self.analysed = set(analysed)
         self.rows = rows
         self.archive = archive
         self.segment_duration = segment_duration
@@ -288,10 +303,24 @@ class Timeshift:
         fallback = self.window.init_tag(feed, rendition)
         if fallback is None and not any(r.init for r in rows):
             return Answer(404, b"no init segment for that range\n")
-        text = media(rows, w, self.segment_duration, fallback)
+        tags = await self._tags(feed, w) if feed in self.analysed else None
+        text = media(rows, w, self.segment_duration, fallback, tags)
         # Final once the live edge has passed the end: nothing more can join the range.
         final = w.end is not None and (not live or live[-1].end_ms >= _ms(w.end))
         return Answer(200, text.encode(), final=final)
+
+    async def _tags(self, feed: str, w: Window) -> dict[int, ExpressionTag]:
+        """Tags by seq for the window: the table's, then the live window's over them (what the
+        live playlist lists; the table gets a tag 0.5-1.5 s and a flush after its segment)."""
+        out: dict[int, ExpressionTag] = {}
+        if self.tag_rows is not None:
+            end = w.end or datetime.fromtimestamp(self.clock(), tz=timezone.utc)
+            for row in await asyncio.to_thread(self.tag_rows, feed, w.start, end):
+                s = summary_of(row)
+                out[s.seq] = ExpressionTag(s.faces, s.expression, s.confidence)
+        for s, _ in self.window.tagged(feed):
+            out[s.seq] = ExpressionTag(s.faces, s.expression, s.confidence)
+        return out
 
     async def segment(self, feed: str, rendition: str, seq: int) -> bytes | None:
         if self.archive is None:

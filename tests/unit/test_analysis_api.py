@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import json
 
+import m3u8
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,9 +19,10 @@ from hypothesis import strategies as st
 from deployments.delivery import pages
 from orbitcast.analysis.table import AnalysisTable
 from orbitcast.delivery.analysis_api import DEFAULT_SPAN_S, AnalysisAPI, parse_range
-from orbitcast.delivery.timeshift import BadWindow
+from orbitcast.delivery.playlists import iso_ms
+from orbitcast.delivery.timeshift import BadWindow, Listed, Timeshift
 from orbitcast.store import Store
-from tests.unit.test_playlists_daterange import BASE, empty, feed, happy, window, when
+from tests.unit.test_playlists_daterange import BASE, attrs, empty, feed, happy, window, when
 
 NOW = BASE + 40.0  # the live window holds BASE+20.. (keep 14); the table the older ones
 
@@ -146,3 +148,32 @@ def test_any_query_gets_an_answer_never_an_exception(params: list[tuple[str, str
     assert answer.status in (200, 400, 404), (params, name, answer.body)
     assert answer.status == 200 or set(answer.body) == {"error"}
     json.dumps(answer.body)  # always JSON
+
+
+def test_time_shift_playlists_carry_the_tags_of_an_analysed_feed(tmp_path: Path) -> None:
+    """A time-shift range lists each segment's DATERANGE as the live playlist did: the table's
+    for old seqs, the window's near the edge; a feed not analysed gets none."""
+    a = api(tmp_path)
+    w = a.window
+    # catalog rows for every seq of the range (what the packager writes beside the table)
+    rows = [Listed.at(seq, float(seq), 1.0, datetime.fromtimestamp(seq, tz=timezone.utc), None)
+            for seq in range(BASE, BASE + 38)]
+
+    def catalog(feed, rendition, start, end):  # noqa: ANN001, ANN202 - a RowQuery
+        return [r for r in rows if start.timestamp() * 1000 <= r.pdt_ms < end.timestamp() * 1000]
+
+    def answer(analysed: list[str]) -> str:
+        ts = Timeshift(w, catalog, None, 1.0, 3600.0, lambda: NOW, a.table, analysed)
+        got = asyncio.run(ts.media("iss", "360p", [("start", str(BASE + 10)), ("end", str(BASE + 36))]))
+        assert got.status == 200
+        return got.body.decode()
+
+    text = answer(["iss"])
+    pl = m3u8.loads(text)
+    ranges = {int(d.id.removeprefix("expr-")): d for s in pl.segments for d in s.dateranges}
+    assert sorted(ranges) == list(range(BASE + 10, BASE + 36))  # one per segment, table and window
+    assert attrs(ranges[BASE + 30]) == {"x_faces": "1", "x_expression": '"happy"', "x_confidence": "0.912"}  # the window's
+    assert attrs(ranges[BASE + 12]) == {"x_faces": "0"}  # the table's
+    seg30 = next(s for s in pl.segments if s.uri == f"{BASE + 30}.m4s")
+    assert ranges[BASE + 30].start_date == iso_ms(seg30.current_program_date_time)
+    assert "#EXT-X-DATERANGE" not in answer([])
