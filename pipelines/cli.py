@@ -71,6 +71,12 @@ def _receive(args: argparse.Namespace) -> int:
     return receive_run(args)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pipelines.export_cli import run as export_run
+
+    return export_run(args)
+
+
 def _token(args: argparse.Namespace) -> int:
     import time
 
@@ -195,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     receive_arguments(receive)
     receive.set_defaults(func=_receive)
+    export = sub.add_parser("export", help="a clip of a feed's archive as one MP4, by stream copy from the certified "
+                                           "segments (orbitcast verify --recording proves it); docs/archive.md")
+    from pipelines.export_cli import add_arguments as export_arguments
+
+    export_arguments(export)
+    export.set_defaults(func=_export)
     token = sub.add_parser("token", help="a signed viewer URL for a feed (serve.viewer_auth in the config)")
     token.add_argument("feed")
     token.add_argument("--config", required=True, help="orbitcast.yaml with serve.viewer_auth.keys")

@@ -3,6 +3,9 @@
     orbitcast verify http://HOST:PORT/live/iss/master.m3u8 [--pubkey HEX] [--known-ledgers FILE]
     orbitcast verify --recording iss.mp4 --ledger http://HOST:PORT/ledger/iss [--pubkey HEX]
 
+A recording is a file of `orbitcast receive` (matched by bytes, `recording_match`) or a clip of
+`orbitcast export` (its MP4 comment says so; matched by samples, `clip_match`).
+
 The checks are `orbitcast.ledger.verify` (pure functions with the HTTP injected) and the key
 pinning is `orbitcast.ledger.known_keys`; this module is only the transport (urllib from the
 standard library, so the CLI needs no extra package), the table and the exit status: 0 when
@@ -34,7 +37,12 @@ USER_AGENT = "orbitcast-verify/1"
 
 
 class FetchError(RuntimeError):
-    """A non-2xx answer or a transport failure; the message becomes the table's reason."""
+    """A non-2xx answer or a transport failure; the message becomes the table's reason.
+    `status`: the HTTP status of an answer (None when there was none)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def fetch(url: str) -> bytes:
@@ -49,7 +57,7 @@ def fetch(url: str) -> bytes:
             body = json.loads(body).get("error", body)
         except (ValueError, AttributeError):
             pass
-        raise FetchError(f"HTTP {e.code} from {url}: {body}") from None
+        raise FetchError(f"HTTP {e.code} from {url}: {body}", e.code) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise FetchError(f"cannot reach {url}: {reason}") from None
@@ -152,11 +160,21 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"orbitcast verify: cannot read {args.recording}: {e.strerror or e}", file=sys.stderr)
             return 2
+        from orbitcast.ledger.clip_match import ClipTagError, clip_tag_of, verify_clip  # PyAV: only for files
+
+        try:
+            clip = clip_tag_of(data)  # a clip from `orbitcast export`: proven by its samples
+        except ClipTagError as e:
+            print(f"orbitcast verify: {args.recording}: {e}", file=sys.stderr)
+            return 1
         trusted = _trusted_key(args, base.rsplit("/", 1)[0])
         if isinstance(trusted, int):
             return trusted
         key, key_note = trusted
-        report = verify_recording_url(data, base, fetch, key, args.rendition)
+        if clip is not None:
+            report = verify_clip(data, clip, base, fetch, key)
+        else:
+            report = verify_recording_url(data, base, fetch, key, args.rendition)
     else:
         if not args.url:
             print("orbitcast verify: give a master playlist URL, or --recording FILE --ledger URL", file=sys.stderr)
@@ -179,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", nargs="?", help="master (or media) playlist URL, e.g. http://127.0.0.1:8000/live/iss/master.m3u8")
-    parser.add_argument("--recording", metavar="FILE", help="a file written by `orbitcast receive` (init + segments of one rendition)")
+    parser.add_argument("--recording", metavar="FILE", help="a file written by `orbitcast receive` (init + segments of one rendition) "
+                                                           "or a clip written by `orbitcast export`")
     parser.add_argument("--ledger", metavar="URL", help="the feed's ledger, http://HOST:PORT/ledger/FEED (default for a playlist: same host)")
     parser.add_argument("--feed", help="the feed, when --ledger gives only http://HOST:PORT/ledger")
     parser.add_argument("--rendition", help="recording: the rendition it holds (default: found from its first segment)")

@@ -20,6 +20,7 @@ class Report:
     results: list[SegmentResult] = field(default_factory=list)
     head: SignedTreeHead | None = None
     fatal: str = ""  # set when nothing could be checked (no trusted head)
+    notes: list[str] = field(default_factory=list)  # what was proven beyond segments (a clip's samples)
 
     @property
     def ok(self) -> bool:
@@ -38,6 +39,7 @@ class Report:
         lines = [f"{a.ljust(width)}  {b}" for a, b in rows]
         if self.fatal:
             lines.append(f"FATAL: {self.fatal}")
+        lines += self.notes
         passed = sum(r.ok for r in self.results)
         lines.append(f"{passed}/{len(self.results)} segments verified")
         return "\n".join(lines)
