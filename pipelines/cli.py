@@ -152,6 +152,15 @@ def _playtest(args: argparse.Namespace) -> int:
         return 2
 
     static = Path(deployments.__file__).parent / "static"  # the viewer page: its hls.js copy and settings
+    quality = None
+    if args.quality:
+        from orbitcast.quality import QualityError, load_quality
+
+        try:
+            quality = load_quality(args.quality)
+        except QualityError as err:
+            print(f"orbitcast playtest: --quality {err}", file=sys.stderr)
+            return 2
     browsers = args.browsers if args.browsers is not None else len([p for p in (args.profiles or "").split(",") if p.strip()])
     try:
         setup = None
@@ -162,7 +171,8 @@ def _playtest(args: argparse.Namespace) -> int:
             url=args.url, seconds=args.seconds, viewers=args.viewers, browsers=browsers, profiles=args.profiles,
             out=Path(args.out), max_stall_ratio=args.max_stall_ratio, max_latency=args.max_latency, ramp=args.ramp,
             viewer=ViewerOptions(preload_hints=not args.no_preload_hints, log_requests=args.request_log),
-            browser=setup, audio_kbps=args.audio_kbps, progress=lambda line: print(line, file=sys.stderr, flush=True))
+            browser=setup, audio_kbps=args.audio_kbps, quality=quality,
+            progress=lambda line: print(line, file=sys.stderr, flush=True))
         report = run_playtest(options)
     except PlaytestError as err:
         print(f"orbitcast playtest: {err}", file=sys.stderr)
@@ -173,6 +183,34 @@ def _playtest(args: argparse.Namespace) -> int:
     print(table(report))
     print(f"wrote {options.report_path} and {options.report_path.with_name(report['files']['html'])}", file=sys.stderr)
     return 0 if report["budget"]["passed"] else 1
+
+
+def _quality(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from orbitcast.quality import QualityError, measure, text_table
+
+    try:
+        config = load_config(args.config)
+        result = measure(config, args.feed, args.seconds, source=args.source, ffmpeg=args.ffmpeg,
+                         keep=Path(args.keep) if args.keep else None,
+                         progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except (ConfigError, QualityError) as err:
+        print(f"orbitcast quality: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # --keep where nothing can be written, a full disk
+        print(f"orbitcast quality: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
+        return 2
+    print(text_table(result))
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(result, indent=1))
+        except OSError as err:
+            print(f"orbitcast quality: cannot write {args.json}: {err.strerror or err}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,7 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     playtest.add_argument("--audio-kbps", type=float, default=128.0,
                           help="audio bitrate for the P.1203 inputs (playlists do not state it; default %(default)s)")
     playtest.add_argument("--chromium", default=None, help="the Chromium binary (default: chromium on PATH)")
+    playtest.add_argument("--quality", default=None, metavar="FILE.json",
+                          help="the JSON of `orbitcast quality --json`: a picture-quality table in the report, and "
+                               "the VMAF each player watched")
     playtest.set_defaults(func=_playtest)
+    quality = sub.add_parser("quality", help="VMAF, PSNR and SSIM of every rung against the feed's source, over a "
+                                             "window encoded as the live pipeline does (docs/quality.md)")
+    quality.add_argument("feed", help="a feed of the config, e.g. iss")
+    quality.add_argument("--config", default=None, help="orbitcast.yaml (default: built-in demo settings)")
+    quality.add_argument("--seconds", type=float, default=10.0, help="length of the window (default %(default)s)")
+    quality.add_argument("--source", default=None, help="measure this source instead of the feed's (its ladder stays)")
+    quality.add_argument("--json", default=None, help="also write the results here (for orbitcast playtest --quality)")
+    quality.add_argument("--keep", default=None, help="keep the reference, the rung files and libvmaf's logs in this folder")
+    quality.add_argument("--ffmpeg", default=None,
+                         help="an ffmpeg with libvmaf (default: imageio-ffmpeg's, or $IMAGEIO_FFMPEG_EXE)")
+    quality.set_defaults(func=_quality)
     return parser
 
 

@@ -215,6 +215,10 @@ def write_html(report: dict[str, Any], path: Path, plots: list[Path]) -> Path:
     out.append("</table>")
     for p in plots:
         out.append(f"<h2>{e(p.stem)}</h2><img src='{e(p.name)}' alt='{e(p.stem)}'>")
+    if report.get("quality"):
+        from ..quality import html_section
+
+        out.append(html_section(report["quality"]))
     out.append("<h2>Sessions</h2><table><tr><th>id</th><th>kind</th><th>profile</th><th>joined s</th><th>startup s</th>"
                "<th>stalls</th><th>stalled s</th><th>latency p50 / p95 s</th><th>main rendition</th><th>switches</th>"
                "<th>bytes</th><th>media requests</th><th>errors</th><th>note</th></tr>")

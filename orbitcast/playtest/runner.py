@@ -51,6 +51,7 @@ class PlaytestOptions:
     viewer: ViewerOptions = field(default_factory=ViewerOptions)
     browser: BrowserSetup | None = None  # needed when browsers > 0
     audio_kbps: float = 128.0  # for the P.1203 inputs (orbitcast's default ladder.audio_bitrate)
+    quality: dict[str, Any] | None = None  # `orbitcast quality --json` results (docs/quality.md)
     progress: Callable[[str], None] | None = None
 
     def check(self) -> None:
@@ -159,6 +160,10 @@ async def _run(options: PlaytestOptions, profiles: list[Profile]) -> dict[str, A
                    "loop_lag_ms": {"p95": round(1000 * percentile(lag, 95), 1), "max": round(1000 * max(lag), 1)} if lag else None},
     }
     report = build_report(meta, records, options.max_stall_ratio, options.max_latency)
+    if options.quality is not None:
+        from ..quality import for_playtest
+
+        report["quality"] = for_playtest(options.quality, report["sessions"])
     files = _write_files(report, records, viewers, options, profiles, folder)
     report["files"] = files
     options.report_path.write_text(json.dumps(report, indent=1))

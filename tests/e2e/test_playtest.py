@@ -2,8 +2,9 @@
 headless Chromium (Debian's) under device profiles and 20 simulated LL-HLS viewers. The JSON
 report has a session per player with plausible figures, every simulated viewer's media count
 matches its own request log (and what it logged is what the server serves), the HTML report and
-its plots are written, each browser has its P.1203 input, and the throttled browser plays a
-lower rung than the unthrottled one."""
+its plots are written, each browser has its P.1203 input, the throttled browser plays a
+lower rung than the unthrottled one, and the picture quality measured per rung (orbitcast
+quality) is in the report with the VMAF each browser watched."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image
+
+from orbitcast.quality import measure
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,9 +37,13 @@ def run(live, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         pytest.skip("chromium is not installed (make test installs it)")
     live.wait_media("synth", 4)
     out = tmp_path_factory.mktemp("playtest") / "report.json"
+    # the feed's picture quality per rung (docs/quality.md), for the report's quality section
+    quality = out.with_name("quality.json")
+    quality.write_text(json.dumps(measure(live.config, "synth", 2.0)))
     cmd = [str(Path(sys.executable).parent / "orbitcast"), "playtest", f"{live.base}/live/synth/master.m3u8",
            "--seconds", str(SECONDS), "--viewers", str(VIEWERS), "--profiles", f"console,{THROTTLED}",
-           "--ramp", "4", "--request-log", "--audio-kbps", str(live.config.ladder.audio_bitrate / 1000), "--out", str(out)]
+           "--ramp", "4", "--request-log", "--audio-kbps", str(live.config.ladder.audio_bitrate / 1000), "--out", str(out),
+           "--quality", str(quality)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 150)
     assert done.returncode == 0, done.stdout + done.stderr  # no budget given: 0 unless a player never played
     assert done.stdout.splitlines()[0].split()[:2] == ["players", "n"], done.stdout  # the summary table
@@ -127,3 +134,14 @@ def test_the_throttled_browser_plays_a_lower_rung_than_the_unthrottled_one(run, 
     # where hls.js settled: the throttled player ends on the bottom rung
     bottom = min(live.config.ladder.rungs, key=lambda r: r.video_bitrate).name
     assert slow["series"]["renditions"][-1][1] == bottom, slow["series"]["renditions"]
+
+
+def test_the_report_has_the_picture_quality_each_browser_watched(run, live):
+    report, folder = run
+    rungs = {r["name"]: r["vmaf"]["mean"] for r in report["quality"]["measurement"]["rungs"]}
+    assert list(rungs) == [r.name for r in live.config.ladder.rungs]
+    watched = {w["id"]: w["vmaf"] for w in report["quality"]["watched"] if w["kind"] == "browser"}
+    assert len(watched) == 2
+    for vmaf in watched.values():  # a mix of the rungs each played
+        assert vmaf is not None and min(rungs.values()) - 0.01 <= vmaf <= max(rungs.values()) + 0.01
+    assert "<h2>Picture quality</h2>" in (folder / report["files"]["html"]).read_text()
