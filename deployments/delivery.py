@@ -43,6 +43,9 @@ CLOCK_TIMEOUT = 1.0
 FOLLOW_TIMEOUT_S = 5.0  # a long poll to the edge returns after this with nothing new
 ENERGY_CACHE_S = 2.0  # /api/energy asks the transcoder pool at most this often per replica
 ENERGY_TIMEOUT_S = 3.0
+# A scrape waits this long for fresh energy figures, else answers with the previous ones
+# (Prometheus gives a scrape little time; the pool may take ENERGY_TIMEOUT_S, a first plan longer).
+ENERGY_METRICS_WAIT_S = 0.5
 VIEWERS_COUNTED = ("LL-HLS requests held by the replica that answered (a player waiting for the next part "
                    "holds about one; classic HLS players and other replicas are not counted); ?viewers=N states an audience")
 
@@ -202,6 +205,8 @@ class Delivery:
         self.config = config
         self.pool = pool  # the TranscoderPool: members' energy reports
         self._energy_reports: tuple[float, list[dict]] | None = None
+        self._energy_metrics: tuple[float, tuple[list[dict], dict]] | None = None
+        self._energy_metrics_task: asyncio.Task | None = None
         self.plans = PlanClock(config) if config.energy.site is not None else None
         self.inbox = inbox
         self.clock = clock
@@ -224,7 +229,8 @@ class Delivery:
         # The constructor runs on the replica's event loop: follow the edge from there.
         self._follower = asyncio.get_running_loop().create_task(self._follow())
         # requests, viewers (CMCD), part hops: reported to the metrics hub; GET /metrics
-        self.metrics = ReplicaMetricsPage(self.state, clock, self.gateway)
+        energy = config.energy.enabled or config.energy.site is not None
+        self.metrics = ReplicaMetricsPage(self.state, clock, self.gateway, self.energy_for_metrics if energy else None)
 
     def __serve_build_asgi_app__(self):
         live = LiveHTTP(self.state, pages(self), self.segment_duration,
@@ -245,7 +251,8 @@ class Delivery:
                 continue
             self.state.apply(batch)
 
-    async def energy_body(self, viewers: int | None) -> dict:
+    async def _pool_energy(self) -> list[dict]:
+        """The pool members' energy reports, asked for at most every ENERGY_CACHE_S."""
         cached = self._energy_reports
         if cached is not None and time.monotonic() - cached[0] < ENERGY_CACHE_S:
             reports = cached[1]
@@ -258,6 +265,28 @@ class Delivery:
                 log.warning("energy: the transcoder pool did not answer", exc_info=True)
                 reports = []
             self._energy_reports = (time.monotonic(), reports)
+        return reports
+
+    async def energy_for_metrics(self) -> tuple[list[dict], dict] | None:
+        """/metrics: the members' reports (their running totals) and the /api/energy body, made
+        at most every ENERGY_CACHE_S in a task of their own; a scrape waits for them at most
+        ENERGY_METRICS_WAIT_S, else takes the previous ones (None before the first)."""
+        made = self._energy_metrics[0] if self._energy_metrics is not None else None
+        task = self._energy_metrics_task
+        if task is None or (task.done() and (made is None or time.monotonic() - made >= ENERGY_CACHE_S)):
+            task = self._energy_metrics_task = asyncio.get_running_loop().create_task(self._make_energy_metrics())
+        await asyncio.wait({task}, timeout=ENERGY_METRICS_WAIT_S)
+        return self._energy_metrics[1] if self._energy_metrics is not None else None
+
+    async def _make_energy_metrics(self) -> None:
+        try:
+            reports = await self._pool_energy()
+            self._energy_metrics = (time.monotonic(), (reports, await self.energy_body(None)))
+        except Exception:  # noqa: BLE001 - the next scrape tries again
+            log.warning("energy figures for /metrics failed", exc_info=True)
+
+    async def energy_body(self, viewers: int | None) -> dict:
+        reports = await self._pool_energy()
         plan = plan_error = None
         if self.plans is not None:
             try:

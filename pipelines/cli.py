@@ -139,6 +139,57 @@ def _energy_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _energy_simulate(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import math
+
+    from orbitcast.energy.errors import EnergyError
+
+    try:
+        day = dt.date.fromisoformat(args.date) if args.date else dt.date.today()
+    except ValueError:
+        print(f"orbitcast energy: --date {args.date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    if not (math.isfinite(args.minutes) and 0 <= args.minutes <= 24 * 60):
+        print(f"orbitcast energy: --minutes {args.minutes} must be within 0..1440 (0: as fast as it can)", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+        from orbitcast.energy.plot import plot_plan
+        from orbitcast.energy.simulate import HOUR_HEADER, hour_line, simulate_for_config, summary_line
+
+        rows = None
+        if args.catalog is not None:
+            from orbitcast.catalog import Catalog
+            from orbitcast.store import Store
+
+            try:
+                rows = Catalog(Store(args.catalog)).read().select(["feed", "rendition", "duration", "joules"]).to_pylist()
+            except (OSError, ValueError) as err:  # a bad URI, an unreadable folder or file (pyarrow's errors)
+                print(f"orbitcast energy: cannot read the catalog at {args.catalog}: {err}", file=sys.stderr)
+                return 2
+        print(f"a day in {args.minutes:g} minutes: {day} at {args.config}", flush=True)
+        print(HOUR_HEADER, flush=True)
+        sim = simulate_for_config(config, day, minutes=args.minutes, soc=args.soc, catalog_rows=rows,
+                                  on_hour=lambda h: print(hour_line(h), flush=True))
+    except (ConfigError, EnergyError) as err:
+        print(f"orbitcast energy: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(summary_line(sim))
+    try:
+        print(f"wrote {plot_plan(sim.as_plan(), args.png, f'a simulated day {day} ({sim.load_source} load)')}",
+              file=sys.stderr)
+    except EnergyError as err:
+        print(f"orbitcast energy: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"orbitcast energy: cannot write {args.png}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _playtest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -261,6 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--soc", type=float, default=None, help="battery state of charge at midnight, 0..1 (default: energy.site.initial_soc)")
     plan.add_argument("--png", default=None, help="also plot it to this PNG")
     plan.set_defaults(func=_energy_plan)
+    simulate = energy_sub.add_parser("simulate", help="a day in minutes: the planner re-planning every site hour on a "
+                                                      "compressed clock; prints each hour, plots the day")
+    simulate.add_argument("--config", required=True, help="orbitcast.yaml with energy.site")
+    simulate.add_argument("--date", default=None, help="local date YYYY-MM-DD (default: today)")
+    simulate.add_argument("--minutes", type=float, default=2.0,
+                          help="wall minutes the 24 site hours take (default %(default)s; 0: as fast as it can)")
+    simulate.add_argument("--soc", type=float, default=None, help="battery state of charge at midnight, 0..1 (default: energy.site.initial_soc)")
+    simulate.add_argument("--catalog", default=None, metavar="STORE",
+                          help="scale the load to the joules per media second measured in this store's catalog "
+                               "(e.g. the config's store); default: the config's model")
+    simulate.add_argument("--png", default="energy-day.png", help="the plot of the day (default %(default)s)")
+    simulate.set_defaults(func=_energy_simulate)
     playtest = sub.add_parser("playtest", help="play a stream in browsers under device profiles and as simulated "
                                                "viewers; report startup, stalls, latency (docs/playtest.md)")
     playtest.add_argument("url", help="the multivariant (or media) playlist, e.g. http://127.0.0.1:8000/live/iss/master.m3u8")

@@ -4,7 +4,8 @@ Accounting: `EnergyMeter.from_config(cfg.power).sample()` gives an `IntervalEner
 where readable, else the power model); `attribute(interval, [WorkItem, ...])` divides it
 among segments or rungs; `sci_per_viewer_hour` makes the carbon figure.
 Budget: `plan_for_config(config, date)` (site.py needs pvlib, the `energy` extra) gives a
-`Plan`: per hour a `LadderStep` (rungs kept, presets, fps, pool cap) and the battery's state.
+`Plan`: per hour a `LadderStep` (rungs kept, presets, fps, pool cap) and the battery's state;
+`simulate_for_config` runs it hour by hour on a compressed site clock (a day in minutes).
 
 Names are loaded on first use: orbitcast.config imports `energy.config` while it is itself
 being imported, and the planner imports orbitcast.config.
@@ -23,6 +24,7 @@ _EXPORTS = {
     "SciConfig": "config", "SciFigure": "sci", "SiteConfig": "config", "WorkItem": "attribution",
     "attribute": "attribution", "counter_delta": "rapl", "ladder_steps": "planner", "plan_day": "planner",
     "plan_for_config": "planner", "sci_per_viewer_hour": "sci", "split_cpu": "attribution",
+    "Simulation": "simulate", "SiteClock": "simulate", "run_day": "simulate", "simulate_for_config": "simulate",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -19,11 +19,16 @@ How a member's energy reaches a segment (docs/energy.md, "Accounting in the pipe
 
 A segment cut before any interval of its feed was closed carries no figure (None), never 0.
 Everything here is called from the transcoder's threads: one lock guards the state.
+
+Besides the recent window, the report carries running totals since this accountant began
+(joules per feed, rung and source; media seconds stamped; this process's joules) under an
+`instance` id: what /metrics turns into counters (orbitcast/metrics/energy.py).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 from collections import deque
@@ -122,6 +127,12 @@ class MemberEnergy:
         self._segments: deque[tuple[float, str, str, float, float, float]] = deque()
         self._rapl_intervals = 0
         self.errors = 0  # intervals lost to an unreadable counter
+        # running totals since this accountant began, for counters; a new instance (a member
+        # restarted) starts from 0, which the metrics hub tells from a fall
+        self.instance = secrets.token_hex(8)
+        self._joules_total: dict[tuple[str, str, str], float] = {}  # (feed, rung, source) -> J
+        self._media_total: dict[tuple[str, str], list[float]] = {}  # (feed, rung) -> [media s, segments]
+        self._process_total: dict[str, float] = {}  # source -> this process's J (standby idle included)
 
     @classmethod
     def for_member(cls, cfg: EnergyConfig, member_cpus: float) -> "MemberEnergy":
@@ -171,6 +182,9 @@ class MemberEnergy:
                     share = max(x.duration, 0.0) / media[x.rendition] if media[x.rendition] > 0 else 1.0
                     energy = SegmentEnergy(whole.joules * share, whole.source, whole.error_joules * share)
                     self._segments.append((now, feed, x.rendition, x.duration, energy.joules, energy.error_joules))
+                    total = self._media_total.setdefault((feed, x.rendition), [0.0, 0.0])
+                    total[0] += max(x.duration, 0.0)
+                    total[1] += 1
                     x = replace(x, energy=energy)  # type: ignore[assignment]
                 out.append(x)
             self._forget(now)
@@ -206,6 +220,10 @@ class MemberEnergy:
         for key, a in zip(keys, attribute(interval, items, self.idle_share) if items else []):
             attributed[key] = (a.joules, a.error_joules)
             self._open.setdefault(key, _Open()).add(a.joules, a.error_joules, a.energy_source)
+            tkey = (*key, a.energy_source)
+            self._joules_total[tkey] = self._joules_total.get(tkey, 0.0) + a.joules
+        self._process_total[interval.source] = (self._process_total.get(interval.source, 0.0)
+                                                + _process_joules(interval, process_cpu, self.idle_share))
         self._intervals.append(_Interval(now, interval, process_cpu, attributed))
         if interval.source == "rapl":
             self._rapl_intervals += 1
@@ -238,6 +256,12 @@ class MemberEnergy:
                 "source": self.meter.source, "idle_share": self.idle_share, "window_s": self._window,
                 "model": {"idle_w": model.idle_w, "k_w": model.k_w, "calibrated": model.calibrated},
                 "errors": self.errors, "feeds": {},
+                "instance": self.instance,
+                "totals": {
+                    "joules": [(f, r, src, j) for (f, r, src), j in sorted(self._joules_total.items())],
+                    "media": [(f, r, m, int(n)) for (f, r), (m, n) in sorted(self._media_total.items())],
+                    "process_joules": dict(self._process_total),
+                },
             }
         wall = sum(i.energy.wall_s for i in intervals)
         out["wall_s"] = wall
@@ -248,8 +272,7 @@ class MemberEnergy:
         last = intervals[-1].energy
         host_j = sum(i.energy.joules for i in intervals)
         # this process: its share of active energy by CPU time plus its idle share
-        process_j = sum(i.energy.active_joules * min(i.process_cpu_s / max(i.energy.host_cpu_s, i.process_cpu_s, 1e-12), 1.0)
-                        + i.energy.idle_joules * self.idle_share for i in intervals)
+        process_j = sum(_process_joules(i.energy, i.process_cpu_s, self.idle_share) for i in intervals)
         per: dict[tuple[str, str], _Tally] = {}
         for i in intervals:
             for key, (j, e) in i.attributed.items():
@@ -274,6 +297,13 @@ class MemberEnergy:
             process_cpu_per_s=sum(i.process_cpu_s for i in intervals) / wall,
         )
         return out
+
+
+def _process_joules(interval: IntervalEnergy, process_cpu_s: float, idle_share: float) -> float:
+    """This process's part of an interval: its share of active energy by CPU time, plus its
+    idle share."""
+    share = min(process_cpu_s / max(interval.host_cpu_s, process_cpu_s, 1e-12), 1.0)
+    return interval.active_joules * share + interval.idle_joules * idle_share
 
 
 class FeedEnergy:

@@ -34,6 +34,23 @@ def _kept(families: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {name: fam for name, fam in families.items() if fam["type"] in (COUNTER, HISTOGRAM)}
 
 
+def _no_fall(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A later report of one instance whose counters are below the earlier one's: an older
+    snapshot that arrived late (one process's figures relayed by several replicas, as the
+    transcoders' energy is). A counter of one instance never falls, so the higher value stays."""
+    out = dict(after)
+    for name, fam in after.items():
+        old = before.get(name)
+        if fam["type"] != COUNTER or old is None or old["type"] != COUNTER:
+            continue
+        samples = dict(fam["samples"])
+        for labels, value in old["samples"].items():
+            if samples.get(labels, -1.0) < value:
+                samples[labels] = value
+        out[name] = {**fam, "samples": samples}
+    return out
+
+
 class MetricsHub:
     def __init__(self, ttl_s: float = 20.0, max_retired: int = 64) -> None:
         self.ttl_s = ttl_s
@@ -49,7 +66,10 @@ class MetricsHub:
         if previous is not None and previous.instance != instance:
             self._retire(previous)
         self.retired.pop(instance, None)
-        self.sources[source] = _Source(instance, now, snapshot["families"])
+        families = snapshot["families"]
+        if previous is not None and previous.instance == instance:
+            families = _no_fall(previous.families, families)
+        self.sources[source] = _Source(instance, now, families)
 
     def _retire(self, source: _Source) -> None:
         self.retired[source.instance] = _kept(source.families)

@@ -77,6 +77,11 @@ def test_every_part_reports_and_counters_rise(live) -> None:
         bitrate = total(second, "orbitcast_rendition_bitrate_bps", feed="synth", rendition=rung.name)
         assert rung.video_bitrate / 10 < bitrate < rung.video_bitrate * 10
     rose("orbitcast_ledger_leaves", feed="synth")
+    # energy (energy.enabled in the test config): joules per rung rise, watts are there
+    for rung in live.config.ladder.rungs:
+        rose("orbitcast_energy_joules_total", feed="synth", rendition=rung.name)
+        assert total(second, "orbitcast_energy_watts", feed="synth", rendition=rung.name) > 0
+    assert total(second, "orbitcast_metrics_sources", component="transcoder") >= 1
     rose("orbitcast_seal_seconds_count", feed="synth", kind="part")
     rose("orbitcast_part_listed_latency_seconds_count")
     rose("orbitcast_edge_messages_total", result="accepted")

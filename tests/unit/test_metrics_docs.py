@@ -9,6 +9,7 @@ from pathlib import Path
 
 from orbitcast.delivery.http_metrics import ReplicaMetrics
 from orbitcast.metrics import MetricsHub
+from orbitcast.metrics.energy import energy_families, member_snapshot
 from orbitcast.metrics.pipeline import EdgeMetrics, PackagerMetrics
 from orbitcast.metrics.status import clock_families, feed_families, gateway_families
 
@@ -27,6 +28,12 @@ def exported() -> set[str]:
     names |= set(gateway_families({"recipients": {}}, 0))
     clock = {"authority": {"name": "c", "role": "authority", "state": "synced"}}
     names |= set(clock_families(clock, 0))
+    totals = {"joules": [], "media": [], "process_joules": {}}
+    names |= set(member_snapshot({"instance": "m", "totals": totals}, 0)["families"])  # type: ignore[index]
+    hour = {"start": "2024-01-01T00:00:00+00:00", "step": 0, "pv_w": 0.0, "load_w": 5.0, "soc_start": 0.5, "soc_end": 0.5}
+    plan = {"feasible": True, "reserve": 0.2, "current_hour": hour["start"], "current_step": {"rungs": ["a"]},
+            "hours": [hour]}
+    names |= set(energy_families({"enabled": True, "plan": plan}, 0))
     return names
 
 
