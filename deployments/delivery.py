@@ -75,7 +75,7 @@ def pages(replica: "Delivery") -> FastAPI:
     @app.get("/static/{name}")
     async def static(name: str) -> Response:
         path = STATIC / name
-        if name not in {"hls.min.js", "hls.js-LICENSE"} or not path.is_file():
+        if name not in {"hls.min.js", "hls.js-LICENSE", "ledger-check.js"} or not path.is_file():
             return _not_found("file")
         return FileResponse(path, headers={**http_policy.CORS, "Cache-Control": "public, max-age=86400"})
 
