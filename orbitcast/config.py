@@ -146,7 +146,11 @@ class ViewerAuthConfig(_Strict):
 class ServeConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
-    min_replicas: int = Field(default=1, ge=1)
+    min_replicas: int = Field(
+        default=2, ge=1,
+        description="Delivery replicas at least; two, so that a replica's death is a failover, not an outage "
+                    "(docs/delivery.md)",
+    )
     max_replicas: int = Field(default=4, ge=1)
     viewer_auth: ViewerAuthConfig = ViewerAuthConfig()
     max_held_per_client: int = Field(
