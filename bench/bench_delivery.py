@@ -323,6 +323,7 @@ def main() -> None:
     parser.add_argument("--held", type=int, default=500, help="concurrent blocking playlist requests")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds of live media before measuring")
+    parser.add_argument("--replicas", type=int, default=None, help="serve.min_replicas of the demo (default: the config's)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (make bench installs it: apt-get install wrk)")
@@ -332,7 +333,8 @@ def main() -> None:
         if base is None:
             from bench.demo_server import running_demo
 
-            demo = stack.enter_context(running_demo(port=args.port))
+            settings = {"min_replicas": args.replicas, "max_replicas": max(4, args.replicas)} if args.replicas else None
+            demo = stack.enter_context(running_demo(port=args.port, serve_settings=settings))
             base = demo.base
             print(f"demo playable after {demo.startup_s:.1f} s at {base}", flush=True)
         time.sleep(args.warmup)

@@ -19,9 +19,11 @@ class Demo:
 
 
 @contextlib.contextmanager
-def running_demo(port: int = 8077, config_path: str | None = None, **updates: Any) -> Iterator[Demo]:
+def running_demo(port: int = 8077, config_path: str | None = None, serve_settings: dict | None = None,
+                 **updates: Any) -> Iterator[Demo]:
     """Local Ray + Serve + the demo feed (or the config at `config_path`), on `port`, with a
-    store and keys in a temporary folder; yields once the first segment is playable."""
+    store and keys in a temporary folder; yields once the first segment is playable. `serve_settings`:
+    more settings of `serve:` (e.g. min_replicas)."""
     import ray
     from ray import serve
 
@@ -34,7 +36,7 @@ def running_demo(port: int = 8077, config_path: str | None = None, **updates: An
     cfg = cfg.model_copy(update={
         "store": f"{tmp}/store",
         # The benches stand in for hundreds of viewers from one address: no per-client limit.
-        "serve": cfg.serve.model_copy(update={"port": port, "host": "127.0.0.1", "max_held_per_client": 0}),
+        "serve": cfg.serve.model_copy(update={"port": port, "host": "127.0.0.1", "max_held_per_client": 0, **(serve_settings or {})}),
         "threema": cfg.threema.model_copy(update={"keys_dir": f"{tmp}/keys"}),
         **updates,
     })
