@@ -81,10 +81,10 @@ def test_the_last_seconds_play_from_the_time_shift_master(live):
 
 
 def recent_media(live, seconds: int) -> tuple[datetime, datetime]:
-    """A range of `seconds` just behind the live edge whose media was all made: on a starved
-    machine a realtime source can fall behind, and its program date-times then jump over media
-    that never existed (the segments keep their seqs). Taken from the live playlist's dates, the
-    range is one a viewer could have watched, so the time-shift must give exactly it."""
+    """A range of `seconds` just behind the live edge: on a starved machine a paced source falls
+    behind the wall clock (and catches up later), so the newest media may be dated seconds
+    before now. Taken from the live playlist's dates, the range is one a viewer could have
+    watched, so the time-shift must give exactly it."""
     pl = m3u8.loads(live.get(f"/live/{FEED}/360p/index.m3u8").text)
     segs = [(s.current_program_date_time, s.duration) for s in pl.segments if s.uri and s.uri.count(".") == 1]
     for i in range(len(segs) - 2 - seconds, -1, -1):  # the newest run first, two segments back
@@ -111,7 +111,7 @@ def test_a_range_only_the_archive_has_plays(live):
 
 def test_catch_up_grows_to_the_live_edge(live):
     live.wait_media(FEED, 10)
-    start = datetime.now(timezone.utc) - timedelta(seconds=8)
+    start, _ = recent_media(live, 8)  # from the live edge's dates, not now (see recent_media)
     path = f"/live/{FEED}/360p/index.m3u8?{urlencode({'start': iso_ms(start)})}"
     first = live.get(path)
     assert first.status_code == 200
