@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 
 from orbitcast.config import ConfigError, load_config
@@ -105,15 +106,20 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _energy_plan(args: argparse.Namespace) -> int:
-    import datetime as dt
-
-    from orbitcast.energy.errors import EnergyError
-
+def _energy_day(args: argparse.Namespace) -> datetime.date | None:
+    """--date, or today; None (after saying why) when it is not a date."""
     try:
-        day = dt.date.fromisoformat(args.date) if args.date else dt.date.today()
+        return datetime.date.fromisoformat(args.date) if args.date else datetime.date.today()
     except ValueError:
         print(f"orbitcast energy: --date {args.date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return None
+
+
+def _energy_plan(args: argparse.Namespace) -> int:
+    from orbitcast.energy.errors import EnergyError
+
+    day = _energy_day(args)
+    if day is None:
         return 2
     try:
         config = load_config(args.config)
@@ -140,15 +146,12 @@ def _energy_plan(args: argparse.Namespace) -> int:
 
 
 def _energy_simulate(args: argparse.Namespace) -> int:
-    import datetime as dt
     import math
 
     from orbitcast.energy.errors import EnergyError
 
-    try:
-        day = dt.date.fromisoformat(args.date) if args.date else dt.date.today()
-    except ValueError:
-        print(f"orbitcast energy: --date {args.date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+    day = _energy_day(args)
+    if day is None:
         return 2
     if not (math.isfinite(args.minutes) and 0 <= args.minutes <= 24 * 60):
         print(f"orbitcast energy: --minutes {args.minutes} must be within 0..1440 (0: as fast as it can)", file=sys.stderr)

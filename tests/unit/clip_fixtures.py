@@ -17,7 +17,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from nacl.signing import SigningKey
 
-from orbitcast.config import LadderConfig, Rung
 from orbitcast.delivery.names import init_tag
 from orbitcast.delivery.playlists import RenditionInfo
 from orbitcast.delivery.timeshift import BadWindow, Listed, master, media, overlapping, parse_window
@@ -27,20 +26,12 @@ from orbitcast.media.fmp4 import codecs_string
 from orbitcast.media.source import Source
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.segment import Segment
+from tests.unit.test_transcode import LADDER, LAVFI  # the transcoder tests' source and ladder
 
 FEED = "iss"
 D = 1.0
 PART = 0.5
 FPS = 30
-LAVFI = "lavfi:testsrc2=size=320x240:rate=30,format=yuv420p[out0];sine=frequency=440:sample_rate=48000[out1]"
-LADDER = LadderConfig(
-    rungs=(
-        Rung(name="hi", width=320, height=240, video_bitrate=300_000),
-        Rung(name="lo", width=160, height=120, video_bitrate=100_000),
-    ),
-    audio_bitrate=64_000,
-    preset="ultrafast",
-)
 CLOCK = 1_700_000_000.0
 BASE = "http://edge.test:8000"
 KEY = SigningKey(hashlib.sha256(b"clip test").digest())
