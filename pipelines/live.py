@@ -91,7 +91,8 @@ class Pipeline:
                 pass
 
         settle([feed.stop.remote() for feed in self.feeds.values()], 1.0)
-        settle([packager.flush.remote() for packager in self.packagers.values()], 1.5)
+        # the catalog's and the analysis table's buffered rows reach the store before the kill
+        settle([*(packager.flush.remote() for packager in self.packagers.values()), self.edge.flush_analysis.remote()], 1.5)
         if self.gateway is not None:
             settle([self.gateway.stop.remote()], 0.5)
         others = [self.gateway, self.inbox]
