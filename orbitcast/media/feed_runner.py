@@ -3,7 +3,7 @@ and on any failure record the reason and try again after a backoff.
 
 The hand-off (`sink`) blocks until the transcoder has taken the batch: that is the feed's
 backpressure policy. A paced source then falls behind the wall clock instead of buffering
-without bound, and catches up when it can (`Source._capture_for`).
+without bound, and `Source` re-anchors its capture times when it does.
 
 While a network input is away (`waiting`, `reconnecting`, `failed`), the loop thread is
 blocked in `Source.open` or in the backoff, so the slate (slate.py) runs in a thread of its

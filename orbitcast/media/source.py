@@ -26,9 +26,9 @@ NETWORK_SCHEMES = ("udp://", "srt://", "rtmp://", "rtmps://", "rtsp://", "http:/
 LAVFI_PREFIX = "lavfi:"
 # Raw frames that live only in memory must travel as planes (see units.py).
 IN_MEMORY_VIDEO = {"wrapped_avframe"}
-# After a stall longer than this, a live source's capture times are re-anchored to the wall
-# clock (a paced source never is: see _capture_for).
+# After a stall longer than this, capture times are re-anchored to the wall clock.
 REANCHOR_AFTER = 1.0
+REANCHOR_PACED_AFTER = 5.0
 
 
 class SourceError(Exception):
@@ -291,17 +291,13 @@ class Source:
         if self._anchor_wall is None:
             self._anchor_wall, self._anchor_time, self._anchor_mono = self.clock(), t, now_mono
         due = self._anchor_mono + (t - self._anchor_time)
-        if not self.realtime and now_mono - due > REANCHOR_AFTER:
-            # A live source stalled (or was reopened after a pause): its media time no longer
-            # matches the wall clock.
+        if now_mono - due > (REANCHOR_PACED_AFTER if self.realtime else REANCHOR_AFTER):
+            # The source stalled (or was reopened after a pause): its media time no longer
+            # matches the wall clock. A paced source that is only a little late (a busy
+            # machine) catches up instead, so its program date-times stay evenly spaced.
             self._anchor_wall, self._anchor_time, self._anchor_mono = self.clock(), t, now_mono
         elif self.realtime and due > now_mono:
             time.sleep(due - now_mono)
-        # A paced source (a file, lavfi) that is late, however late (a busy machine), reads on
-        # without sleeping until it has caught up: its pictures are timed by the pace, so its
-        # program date-times stay anchor + media time. Re-anchored, consecutive segments would
-        # jump in date by the lag with no gap or discontinuity between them, and the DVR window
-        # and time-shift would list them so (issue 8).
         return self._anchor_wall + (t - self._anchor_time)
 
     def end_session(self) -> None:

@@ -203,12 +203,13 @@ def test_capture_is_anchor_plus_media_time(media: Path) -> None:
         src.end_session()
 
 
-def test_a_live_source_reanchors_after_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("realtime,attr", [(True, "REANCHOR_PACED_AFTER"), (False, "REANCHOR_AFTER")])
+def test_capture_reanchors_after_a_stall(monkeypatch: pytest.MonkeyPatch, realtime: bool, attr: str) -> None:
     import orbitcast.media.source as source_mod
 
-    assert source_mod.REANCHOR_AFTER > 0
-    monkeypatch.setattr(source_mod, "REANCHOR_AFTER", 0.3)  # the real threshold, made short for the test
-    src = Source(LAVFI_VIDEO_ONLY, realtime=False)
+    assert getattr(source_mod, attr) > 0
+    monkeypatch.setattr(source_mod, attr, 0.3)  # the real threshold, made short for the test
+    src = Source(LAVFI_VIDEO_ONLY, realtime=realtime)
     src.open()
     it = src.units()
     first = next(it)
@@ -221,23 +222,19 @@ def test_a_live_source_reanchors_after_a_stall(monkeypatch: pytest.MonkeyPatch) 
     assert late.time - first.time == pytest.approx(1 / 30, abs=1e-3)
 
 
-@pytest.mark.parametrize("late", [0.3, 1.5])
-def test_a_late_paced_source_catches_up_on_the_same_anchor(monkeypatch: pytest.MonkeyPatch, late: float) -> None:
+def test_paced_source_a_little_late_catches_up(monkeypatch: pytest.MonkeyPatch) -> None:
     import orbitcast.media.source as source_mod
 
-    monkeypatch.setattr(source_mod, "REANCHOR_AFTER", 0.2)  # a live source would re-anchor here
+    monkeypatch.setattr(source_mod, "REANCHOR_PACED_AFTER", 5.0)
     src = Source(LAVFI_VIDEO_ONLY, realtime=True)
     src.open()
     it = src.units()
     first = next(it)
-    time.sleep(late)  # a busy machine: the paced source falls behind
-    started = time.monotonic()
-    rest = [next(it) for _ in range(10)]
-    caught_up = time.monotonic() - started
+    time.sleep(0.3)  # late, below the threshold
+    rest = [next(it) for _ in range(5)]
     src.close()
-    for u in rest:  # evenly spaced program date-times: anchor + media time, never a jump
+    for u in rest:  # evenly spaced program date-times: anchor + media time
         assert u.capture == pytest.approx(first.capture + u.time - first.time, abs=1e-6)
-    assert caught_up < late  # read without pacing until it is due again
 
 
 # -- one timeline across loops and reopenings ---------------------------------------------
