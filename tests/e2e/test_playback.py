@@ -98,7 +98,10 @@ def test_every_segment_starts_with_a_keyframe_at_the_same_time_in_every_rung(liv
 def test_program_date_times_rise_by_segment_durations(live):
     live.wait_media("synth", 10)
     for rung in live.config.ladder.rungs:
-        segs = whole_segments(playlist(live, "synth", rung.name))
+        # The newest live_window segments: the DVR window lists minutes back, and a paced
+        # source more than 5 s behind on a starved machine re-anchors its capture clock, which
+        # puts a date jump between two segments (known, docs/architecture.md).
+        segs = whole_segments(playlist(live, "synth", rung.name))[-live.config.live_window:]
         assert len(segs) >= 3
         for a, b in zip(segs, segs[1:]):
             assert a.program_date_time is not None and b.program_date_time is not None
