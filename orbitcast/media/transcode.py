@@ -26,7 +26,7 @@ from av.video.reformatter import VideoReformatter
 from ..config import LadderConfig, Rung
 from ..segment import Part, Segment
 from .audio import MAX_AUDIO_LAG, LadderAudio
-from .boundaries import segment_index
+from .boundaries import HALF_TICK, segment_index
 from .deinterlace import Deinterlacer
 from .fmp4 import Fragment, FragmentSplitter, codecs_string
 from .signal_health import HOLD_S, NO_SIGNAL, SignalHealth
@@ -368,8 +368,12 @@ class LiveTranscoder:
         p.parts.append(frag.data)
         end = frag.time + frag.duration
         # The part that reaches the next boundary is the segment's last: publish the segment
-        # now rather than when the next part is cut, a part duration later.
-        if frag.duration > 0 and end >= (seq + 1) * self.segment_duration - self._min_frame_gap:
+        # now rather than when the next part is cut, a part duration later. Its end is the next
+        # picture's time, so only a part that truly reaches the boundary may close it: frames
+        # are not on the boundary grid (the timeline starts at the wall clock), and a part cut
+        # half a frame short of it is followed by a picture of the same segment, which would
+        # open that seq a second time.
+        if frag.duration > 0 and end >= (seq + 1) * self.segment_duration - HALF_TICK:
             out.append(self._segment(o, end))
             o.pending = None
         return out

@@ -166,6 +166,31 @@ def test_segments_numbered_by_time(run: Run) -> None:
     assert [s.seq for s in run.of(NAMES[0])] == [s.seq for s in run.of(NAMES[1])]
 
 
+@pytest.mark.parametrize("start", [1000.185, 1000.385, 1000.6])
+def test_a_timeline_off_the_segment_grid_makes_each_seq_once(start: float) -> None:
+    """A live feed's timeline starts at the wall clock, so its pictures (25 fps here) are not on
+    the segment grid, and the first segment's parts are cut from its first picture: one of
+    them ends half a frame before the boundary (CI once catalogued that seq twice)."""
+    src = Source("lavfi:testsrc2=size=320x240:rate=25,format=yuv420p[out0];sine=frequency=440:sample_rate=48000[out1]",
+                 realtime=False, clock=lambda: CLOCK, start_time=start)
+    tr = LiveTranscoder("feed", LADDER, 1.0, 0.2, src.open())
+    out: list[Part | Segment] = []
+    for u in src.units():
+        out += tr.push([u])
+        if u.time - start >= 2.5:
+            break
+    out += tr.flush()
+    for name in NAMES:
+        segs = [s for s in out if isinstance(s, Segment) and s.rendition == name]
+        seqs = [s.seq for s in segs]
+        assert seqs == list(range(1000, 1000 + len(segs))) and len(segs) >= 3, [(s.seq, s.start, s.duration) for s in segs]
+        for a, b in zip(segs, segs[1:]):
+            assert a.start + a.duration == pytest.approx(b.start, abs=1e-6)
+            assert b.start >= b.seq * 1.0  # each begins on its own side of the boundary
+        for s in segs:
+            assert decode_video(tr.init_segments[name] + s.data)[0].key_frame
+
+
 def test_every_segment_starts_with_a_keyframe_at_the_same_time_in_every_rung(run: Run) -> None:
     starts: dict[int, set[float]] = {}
     for name in NAMES:
