@@ -195,9 +195,9 @@ async def held_round(base: str, path: str, count: int, ahead: bool = True) -> di
         msn, part = next_part(text.decode()) if ahead else last_part(text.decode())
         # Answered at once, the same query would come from HAProxy's cache after the first:
         # a query of its own per request keeps every answer the replica's.
-        # `_HLS_skip=YES`: hls.js asks for delta updates once it has a playlist (CAN-SKIP-UNTIL),
-        # so a low-latency player's reload does not carry the DVR window.
-        asks = [f"GET {path}?_HLS_msn={msn}&_HLS_part={part}&_HLS_skip=YES{'' if ahead else f'&n={i}'} HTTP/1.1\r\n"
+        # `_HLS_skip=v2`: hls.js asks for delta updates once it has a playlist (CAN-SKIP-UNTIL;
+        # v2 as CAN-SKIP-DATERANGES is offered), so a low-latency reload does not carry the DVR window.
+        asks = [f"GET {path}?_HLS_msn={msn}&_HLS_part={part}&_HLS_skip=v2{'' if ahead else f'&n={i}'} HTTP/1.1\r\n"
                 f"Host: {host}\r\n\r\n".encode() for i in range(count)]
         sent = time.time()
         waits = [c.ask(ask) for c, ask in zip(conns, asks)]

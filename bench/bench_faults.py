@@ -74,7 +74,7 @@ class Player:
                 continue
             self._note(text)
             hint = _HINT.search(text)
-            query = f"?_HLS_msn={hint.group(1)}&_HLS_part={hint.group(2)}&_HLS_skip=YES" if hint else ""
+            query = f"?_HLS_msn={hint.group(1)}&_HLS_part={hint.group(2)}&_HLS_skip=v2" if hint else ""
 
     def _note(self, text: str) -> None:
         now = time.time()

@@ -20,7 +20,7 @@ SKIP = "_HLS_skip"
 # 4.2 decimal-integer: [0-9], 1 to 20 characters, at most 2^64-1.
 _DECIMAL_RE = re.compile(r"[0-9]{1,20}")
 _MAX_DECIMAL = 2**64 - 1
-# 6.2.5.1: YES skips segments; v2 also skips date ranges, which we never list, so it is YES here.
+# 6.2.5.1: YES skips segments; v2 also skips old date ranges (CAN-SKIP-DATERANGES).
 _SKIP_VALUES = frozenset({"YES", "v2"})
 
 
@@ -40,6 +40,7 @@ class PlaylistRequest:
     msn: int | None = None
     part: int | None = None
     skip: bool = False
+    skip_dateranges: bool = False  # _HLS_skip=v2
 
     @property
     def blocking(self) -> bool:
@@ -73,7 +74,7 @@ def parse_playlist_query(params: Iterable[tuple[str, str]]) -> PlaylistRequest:
     skip = seen.get(SKIP)
     if skip is not None and skip not in _SKIP_VALUES:
         raise BadDirective(f"{SKIP} must be YES or v2")
-    return PlaylistRequest(msn, part, skip is not None)
+    return PlaylistRequest(msn, part, skip is not None, skip == "v2")
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ class LiveHTTP:
                 return self._unavailable("the requested part did not arrive in time")
             headers = [*self.h_blocking, self._ready_at(feed, rendition)]
         # rendered and encoded once per change, however many held requests it answers
-        body = window.media_bytes(feed, rendition, skip=ask.skip)
+        body = window.media_bytes(feed, rendition, skip=ask.skip, skip_dateranges=ask.skip_dateranges)
         return (200, headers, body) if body is not None else self._not_found("rendition")
 
     async def _init(self, feed: str, rendition: str, params: list[tuple[str, str]]) -> tuple:

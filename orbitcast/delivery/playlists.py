@@ -7,9 +7,11 @@ Rendering is a pure function of a `MediaView` (what one rendition lists right no
 A segment the analysis stage tagged (docs/analysis.md) carries one `EXT-X-DATERANGE` (4.4.5.1)
 of CLASS `org.orbitcast.expression`, dated with the segment's own program date-time and
 duration, written just before it. A DATERANGE is not a Media Segment tag: a Playlist Delta
-Update keeps the tags of the segments it skips (6.2.5.1), since this server does not offer
-`CAN-SKIP-DATERANGES` (its clients would ask `_HLS_skip=v2` and expect
-RECENTLY-REMOVED-DATERANGES bookkeeping that one range per segment does not need).
+Update asked with `_HLS_skip=YES` keeps the tags of the segments it skips (6.2.5.1). The server
+offers `CAN-SKIP-DATERANGES`: asked with `_HLS_skip=v2`, it also leaves out the tags added to
+the playlist more than the Skip Boundary ago, and its EXT-X-SKIP names the tags that left the
+playlist within it (RECENTLY-REMOVED-DATERANGES). With the DVR window that is what keeps a
+delta update small: otherwise it would repeat one tag per segment of the whole window.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from datetime import datetime, timezone
 from .names import init_uri, part_name, segment_name
 from .policy import PlaylistPolicy
 
-# 8: EXT-X-SKIP needs 9; EXT-X-MAP without I-frames-only needs 6; the LL-HLS tags need none.
-# One version for every playlist of the presentation, so a delta update and the full playlist
-# it is merged into never disagree.
-HLS_VERSION = 9
+# 8: an EXT-X-SKIP that replaces EXT-X-DATERANGE tags needs 10, EXT-X-SKIP 9; EXT-X-MAP
+# without I-frames-only needs 6; the LL-HLS tags need none. One version for every playlist of
+# the presentation, so a delta update and the full playlist it is merged into never disagree.
+HLS_VERSION = 10
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class SegmentLine:
     gap: bool = False
     parts: tuple[PartLine, ...] = ()  # its EXT-X-PART tags, near the live edge only
     tag: ExpressionTag | None = None  # its EXT-X-DATERANGE, once the analysis stage sent one
+    # The tag was added to this playlist more than the Skip Boundary ago: a delta update asked
+    # with _HLS_skip=v2 must leave it out (6.2.5.1), every client that may ask one has it.
+    tag_old: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class MediaView:
     open_parts: tuple[PartLine, ...]
     hint: tuple[int, int]
     reports: tuple[RenditionReport, ...] = ()
+    # seqs whose EXT-X-DATERANGE left the playlist (with its segment) within the Skip Boundary
+    removed_tags: tuple[int, ...] = ()
 
 
 def iso_ms(t: datetime) -> str:
@@ -121,6 +128,7 @@ def _header(policy: PlaylistPolicy, view: MediaView) -> list[str]:
     control = ["CAN-BLOCK-RELOAD=YES", f"PART-HOLD-BACK={_ms(policy.part_hold_back_ms)}"]
     if policy.skip:
         control.append(f"CAN-SKIP-UNTIL={policy.skip_boundary:.1f}")
+        control.append("CAN-SKIP-DATERANGES=YES")
     return [
         "#EXTM3U",
         f"#EXT-X-VERSION:{HLS_VERSION}",
@@ -138,6 +146,10 @@ def _part(p: PartLine) -> str:
     return f'#EXT-X-PART:DURATION={p.duration:.5f},URI="{part_name(p.seq, p.index)}"{independent}'
 
 
+def daterange_id(seq: int) -> str:
+    return f"expr-{seq}"
+
+
 def daterange(s: SegmentLine) -> str | None:
     """The segment's EXT-X-DATERANGE (4.4.5.1), or None without a tag. The range is the
     segment's: START-DATE its program date-time, DURATION its EXTINF, so it never changes once
@@ -145,15 +157,15 @@ def daterange(s: SegmentLine) -> str | None:
     t = s.tag
     if t is None:
         return None
-    attrs = [f'ID="expr-{s.seq}"', f'CLASS="{EXPRESSION_CLASS}"', f'START-DATE="{iso_ms(s.program_date_time)}"',
+    attrs = [f'ID="{daterange_id(s.seq)}"', f'CLASS="{EXPRESSION_CLASS}"', f'START-DATE="{iso_ms(s.program_date_time)}"',
              f"DURATION={s.duration:.5f}", f"X-FACES={t.faces}"]
     if t.faces and t.expression is not None and t.confidence is not None:
         attrs += [f'X-EXPRESSION="{t.expression}"', f"X-CONFIDENCE={t.confidence:.3f}"]
     return "#EXT-X-DATERANGE:" + ",".join(attrs)
 
 
-def _segment(s: SegmentLine) -> list[str]:
-    tag = daterange(s)
+def _segment(s: SegmentLine, old_tags: bool = True) -> list[str]:
+    tag = daterange(s) if old_tags or not s.tag_old else None
     lines = [tag] if tag is not None else []
     # PDT applies to the parent and so to its first part: it must precede the parts (4.4.4.9).
     lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{iso_ms(s.program_date_time)}")
@@ -192,20 +204,28 @@ def skippable(segments: Sequence[SegmentLine], boundary: float) -> int:
     return 0
 
 
-def media_playlist(view: MediaView, policy: PlaylistPolicy, skip: bool = False) -> str:
+def media_playlist(view: MediaView, policy: PlaylistPolicy, skip: bool = False, skip_dateranges: bool = False) -> str:
     """The live media playlist; with `skip` (and `policy.skip`) a Playlist Delta Update, or the
-    full playlist when nothing is far enough back to skip."""
+    full playlist when nothing is far enough back to skip. `skip_dateranges` (`_HLS_skip=v2`):
+    the update also leaves out the date ranges added more than the Skip Boundary ago."""
     segments = view.segments
     lines = _header(policy, view)
     skipped = skippable(segments, policy.skip_boundary) if skip and policy.skip else 0
     if skipped:
         # MEDIA-SEQUENCE stays the first segment's, skipped or not (4.4.5.2, 6.2.5.1)
-        lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
-        # EXT-X-SKIP replaces segments and their Media Segment tags only: without
-        # CAN-SKIP-DATERANGES every DATERANGE of the full playlist stays (6.2.5.1)
-        lines.extend(tag for s in segments[:skipped] if (tag := daterange(s)) is not None)
+        if skip_dateranges:
+            removed = "\t".join(daterange_id(seq) for seq in view.removed_tags)
+            lines.append(f'#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped},RECENTLY-REMOVED-DATERANGES="{removed}"')
+        else:
+            lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
+        # EXT-X-SKIP replaces segments and their Media Segment tags; a DATERANGE is not one, so
+        # each stays, unless v2 was asked and it is old enough that the client has it (6.2.5.1:
+        # a v2 update holds no date range added more than the Skip Boundary ago, anywhere).
+        lines.extend(tag for s in segments[:skipped]
+                     if not (skip_dateranges and s.tag_old) and (tag := daterange(s)) is not None)
         segments = segments[skipped:]
+    old_tags = not (skipped and skip_dateranges)
     for s in segments:
-        lines.extend(_segment(s))
+        lines.extend(_segment(s, old_tags))
     lines.extend(_tail(view))
     return "\n".join(lines) + "\n"

@@ -14,13 +14,18 @@ playlist and drop from its head (6.2.1). The one exception is a gap that its lat
 The analysis stage's tags (`TagUpdate`, docs/analysis.md) come per feed and seq, shared by
 every rendition, 0.5-1.5 s after their segment: a tag adds one EXT-X-DATERANGE line before its
 segment in every rung's playlist (a metadata tag may be added later, 6.2.1), is set once and
-never changes, and is dropped with the segment it describes.
+never changes, and is dropped with the segment it describes. For `_HLS_skip=v2` delta updates
+the window notes, on its own clock, when each tag entered a playlist (the later of the tag's
+arrival and its segment's listing) and when it left; the only text that depends on the clock,
+and a replica that joined late counts its tags as new, which only makes its updates longer.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -127,6 +132,7 @@ class _Slot:
     listed: _Listed | None = None
     data: bytes | None = field(default=None, repr=False)  # segment bytes, while within keep
     segment: Segment | None = None  # the certified segment, kept as long as `data`
+    listed_at: float = 0.0  # when `listed` was set (the window's clock)
 
     def prefix(self) -> int:
         """How many parts can be listed: 0..n-1 all here (a part must not skip a hole)."""
@@ -145,6 +151,8 @@ class _Track:
     floor: int | None = None  # the first seq ever taken: no gap is ever listed before it
     newest: int | None = None  # newest seq with media; every older seq is closed
     slots: dict[int, _Slot] = field(default_factory=dict)
+    first_listed: int | None = None  # MEDIA-SEQUENCE after the last write
+    removed_tags: dict[int, float] = field(default_factory=dict)  # seq -> when its tag left the playlist
 
     def last_closed(self) -> int:
         """The MSN of the last Media Segment listed (a gap counts); newest - 1 while the newest
@@ -156,8 +164,8 @@ class _Track:
 @dataclass
 class _FeedCache:
     views: dict[str, MediaView | None] = field(default_factory=dict)
-    texts: dict[tuple[str, bool], str | None] = field(default_factory=dict)
-    encoded: dict[tuple[str, bool], bytes] = field(default_factory=dict)
+    texts: dict[tuple[str, bool, bool], str | None] = field(default_factory=dict)
+    encoded: dict[tuple[str, bool, bool], bytes] = field(default_factory=dict)
     master: str | None = None
     has_master: bool = False
 
@@ -172,12 +180,14 @@ class _Ref:
 
 
 class LiveWindow:
-    def __init__(self, policy: PlaylistPolicy) -> None:
+    def __init__(self, policy: PlaylistPolicy, clock: Callable[[], float] = time.time) -> None:
         self.policy = policy
+        self.clock = clock
         self.mismatches = 0  # certified segments whose bytes differ from the parts listed for them
         self._feeds: dict[str, dict[str, _Track]] = {}
         self._cache: dict[str, _FeedCache] = {}
         self._tags: dict[str, dict[int, AnalysisSummary]] = {}  # feed -> seq -> its analysis
+        self._tag_added: dict[str, dict[int, float]] = {}  # feed -> seq -> when its tag came
 
     # -- writes -------------------------------------------------------------------------------
     def apply(self, update: Update) -> bool:
@@ -246,12 +256,15 @@ class LiveWindow:
         if summary.seq in tags or summary.seq < self._tag_floor(feed):
             return False
         tags[summary.seq] = summary
+        added = self._tag_added.setdefault(feed, {})
+        added[summary.seq] = self.clock()
         # Tags may come before their segment (a rendition behind, an edge that restarted): the
         # newest seqs a playlist can list are held however far the renditions are; older ones go.
         limit = self._tag_span() + 16
         if len(tags) > limit:
             for seq in sorted(tags)[:len(tags) - limit]:
                 del tags[seq]
+                added.pop(seq, None)
         self._touch(feed)
         return True
 
@@ -271,8 +284,25 @@ class LiveWindow:
         tags = self._tags.get(feed)
         if tags:
             low = self._tag_floor(feed)
+            added = self._tag_added.get(feed, {})
             for seq in [s for s in tags if s < low]:
                 del tags[seq]
+                added.pop(seq, None)
+
+    def _note_removed_tags(self, feed: str, track: _Track) -> None:
+        """Tags whose segments the last write slid out of the playlist, for the
+        RECENTLY-REMOVED-DATERANGES of v2 delta updates (6.2.5.1)."""
+        if track.newest is None or track.floor is None:
+            return
+        before, first = track.first_listed, self._first(track)
+        track.first_listed = first
+        now = self.clock()
+        if before is not None and first > before:
+            for seq in self._tags.get(feed, {}):
+                if before <= seq < first:
+                    track.removed_tags[seq] = now
+        for seq in [s for s, t in track.removed_tags.items() if now - t > self.policy.skip_boundary]:
+            del track.removed_tags[seq]
 
     def _takes_part(self, track: _Track, part: Part) -> bool:
         if track.newest is not None and part.seq < track.newest:
@@ -308,6 +338,7 @@ class LiveWindow:
         parts = [slot.parts[i] for i in range(n)]
         first = parts[0]
         slot.listed = _Listed(sum(p.duration for p in parts), first.start, first.program_date_time, n, True)
+        slot.listed_at = self.clock()
         slot.data = b"".join(p.data for p in parts)
 
     def _close_with(self, slot: _Slot, seg: Segment) -> None:
@@ -320,6 +351,7 @@ class LiveWindow:
         # the PDT already written before the in-progress parts must not change when it closes
         first = slot.parts[0] if shown else seg
         slot.listed = _Listed(seg.duration, first.start, first.program_date_time, n, False)
+        slot.listed_at = self.clock()
         slot.data, slot.segment = seg.data, seg
 
     def _confirm(self, slot: _Slot, seg: Segment) -> None:
@@ -338,7 +370,8 @@ class LiveWindow:
             return False
         track = track or self._create(u.feed, u.rendition)
         self._reach(track, u.seq)
-        track.slots[u.seq] = _Slot(listed=_Listed(u.duration, u.start, u.program_date_time, 0, False))
+        track.slots[u.seq] = _Slot(listed=_Listed(u.duration, u.start, u.program_date_time, 0, False),
+                                   listed_at=self.clock())
         self._written(u.feed, track)
         return True
 
@@ -353,6 +386,7 @@ class LiveWindow:
 
     def _written(self, feed: str, track: _Track) -> None:
         self._prune(track)
+        self._note_removed_tags(feed, track)  # before their tags may go
         self._prune_tags(feed)
         self._touch(feed)
 
@@ -444,32 +478,36 @@ class LiveWindow:
             cache.master, cache.has_master = (master_playlist(infos) if infos else None), True
         return cache.master
 
-    def media(self, feed: str, rendition: str, skip: bool = False) -> str | None:
+    def media(self, feed: str, rendition: str, skip: bool = False, skip_dateranges: bool = False) -> str | None:
         """The media playlist; with `skip` a Playlist Delta Update (6.2.5.1) when the policy
-        offers them and there is anything to skip, else the full playlist."""
-        skip = skip and self.policy.skip
+        offers them and there is anything to skip, else the full playlist. `skip_dateranges`:
+        asked with `_HLS_skip=v2`, old date ranges are left out as well."""
+        key = self._text_key(rendition, skip, skip_dateranges)
         cache = self._cache.setdefault(feed, _FeedCache())
-        key = (rendition, skip)
         if key not in cache.texts:
             view = self._view(feed, rendition)
             if view is None:
                 cache.texts[key] = None
-            elif skip and not skippable(view.segments, self.policy.skip_boundary):
+            elif key[1] and not skippable(view.segments, self.policy.skip_boundary):
                 cache.texts[key] = self.media(feed, rendition)
             else:
-                cache.texts[key] = media_playlist(view, self.policy, skip)
+                cache.texts[key] = media_playlist(view, self.policy, key[1], key[2])
         return cache.texts[key]
 
-    def media_bytes(self, feed: str, rendition: str, skip: bool = False) -> bytes | None:
+    def media_bytes(self, feed: str, rendition: str, skip: bool = False, skip_dateranges: bool = False) -> bytes | None:
         """`media` encoded, once per change however many requests it answers."""
-        text = self.media(feed, rendition, skip)
+        text = self.media(feed, rendition, skip, skip_dateranges)
         if text is None:
             return None
         encoded = self._cache[feed].encoded
-        key = (rendition, skip and self.policy.skip)
+        key = self._text_key(rendition, skip, skip_dateranges)
         if key not in encoded:
             encoded[key] = text.encode()
         return encoded[key]
+
+    def _text_key(self, rendition: str, skip: bool, skip_dateranges: bool) -> tuple[str, bool, bool]:
+        skip = skip and self.policy.skip
+        return rendition, skip, skip and skip_dateranges
 
     def init(self, feed: str, rendition: str) -> bytes | None:
         track = self._get(feed, rendition)
@@ -582,6 +620,9 @@ class LiveWindow:
         with_parts = track.newest - self.policy.part_horizon + 1
         refs = self._refs(track)
         tags = self._tags.get(feed, {})
+        added = self._tag_added.get(feed, {})
+        now = self.clock()
+        cutoff = now - self.policy.skip_boundary  # a tag in a playlist since before this is old
         newest = track.slots[track.newest]
         open_parts: tuple[PartLine, ...] = ()
         if newest.listed is None:
@@ -589,15 +630,18 @@ class LiveWindow:
         return MediaView(
             media_sequence=first,
             init_tag=track.init_tag,
-            segments=tuple(self._line(track, seq, seq >= with_parts, refs, tags.get(seq)) for seq in range(first, last + 1)),
+            segments=tuple(self._line(track, seq, seq >= with_parts, refs, tags.get(seq), added.get(seq, now) < cutoff, cutoff)
+                           for seq in range(first, last + 1)),
             open_program_date_time=newest.parts[0].program_date_time if open_parts else None,
             open_parts=open_parts,
             hint=self._edge(track).hint,
             reports=self._reports(feed, track),
+            removed_tags=tuple(sorted(seq for seq, t in track.removed_tags.items() if t >= cutoff)),
         )
 
     def _line(self, track: _Track, seq: int, with_parts: bool, refs: list[_Ref],
-              tag: AnalysisSummary | None = None) -> SegmentLine:
+              tag: AnalysisSummary | None = None, tag_came_before: bool = False, cutoff: float = 0.0) -> SegmentLine:
+        """`tag_came_before`: the tag arrived before `cutoff` (now less the Skip Boundary)."""
         slot = track.slots.get(seq)
         listed = slot.listed if slot is not None else None
         if slot is None or listed is None:
@@ -605,7 +649,9 @@ class LiveWindow:
             return SegmentLine(seq, self.policy.segment_duration, self._gap_date(seq, refs), gap=True)
         parts = tuple(self._part_line(slot.parts[i]) for i in range(listed.parts)) if with_parts else ()
         expression = ExpressionTag(tag.faces, tag.expression, tag.confidence) if tag is not None else None
-        return SegmentLine(seq, listed.duration, listed.program_date_time, parts=parts, tag=expression)
+        # the tag entered this playlist with whichever came last, itself or its segment's listing
+        old = tag is not None and tag_came_before and slot.listed_at < cutoff
+        return SegmentLine(seq, listed.duration, listed.program_date_time, parts=parts, tag=expression, tag_old=old)
 
     @staticmethod
     def _part_line(p: Part) -> PartLine:

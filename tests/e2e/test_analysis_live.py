@@ -155,11 +155,37 @@ def test_a_delta_update_keeps_the_tags_of_the_segments_it_skips(astro: Pipeline)
     full, text, delta = wait_for("a delta update", a_delta)
     skipped = range(delta.media_sequence, delta.media_sequence + delta.skip.skipped_segments)
     kept = dateranges(delta)
-    assert "CAN-SKIP-DATERANGES" not in text
+    assert delta.server_control.can_skip_dateranges == "YES"
     # tags never change, and a tag the full playlist had for a skipped seq is still in the delta
     in_full = {s for s in full if s in skipped}
     assert in_full and in_full <= set(kept)
     assert all(attrs(kept[s]) == attrs(full[s]) for s in in_full)
+
+
+def test_a_v2_delta_update_leaves_out_the_tags_a_player_already_has(astro: Pipeline) -> None:
+    """_HLS_skip=v2, as hls.js asks once CAN-SKIP-DATERANGES is offered: the tags that were in
+    the playlist longer than the Skip Boundary are left out (a player that may ask for a delta
+    has them), so the update is shorter than the YES one; what it holds is what the full
+    playlist holds, and a player merging it into the playlist it had keeps every tag."""
+    def a_shorter_v2() -> tuple | None:
+        before = dateranges(astro.playlist("180p")[1])
+        text, v2 = astro.playlist("180p", _HLS_skip="v2")
+        _, yes = astro.playlist("180p", _HLS_skip="YES")
+        if not (v2.skip and v2.skip.skipped_segments) or len(dateranges(v2)) >= len(dateranges(yes)):
+            return None
+        return before, text, v2
+
+    before, text, v2 = wait_for("a v2 delta update without the old tags", a_shorter_v2)
+    after = dateranges(astro.playlist("180p")[1])
+    assert "#EXT-X-VERSION:10" in text.splitlines()
+    assert v2.skip.recently_removed_dateranges is not None  # the attribute is there, empty or not
+    sent = dateranges(v2)
+    assert all(attrs(sent[s]) == attrs(after[s]) for s in set(sent) & set(after))  # tags never change
+    # Every tag of a skipped segment (all older than the Skip Boundary, their tags long come)
+    # that the full playlist lists and the delta leaves out is one the player already had.
+    skipped = range(v2.media_sequence, v2.media_sequence + v2.skip.skipped_segments)
+    left_out = {s for s in after if s in skipped} - set(sent)
+    assert left_out and left_out <= set(before), sorted(left_out - set(before))
 
 
 def test_ffprobe_reads_the_tagged_playlists(astro: Pipeline) -> None:

@@ -33,7 +33,7 @@ MAX = 2**64 - 1
         ([("_HLS_msn", "12"), ("_HLS_part", "3")], PlaylistRequest(12, 3, False)),
         ([("_HLS_part", "3"), ("_HLS_msn", "12")], PlaylistRequest(12, 3, False)),  # any order
         ([("_HLS_skip", "YES")], PlaylistRequest(None, None, True)),
-        ([("_HLS_skip", "v2")], PlaylistRequest(None, None, True)),  # no date ranges: same as YES
+        ([("_HLS_skip", "v2")], PlaylistRequest(None, None, True, True)),  # old date ranges skipped too
         ([("_HLS_msn", "0"), ("_HLS_part", "0"), ("_HLS_skip", "YES")], PlaylistRequest(0, 0, True)),
         ([("_HLS_msn", "007")], PlaylistRequest(7, None, False)),  # 4.2 decimal-integer allows it
         ([("_HLS_msn", str(MAX)), ("_HLS_part", str(MAX))], PlaylistRequest(MAX, MAX, False)),
@@ -111,7 +111,7 @@ def test_valid_queries_round_trip(msn, part, skip, junk, rnd) -> None:  # type: 
     params += [("_HLS_part", str(part))] if part is not None else []
     params += [("_HLS_skip", skip)] if skip is not None else []
     rnd.shuffle(params)
-    assert parse_playlist_query(params) == PlaylistRequest(msn, part, skip is not None)
+    assert parse_playlist_query(params) == PlaylistRequest(msn, part, skip is not None, skip == "v2")
 
 
 # -- blocking decisions -------------------------------------------------------------------------

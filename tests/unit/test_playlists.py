@@ -174,12 +174,12 @@ def test_media_playlist_tags() -> None:
     text = media_playlist(VIEW, POLICY)
     pl = m3u8.loads(text)
     assert not pl.is_variant and not pl.is_endlist
-    assert pl.version == HLS_VERSION == 9  # EXT-X-SKIP needs 9 (section 8)
+    assert pl.version == HLS_VERSION == 10  # an EXT-X-SKIP that replaces date ranges needs 10 (section 8)
     assert pl.target_duration == 2
     assert pl.media_sequence == 10
     assert pl.is_independent_segments
     sc = pl.server_control
-    assert (sc.can_block_reload, sc.part_hold_back, sc.can_skip_until) == ("YES", 1.5, 12.0)
+    assert (sc.can_block_reload, sc.part_hold_back, sc.can_skip_until, sc.can_skip_dateranges) == ("YES", 1.5, 12.0, "YES")
     assert pl.part_inf.part_target == 0.5
     assert [m.uri for m in pl.segment_map] == ["init.mp4?v=0123456789ab"]
     segs = [s for s in pl.segments if s.uri]
@@ -201,7 +201,7 @@ def test_media_playlist_line_order() -> None:
         "#EXTM3U",
         f"#EXT-X-VERSION:{HLS_VERSION}",
         "#EXT-X-TARGETDURATION:2",
-        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500,CAN-SKIP-UNTIL=12.0",
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500,CAN-SKIP-UNTIL=12.0,CAN-SKIP-DATERANGES=YES",
         "#EXT-X-PART-INF:PART-TARGET=0.500",
         "#EXT-X-MEDIA-SEQUENCE:10",
         "#EXT-X-INDEPENDENT-SEGMENTS",

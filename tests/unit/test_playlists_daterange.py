@@ -1,12 +1,13 @@
 """The analysis stage's tags in the live media playlists: one EXT-X-DATERANGE per tagged segment
 (draft-pantos-hls-rfc8216bis 4.4.5.1), parsed back with the `m3u8` package; kept in Playlist
-Delta Updates (6.2.5.1); a late tag re-renders the cached playlist once; set once; carried to a
+Delta Updates (6.2.5.1), old ones left out of v2 updates with the recently removed named; a late tag re-renders the cached playlist once; set once; carried to a
 replica by the window's updates and snapshots."""
 
 from __future__ import annotations
 
 import asyncio
 import pickle
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import m3u8
@@ -130,9 +131,9 @@ def test_a_delta_update_keeps_the_dateranges_of_the_segments_it_skips() -> None:
     assert {k: (v.start_date, attrs(v)) for k, v in ranges(delta).items()} == \
         {k: (v.start_date, attrs(v)) for k, v in ranges(full).items()}
     assert len(ranges(delta)) == 20
-    # ...so the server does not offer to skip them (no _HLS_skip=v2 from clients)
-    assert "CAN-SKIP-DATERANGES" not in delta and "RECENTLY-REMOVED-DATERANGES" not in delta
+    assert "RECENTLY-REMOVED-DATERANGES" not in delta  # only for v2
     assert m3u8.loads(full).server_control.can_skip_until == 6.0
+    assert m3u8.loads(full).server_control.can_skip_dateranges == "YES"
 
 
 # -- the window: late tags, set once, every rung ---------------------------------------------------
@@ -141,7 +142,7 @@ def test_a_late_tag_re_renders_the_cached_playlist_of_every_rung() -> None:
     feed(w, BASE, BASE + 4)
     before = {r: w.media_bytes("iss", r) for r in RUNGS}
     assert all(b is w.media_bytes("iss", r) for r, b in before.items())  # cached: rendered once
-    assert "DATERANGE" not in before["360p"].decode()
+    assert "#EXT-X-DATERANGE" not in before["360p"].decode()
     assert w.set_tag("iss", happy(BASE + 3))
     for r in RUNGS:
         text = w.media_bytes("iss", r).decode()
@@ -183,7 +184,7 @@ def test_a_gap_gets_no_daterange_and_refused_summaries_never_reach_a_playlist() 
            SegmentSummary(BASE + 4, 1, -1),
            SegmentSummary(BASE + 4, 1, 0, confidence=0.3)]
     assert not any(w.set_tag("iss", s) for s in bad)
-    assert "DATERANGE" not in w.media("iss", "360p")
+    assert "#EXT-X-DATERANGE" not in w.media("iss", "360p")
     # a tag of a segment older than every rendition's keep is of no use
     assert not w.set_tag("iss", happy(BASE - 100))
 
@@ -238,3 +239,79 @@ def test_pickled_updates_cross_as_they_are() -> None:
         SegmentSummary.from_dict({"seq": "x", "frames": 1, "faces": 0})
     with pytest.raises(ValueError):
         SegmentSummary.from_dict({"frames": 1})
+
+
+# -- _HLS_skip=v2: old date ranges left out, the recently removed named (6.2.5.1) ---------------
+def test_a_v2_delta_update_leaves_out_old_ranges_and_names_the_recently_removed() -> None:
+    segs = tuple(SegmentLine(s, 1.0, T0 + timedelta(seconds=s - 10), tag=ExpressionTag(1, "happy", 0.8), tag_old=s < 27)
+                 for s in range(10, 30))
+    # a tag that came late for a segment far back is new to every client: it stays
+    segs = tuple(replace(line, tag_old=False) if line.seq == 12 else line for line in segs)
+    view = MediaView(10, "0123456789ab", segs, None, (), (30, 0), removed_tags=(7, 9))
+    full = media_playlist(view, POLICY)
+    yes, v2 = media_playlist(view, POLICY, skip=True), media_playlist(view, POLICY, skip=True, skip_dateranges=True)
+    assert len(ranges(full)) == len(ranges(yes)) == 20  # only v2 leaves ranges out
+    pl = m3u8.loads(v2)
+    assert pl.version == 10  # section 8: an EXT-X-SKIP that replaces date ranges
+    assert pl.skip.skipped_segments == m3u8.loads(yes).skip.skipped_segments > 0
+    assert pl.skip.recently_removed_dateranges == "expr-7\texpr-9"
+    assert sorted(ranges(v2)) == ["expr-12", "expr-27", "expr-28", "expr-29"]
+    assert "RECENTLY-REMOVED-DATERANGES" not in yes
+    # nothing to skip: the full playlist, whatever was asked
+    short = MediaView(25, "0123456789ab", segs[15:], None, (), (30, 0), removed_tags=(7,))
+    assert media_playlist(short, POLICY, skip=True, skip_dateranges=True) == media_playlist(short, POLICY)
+
+
+class Clock:
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def merged(have: dict[str, dict], update: str) -> dict[str, dict]:
+    """What a client holds after merging a delta update into its date ranges (hls.js's
+    mergeDateRanges): drop the recently removed, add or update what the update lists."""
+    pl = m3u8.loads(update)
+    out = dict(have)
+    removed = (pl.skip.recently_removed_dateranges or "") if pl.skip else ""
+    for i in filter(None, removed.split("\t")):
+        out.pop(i, None)
+    out.update({k: attrs(v) for k, v in ranges(update).items()})
+    return out
+
+
+def test_a_client_merging_v2_updates_holds_the_ranges_of_the_full_playlist() -> None:
+    """A player that reloads every part with _HLS_skip=v2 (as hls.js does once the playlist
+    offers CAN-SKIP-DATERANGES) and merges each update ends with the full playlist's ranges,
+    also with tags that come late, early or not at all, and a DVR window that slides."""
+    clock = Clock()
+    w = LiveWindow(replace(POLICY, dvr=20), clock=clock)
+    for r in RUNGS:
+        w.set_init("iss", RenditionInfo(r, 640, 360, 700_000, 650_000, "avc1.64001e,mp4a.40.2", 30.0), f"init-{r}".encode())
+    have = {k: attrs(v) for k, v in ranges(w.media("iss", "360p") or "#EXTM3U\n").items()}
+    sizes = []
+    for seq in range(BASE, BASE + 60):
+        for i in range(4):
+            clock.t += 0.25
+            for r in RUNGS:
+                w.add_part(part(seq, i, r))
+            if i == 1 and seq % 3:
+                w.set_tag("iss", happy(seq - 1))  # a second behind its segment, most of them
+            if i == 2 and seq % 7 == 0:
+                w.set_tag("iss", happy(seq - 9))  # far behind: new to the client all the same
+            if w.media("iss", "360p") is None:
+                continue
+            update = w.media("iss", "360p", skip=True, skip_dateranges=True)
+            have = merged(have, update)
+            assert have == {k: attrs(v) for k, v in ranges(w.media("iss", "360p")).items()}, (seq, i)
+            sizes.append((len(update), len(w.media("iss", "360p", skip=True))))
+        for r in RUNGS:
+            w.add_segment(segment(seq, r))
+    # with a full DVR window the v2 updates no longer carry a range per listed segment
+    v2, yes = sizes[-1]
+    assert "RECENTLY-REMOVED-DATERANGES" in w.media("iss", "360p", skip=True, skip_dateranges=True)
+    assert w.media("iss", "360p", skip=True).count("#EXT-X-DATERANGE") >= 12
+    assert w.media("iss", "360p", skip=True, skip_dateranges=True).count("#EXT-X-DATERANGE") <= 6
+    assert v2 < yes
