@@ -15,6 +15,7 @@ BENCHES = [
     ["bench.bench_delivery", "--seconds", "5", "--rounds", "3"],
     ["bench.bench_latency", "--seconds", "60"],
     ["bench.bench_codecs", "--seconds", "5"],
+    ["bench.bench_ingest", "--seconds", "10"],
     ["bench.bench_timeshift", "--hours", "6", "--runs", "30"],
 ]
 

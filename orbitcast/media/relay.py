@@ -1,7 +1,11 @@
 """Relays for contribution protocols that PyAV's bundled FFmpeg lacks (SRT).
 
 Debian's ffmpeg (built with libsrt) receives the stream and copies it, unchanged (no
-re-encode), as MPEG-TS to a pipe; the `Relay` is the file object PyAV reads that pipe through.
+re-encode), as NUT to a pipe; the `Relay` is the file object PyAV reads that pipe through.
+NUT, not MPEG-TS: a NUT packet is a whole frame the moment it is written, where an MPEG-TS
+reader knows a picture's PES is complete only when the next one begins and then parses the
+frame out again (two pictures, 67 ms at 30 fps, measured by bench/bench_ingest.py); and packets
+are written as they come, not held to interleave the streams (`max_interleave_delta` 1 us).
 The child is killed when the relay is closed, and by the kernel when the thread that started it
 dies (a parent-death signal), so a feed never leaves an ffmpeg behind. Its stderr is kept to
 turn a refused or failed connection into a reason a person understands.
@@ -59,7 +63,8 @@ def relay_command(url: str, ffmpeg: str = FFMPEG) -> list[str]:
     # Every video and audio stream is copied; Source chooses among them as it does for any input.
     cmd = [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-analyzeduration", "1000000", "-i", url,
-        "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-f", "mpegts", "-flush_packets", "1", "pipe:1",
+        "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-max_interleave_delta", "1", "-f", "nut", "-flush_packets", "1",
+        "pipe:1",
     ]
     # The kernel kills the relay if the thread that started it dies (setpriv is in util-linux).
     setpriv = shutil.which("setpriv")

@@ -141,7 +141,7 @@ class Source:
         relay = self._relay = Relay(url, open_timeout=self.timeouts[0], read_timeout=self.timeouts[1])
         try:
             relay.start()
-            return av.open(relay, format="mpegts", options=self.options)  # type: ignore[return-value]
+            return av.open(relay, format="nut", options=self.options)  # type: ignore[return-value]
         except RelayFailed as err:
             raise SourceError(str(err)) from None
         except (av.error.FFmpegError, OSError, ValueError):
