@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients, the senders of the ingest tests
 # and the SRT relay: Debian's build has libsrt), rtsp-server-perl (the RTSP server of the RTSP pull
-# test; on a host with systemd its package also enables a service on port 554), libsodium23 (the
+# test over UDP; on a host with systemd its package also enables a service on port 554),
+# GStreamer's RTSP server with Debian's PyGObject (that of the test over TCP), libsodium23 (the
 # Threema SDK), chromium (the viewer page with hls.js, driven by Playwright), prometheus (scrapes
 # /metrics in tests/e2e/test_metrics_live.py; with systemd its package also starts one on port 9090). The benchmarks also
 # need wrk and nginx (the viewer path measured against a static server).
@@ -48,6 +49,8 @@ system-deps:
 	ldconfig -p | grep -q 'libsodium\.so' || missing="$$missing libsodium23"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v rtsp-server-perl >/dev/null || missing="$$missing rtsp-server-perl"; \
+	/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || \
+	  missing="$$missing python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	$(APT_MISSING)
 

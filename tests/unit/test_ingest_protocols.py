@@ -23,6 +23,7 @@ from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
 from orbitcast.segment import Segment
 from tests.conftest import reserved_port
+from tests.media import make_clip
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -346,4 +347,46 @@ def test_rtsp_pull_over_udp_plays_and_a_stopped_sender_is_reported(rtsp_server: 
         sender.communicate(timeout=60)
     # RTP over UDP has no end of stream here: the sender's silence is what the feed sees.
     assert isinstance(session.end, SourceError) and "no data" in str(session.end), session.end
+    assert_plays(session, tmp_path)
+
+
+GST_PYTHON = "/usr/bin/python3"  # Debian's, which has PyGObject and GStreamer's typelibs
+
+
+def gst_rtsp_available() -> bool:
+    check = [GST_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"]
+    try:
+        return subprocess.run(check, capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def gst_rtsp_server(tmp_path: Path) -> Iterator[int]:
+    """GStreamer's RTSP server (tests/rtsp_gst_server.py) serving a 4 s H.264/AAC clip, over
+    interleaved TCP only: the transport rtsp-server-perl cannot relay."""
+    if not gst_rtsp_available():
+        pytest.skip("needs Debian's gir1.2-gst-rtsp-server-1.0 and python3-gi (make test installs them)")
+    clip = make_clip(tmp_path / "rtsp.mp4", seconds=4.0, width=320, height=240, gop=30)
+    port = reserved_port()
+    server = subprocess.Popen([GST_PYTHON, str(Path(__file__).parents[1] / "rtsp_gst_server.py"), str(port), str(clip)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline().decode()
+        assert line.strip() == "ready", line + server.stdout.read().decode()
+        yield port
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_rtsp_pull_over_tcp_plays(gst_rtsp_server: int, tmp_path: Path) -> None:
+    url = f"rtsp://127.0.0.1:{gst_rtsp_server}/live"
+    # The server offers interleaved TCP only: asking for UDP is refused, with a reason.
+    with pytest.raises(SourceError):
+        receive(Source(url, options={"rtsp_transport": "udp"}, open_timeout=10, read_timeout=2))
+    session = receive(Source(url, options={"rtsp_transport": "tcp"}, open_timeout=10, read_timeout=2))
+    # the clip's end: the server ends the session, or falls silent (no RTSP end of stream in FFmpeg)
+    assert isinstance(session.end, SourceEnded) or "no data" in str(session.end), session.end
     assert_plays(session, tmp_path)
