@@ -34,7 +34,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
@@ -43,6 +42,7 @@ from orbitcast.config import FeedConfig, OrbitcastConfig
 from orbitcast.media.feed_runner import FeedRunner, batch_seconds_for
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
+from orbitcast.netstat import bound
 from orbitcast.segment import Part
 
 FPS = 30
@@ -58,21 +58,6 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def bound(port: int, proto: str) -> bool:
-    """Whether this machine has a socket bound to `port` (UDP) or listening on it (TCP), read
-    from /proc so that looking never takes the port from the receiver that waits on it."""
-    for name in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
-        try:
-            lines = Path(name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and (proto == "udp" or fields[3] == "0A"):
-                return True
-    return False
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+from collections.abc import Callable
 
 from orbitcast.config import ConfigError, load_config
 
@@ -134,14 +135,22 @@ def _energy_plan(args: argparse.Namespace) -> int:
     if args.png:
         from orbitcast.energy.plot import plot_plan
 
-        try:
-            print(f"wrote {plot_plan(plan, args.png)}", file=sys.stderr)
-        except EnergyError as err:
-            print(f"orbitcast energy: {err}", file=sys.stderr)
-            return 2
-        except OSError as err:
-            print(f"orbitcast energy: cannot write {args.png}: {err.strerror or err}", file=sys.stderr)
-            return 1
+        return _energy_png(args.png, lambda: plot_plan(plan, args.png))
+    return 0
+
+
+def _energy_png(png: str, plot: Callable[[], object]) -> int:
+    """Write a plan's PNG with `plot` (which returns the path written): 0, or the exit code."""
+    from orbitcast.energy.errors import EnergyError
+
+    try:
+        print(f"wrote {plot()}", file=sys.stderr)
+    except EnergyError as err:
+        print(f"orbitcast energy: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"orbitcast energy: cannot write {png}: {err.strerror or err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -181,16 +190,7 @@ def _energy_simulate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     print(summary_line(sim))
-    try:
-        print(f"wrote {plot_plan(sim.as_plan(), args.png, f'a simulated day {day} ({sim.load_source} load)')}",
-              file=sys.stderr)
-    except EnergyError as err:
-        print(f"orbitcast energy: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"orbitcast energy: cannot write {args.png}: {err.strerror or err}", file=sys.stderr)
-        return 1
-    return 0
+    return _energy_png(args.png, lambda: plot_plan(sim.as_plan(), args.png, f"a simulated day {day} ({sim.load_source} load)"))
 
 
 def _playtest(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import pytest
 
 from orbitcast.config import LadderConfig, Rung
 from orbitcast.media.relay import redact
+from orbitcast.netstat import bound
 from orbitcast.media.source import Source, SourceEnded, SourceError
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
@@ -48,21 +49,6 @@ def send(url: str, fmt: str, seconds: float = SECONDS, extra: tuple[str, ...] = 
          "-c:a", "aac", "-b:a", "64k", *extra, "-f", fmt, url],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-
-
-def bound(port: int, proto: str) -> bool:
-    """Whether a socket on this machine is bound to `port` (UDP) or listening on it (TCP), read
-    from /proc so that looking never takes the port from the process that waits on it."""
-    for name in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
-        try:
-            lines = Path(name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and (proto == "udp" or fields[3] == "0A"):
-                return True
-    return False
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
