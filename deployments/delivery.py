@@ -296,7 +296,8 @@ class Delivery:
         counted = VIEWERS_COUNTED if viewers is None else "stated in the request (?viewers=)"
         return energy_body(self.config, reports, viewers=self.state.held if viewers is None else viewers,
                            viewers_counted=counted, plan=plan, plan_error=plan_error,
-                           now=datetime.now(timezone.utc))
+                           now=datetime.now(timezone.utc),
+                           feed_viewers=dict(self.state.held_by_feed) if viewers is None else None)
 
     def record_autoscaling_stats(self) -> dict[str, float]:
         # /live/ requests skip Serve's accounting (fast_path.py): the held ones are counted here.

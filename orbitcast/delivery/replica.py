@@ -13,7 +13,7 @@ import asyncio
 import os
 import statistics
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 
 from .blocking import Readiness
@@ -52,6 +52,7 @@ class ReplicaState:
         self.part_hops: deque[float] = deque(maxlen=4096)
         self.on_part_hop: Callable[[float], None] | None = None  # the replica's metrics (http_metrics.py)
         self.held = 0  # requests waiting right now
+        self.held_by_feed: Counter[str] = Counter()  # the same, by feed (an LL-HLS viewer holds about one)
 
     # -- following the edge ----------------------------------------------------------------
     def apply(self, batch: Batch) -> int:
@@ -93,6 +94,7 @@ class ReplicaState:
             if event is None:
                 event = self._events[key] = asyncio.Event()
             self.held += 1
+            self.held_by_feed[feed] += 1
             try:
                 async with asyncio.timeout(remaining):  # no extra task per held request
                     await event.wait()
@@ -100,6 +102,7 @@ class ReplicaState:
                 pass
             finally:
                 self.held -= 1
+                self.held_by_feed[feed] -= 1
 
     def feeds(self) -> list[dict]:
         return feeds_status(self.window, self.health)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from ..config import OrbitcastConfig
@@ -118,14 +118,37 @@ def sci_json(watts: float, rel_error: float, cfg: EnergyConfig, viewers: int, ho
     return out
 
 
+def feed_sci(feed_w: float, feeds_w: float, rel_error: float, cfg: EnergyConfig, viewers: int | None,
+             hour: PlanHour | None) -> dict:
+    """One feed's SCI-like figure: its watts at the hour's mix, and the host's embodied carbon
+    in the feed's share of the watts attributed to all feeds (`feeds_w`: the feeds' shares of
+    the host add up to the whole host); per viewer-hour of its own viewers, when counted."""
+    mix = energy_mix(feed_w * 3600.0, cfg, hour)
+    share = feed_w / feeds_w if feeds_w > 0 else 0.0
+    per_hour = sci_per_viewer_hour(mix, 1.0, share, cfg.sci, rel_error)
+    out = {"g_per_hour": per_hour.g_per_viewer_hour, "error_g_per_hour": per_hour.error_g_per_viewer_hour,
+           "viewers": viewers, "g_per_viewer_hour": None, "error_g_per_viewer_hour": None}
+    if viewers:
+        out.update(g_per_viewer_hour=per_hour.g_per_viewer_hour / viewers,
+                   error_g_per_viewer_hour=per_hour.error_g_per_viewer_hour / viewers)
+    return out
+
+
 def energy_body(config: OrbitcastConfig, reports: Sequence[dict], *, viewers: int, viewers_counted: str,
-                plan: Plan | None, plan_error: str | None, now: dt.datetime) -> dict:
-    """The /api/energy body."""
+                plan: Plan | None, plan_error: str | None, now: dt.datetime,
+                feed_viewers: Mapping[str, int] | None = None) -> dict:
+    """The /api/energy body. `feed_viewers`: the viewers counted per feed (None when the
+    audience was stated for the whole system: it is not split by feed)."""
     cfg = config.energy
     measured = [r for r in reports if r.get("wall_s")]
     watts = sum(r["process_w"] for r in measured)
     rel_error = max((r["rel_error"] for r in measured), default=cfg.power.error)
     hour = plan_hour(plan, now.astimezone(plan.hours[0].start.tzinfo)) if plan is not None else None
+    feeds = combine(measured)
+    feeds_w = sum(f["watts"] for f in feeds.values())
+    for name, f in feeds.items():
+        counted = None if feed_viewers is None else feed_viewers.get(name, 0)
+        f["sci"] = feed_sci(f["watts"], feeds_w, rel_error, cfg, counted, hour)
     return {
         "enabled": cfg.enabled,
         "source": _source(reports),
@@ -133,7 +156,7 @@ def energy_body(config: OrbitcastConfig, reports: Sequence[dict], *, viewers: in
         "window_s": max((r["window_s"] for r in reports), default=None),
         "transcoding_w": watts,
         "error_w": watts * rel_error,
-        "feeds": combine(measured),
+        "feeds": feeds,
         "members": [{k: r.get(k) for k in ("member", "source", "host_w", "process_w", "attributed_w", "utilisation",
                                            "process_cpu_per_s", "idle_share", "rel_error", "model", "wall_s", "errors")}
                     for r in reports],

@@ -97,7 +97,18 @@ def _accounting(store: MetricStore, body: Mapping[str, Any]) -> None:
     per_viewer = store.gauge("orbitcast_sci_grams_per_viewer_hour",
                              "The SCI-like figure per viewer-hour, viewers counted as /api/energy counts them "
                              "(absent while none are)")
+    feed_hour = store.gauge("orbitcast_sci_feed_grams_per_hour",
+                            "The SCI-like figure per hour of one feed: its watts, and the host's embodied share "
+                            "in its part of the feeds' watts", ("feed",))
+    feed_viewer = store.gauge("orbitcast_sci_feed_grams_per_viewer_hour",
+                              "One feed's SCI-like figure per viewer-hour of its own viewers (absent while none are "
+                              "counted)", ("feed",))
     for feed, f in (body.get("feeds") or {}).items():
+        feed_sci = f.get("sci") or {}
+        if (value := _number(feed_sci.get("g_per_hour"))) is not None:
+            feed_hour.set(value, str(feed))
+        if (value := _number(feed_sci.get("g_per_viewer_hour"))) is not None:
+            feed_viewer.set(value, str(feed))
         for rung, r in (f.get("rungs") or {}).items():
             if (value := _number(r.get("watts"))) is not None:
                 watts.set(value, str(feed), str(rung), source)

@@ -46,7 +46,12 @@ def test_api_energy_shows_watts_per_feed_and_rung(live):
     assert synth[rungs[0]]["watts"] > synth[rungs[-1]]["watts"]
     assert body["transcoding_w"] >= body["feeds"]["synth"]["watts"] > 0
     assert body["sci"]["g_per_hour"] > 0 and body["plan"] is None  # no energy.site in the test config
+    # each feed's own figure: part of the whole, its viewers counted by feed
+    per_feed = body["feeds"]["synth"]["sci"]
+    assert 0 < per_feed["g_per_hour"] and isinstance(per_feed["viewers"], int)
+    assert sum(f["sci"]["g_per_hour"] for f in body["feeds"].values()) <= body["sci"]["g_per_hour"] * (1 + 1e-9)
     stated = live.get("/api/energy?viewers=10").json()
+    assert stated["feeds"]["synth"]["sci"]["viewers"] is None  # a stated audience is not split by feed
     assert stated["viewers"]["count"] == 10
     assert stated["sci"]["g_per_viewer_hour"] == pytest.approx(stated["sci"]["g_per_hour"] / 10)
     bad = live.get("/api/energy?viewers=-3")

@@ -61,6 +61,26 @@ def test_sci_per_viewer_hour_from_the_grid_without_a_site() -> None:
     assert nobody["sci"]["g_per_hour"] == pytest.approx(embodied)  # the host exists: never zero
 
 
+def test_each_feed_has_its_figure_per_hour_and_per_viewer_hour_of_its_own_viewers() -> None:
+    config = parse_config({"energy": {"enabled": True}})
+    reports = [report(0, {"iss": {"360p": rung(3.0, 3.0)}, "moon": {"360p": rung(1.0, 1.0)}}, 5.0)]
+    now = dt.datetime(2024, 6, 1, 12, tzinfo=UTC)
+    body = energy_body(config, reports, viewers=5, viewers_counted="test", plan=None, plan_error=None, now=now,
+                       feed_viewers={"iss": 4})
+    embodied = 300.0 * 1000 / (4.0 * HOURS_PER_YEAR)
+    iss, moon = body["feeds"]["iss"]["sci"], body["feeds"]["moon"]["sci"]
+    # its own watts from the grid, and the host's embodied carbon in its share of the feeds' watts
+    assert iss["g_per_hour"] == pytest.approx(3.0 * 3600 / J_PER_KWH * 475.0 + embodied * 0.75)
+    assert moon["g_per_hour"] == pytest.approx(1.0 * 3600 / J_PER_KWH * 475.0 + embodied * 0.25)
+    assert iss["viewers"] == 4 and iss["g_per_viewer_hour"] == pytest.approx(iss["g_per_hour"] / 4)
+    assert iss["error_g_per_viewer_hour"] == pytest.approx(3.0 * 3600 / J_PER_KWH * 475.0 * 0.5 / 4)
+    assert moon["viewers"] == 0 and moon["g_per_viewer_hour"] is None  # nobody watching: per hour only
+    # an audience stated for the whole system is not split by feed
+    stated = energy_body(config, reports, viewers=10, viewers_counted="stated", plan=None, plan_error=None, now=now)
+    assert stated["feeds"]["iss"]["sci"]["viewers"] is None and stated["feeds"]["iss"]["sci"]["g_per_viewer_hour"] is None
+    assert stated["sci"]["g_per_viewer_hour"] is not None
+
+
 def site_config(**site) -> object:
     return parse_config({"energy": {"enabled": True, "site": {
         "latitude": 60.15, "longitude": -1.15, "timezone": "Europe/London", "kwp": 0.13, "battery_wh": 300, **site}}})

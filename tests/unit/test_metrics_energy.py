@@ -128,7 +128,8 @@ def test_the_api_energy_body_becomes_gauges_with_the_plans_current_hour() -> Non
                                 "lo": {"watts": 2.0, "error_w": 1.0, "joules_per_media_s": None, "segments": 0}}}}
     plan = small_plan()
     now = dt.datetime(2024, 12, 21, 2, 15, tzinfo=BST)
-    body = energy_body(config, [report], viewers=4, viewers_counted="test", plan=plan, plan_error=None, now=now)
+    body = energy_body(config, [report], viewers=4, viewers_counted="test", plan=plan, plan_error=None, now=now,
+                       feed_viewers={"iss": 3})
     got = parse(render(energy_families(body, now.timestamp())))
     assert value(got, "orbitcast_energy_watts", feed="iss", rendition="hi", source="model") == 3.0
     assert value(got, "orbitcast_energy_joules_per_media_second", feed="iss", rendition="hi") == 3.1
@@ -136,6 +137,10 @@ def test_the_api_energy_body_becomes_gauges_with_the_plans_current_hour() -> Non
     assert value(got, "orbitcast_energy_transcoding_watts", source="model") == 5.0
     assert value(got, "orbitcast_sci_grams_per_viewer_hour") == pytest.approx(body["sci"]["g_per_viewer_hour"])
     assert value(got, "orbitcast_sci_grams_per_hour") == pytest.approx(body["sci"]["g_per_hour"])
+    # one feed: its own figure, per hour and per viewer-hour of its 3 viewers
+    feed_hour = value(got, "orbitcast_sci_feed_grams_per_hour", feed="iss")
+    assert feed_hour == pytest.approx(body["feeds"]["iss"]["sci"]["g_per_hour"]) and feed_hour > 0
+    assert value(got, "orbitcast_sci_feed_grams_per_viewer_hour", feed="iss") == pytest.approx(feed_hour / 3)
     hour = plan.hours[2]
     assert value(got, "orbitcast_energy_plan_up") == 1
     assert value(got, "orbitcast_energy_plan_step") == hour.step.index

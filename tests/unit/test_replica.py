@@ -27,7 +27,7 @@ def test_held_requests_wake_when_their_part_arrives_and_only_then() -> None:
         held = [asyncio.create_task(state.wait_until("iss", "360p", lambda: w.playlist_ready("iss", "360p", 10, 1), 5.0))
                 for _ in range(500)]
         await asyncio.sleep(0.05)
-        assert state.held == 500
+        assert state.held == 500 and state.held_by_feed == {"iss": 500}
         state.apply(batch(4, PartUpdate(part(10, 0, rendition="240p"))))  # another rendition: nobody wakes
         await asyncio.sleep(0.05)
         assert not any(t.done() for t in held)
@@ -35,7 +35,7 @@ def test_held_requests_wake_when_their_part_arrives_and_only_then() -> None:
         state.apply(batch(5, PartUpdate(part(10, 1))))
         results = await asyncio.gather(*held)
         assert time.perf_counter() - arrived < 1.0
-        assert set(results) == {Readiness.READY} and state.held == 0
+        assert set(results) == {Readiness.READY} and state.held == 0 and state.held_by_feed["iss"] == 0
         assert (state.epoch, state.cursor) == ("edge-1", 5)
         assert state.health["iss"]["state"] == "live"
 
