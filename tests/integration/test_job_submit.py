@@ -3,8 +3,9 @@
 starts it), the pipeline submitted as a job with `--working-dir .` by a client holding the
 token, a segment played over HTTP, then `ray job stop`, which leaves no Serve application; then
 the same job submitted again on the same store: seqs go on from where they were, the ledger keeps
-its key and its leaves, and a recording made before the restart verifies against the ledger after
-it with `orbitcast verify`."""
+its key and its leaves, a recording made before the restart verifies against the ledger after
+it with `orbitcast verify`, and a time-shift range across the restart plays in ffmpeg with the
+seqs never made listed as gaps."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import m3u8
 import pytest
 import requests
 import yaml
@@ -61,6 +64,36 @@ def _wait(predicate, timeout: float, what: str):
             last = err
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what}: {last}")
+
+
+def timeshift_across_the_restart(base: str, first_run_end: datetime, last_before: int, first_after: int) -> None:
+    """A time-shift range from the first run's last seconds into the second run's media: the
+    seqs the pipeline never made while it was down are EXT-X-GAP segments (the media timeline
+    is the wall clock, so both runs share it), and ffmpeg plays the range from the archive,
+    pictures of both runs, skipping the gaps."""
+    run_two = m3u8.loads(requests.get(f"{base}/240p/index.m3u8", timeout=5).text)
+    end = max(s.current_program_date_time for s in run_two.segments if s.uri)
+    start = first_run_end - timedelta(seconds=3)
+    window = f"start={start.timestamp():.3f}&end={end.timestamp():.3f}"
+    r = requests.get(f"{base}/240p/index.m3u8?{window}", timeout=10)
+    assert r.status_code == 200, r.text
+    pl = m3u8.loads(r.text)
+    assert pl.playlist_type == "vod" and pl.is_endlist
+    seqs = [pl.media_sequence + i for i in range(len(pl.segments))]
+    gaps = [seq for seq, seg in zip(seqs, pl.segments) if seg.gap_tag]
+    made = [seq for seq, seg in zip(seqs, pl.segments) if not seg.gap_tag]
+    # media of both runs (the first ran on a little after `last_before` was seen), and a gap for
+    # every seq between them
+    one, two = [q for q in made if q < first_after], [q for q in made if q >= first_after]
+    assert one and two and max(one) >= last_before, (made, last_before, first_after)
+    assert one == list(range(one[0], one[-1] + 1)) and two == list(range(first_after, two[-1] + 1)), made
+    assert gaps and gaps == list(range(max(one) + 1, first_after)), (gaps, made)
+    proc = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", f"{base}/240p/index.m3u8?{window}",
+                           "-map", "0:v:0", "-f", "framecrc", "-"], capture_output=True, timeout=120, text=True)
+    frames = [line for line in proc.stdout.splitlines() if line and not line.startswith("#")]
+    assert proc.returncode == 0, proc.stderr
+    # 25 fps: every picture of the segments that were made (the first and last may be partial)
+    assert len(frames) >= 25 * (len(made) - 2), (len(frames), len(made), proc.stderr[-2000:])
 
 
 def test_the_readme_cluster_path_with_a_token_runs_job_stop_leaves_no_serve_app_and_a_restart_continues(tmp_path: Path):
@@ -181,6 +214,10 @@ def test_the_readme_cluster_path_with_a_token_runs_job_stop_leaves_no_serve_app_
         known = tmp_path / "known_ledgers"
         ledger = f"http://127.0.0.1:{http_port}/ledger/iss"
         last_before = max(int(line.split(".")[0]) for line in segments(job_id))
+        run_one = m3u8.loads(requests.get(f"{base}/240p/index.m3u8", timeout=5).text)
+        # the time-shift range below starts inside the first run's media (its own dates: a paced
+        # source on a busy machine may run behind the wall clock)
+        first_run_end = max(s.current_program_date_time + timedelta(seconds=s.duration) for s in run_one.segments if s.uri)
 
         def verify(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run([str(BIN / "orbitcast"), "verify", "--known-ledgers", str(known), *args],
@@ -201,6 +238,7 @@ def test_the_readme_cluster_path_with_a_token_runs_job_stop_leaves_no_serve_app_
         # is still proved by the tree the restarted ledger signs.
         again = verify("--recording", str(recording), "--ledger", ledger)
         assert again.returncode == 0, again.stdout + again.stderr
+        timeshift_across_the_restart(base, first_run_end, last_before, min(after))
         stop_job(job_id)
         job_id = None
     finally:
