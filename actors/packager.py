@@ -31,17 +31,27 @@ from orbitcast.ledger.leaf import LeafFields
 from orbitcast.metrics.pipeline import PackagerMetrics
 from orbitcast.priority import give_way
 from orbitcast.retention import RetentionPolicy, apply_retention
-from orbitcast.sealed_delivery import SealingPlan, init_meta, meta_of, part_meta, recipients_for
+from orbitcast.sealed_delivery import (
+    SealingPlan,
+    init_meta,
+    meta_of,
+    part_meta,
+    recipients_for,
+    tag_recipients,
+    tag_text,
+)
 from orbitcast.sealing.blobs import SegmentMeta
 from orbitcast.sealing.sealer import SealedSegment, SegmentSealer
 from orbitcast.segment import Part, Segment
 from orbitcast.store import Store
 
+from .analysis import actor_name as analyser_name
 from .gateway import ActorGatewayClient
 from .metrics_hub import report_in_thread, source_name
 
 log = logging.getLogger(__name__)
 GATEWAY_WAIT_S = 60.0  # at start the gateway app may still be deploying
+TAG_POLL_S, TAG_CALL_S = 0.5, 5.0  # following the analysis actor's tags (as the edge does)
 
 
 def packager_name(feed: str) -> str:
@@ -83,6 +93,9 @@ class Packager:
         threading.Thread(target=self._maintain, name="archive-upkeep", daemon=True).start()
         self.metrics = PackagerMetrics(feed)  # seal times, messages, ledger size: to the metrics hub
         report_in_thread(source_name("packager", feed), self._metrics_snapshot)
+        self.tag_to = tag_recipients(config, feed)  # subscribers of the analysis tags
+        if self.tag_to:
+            threading.Thread(target=self._follow_tags, name="analysis-tags", daemon=True).start()
 
     def _edge_key(self) -> PublicKey:
         """The edge's key from the gateway; waits for the gateway while it is still starting."""
@@ -151,6 +164,38 @@ class Packager:
         self.seal_seconds.append(elapsed)
         self.metrics.sealed(meta.kind, elapsed)
         return sealed
+
+    def _follow_tags(self) -> None:
+        """The analysis stage's tags of this feed, each sealed once as a text message to every
+        subscriber that asked for them: followed as the edge follows them (`after(seq)`), off
+        the publishing path; an analyser that is away is looked up again."""
+        handle: ray.actor.ActorHandle | None = None
+        after: int | None = None
+        while True:
+            time.sleep(TAG_POLL_S)
+            try:
+                if handle is None:
+                    handle = ray.get_actor(analyser_name(self.feed))
+                got = ray.get(handle.after.remote(after), timeout=TAG_CALL_S)
+            except ValueError:  # not made yet: the transcoder's link makes it
+                continue
+            except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+                handle = None
+                continue
+            for summary in got:
+                after = summary["seq"] if after is None else max(after, summary["seq"])
+                self._send_tag(summary)
+
+    def _send_tag(self, summary: dict) -> None:
+        text = tag_text(self.feed, summary)
+        for to_id, public in self.tag_to.items():
+            try:
+                self.client.send_e2e(to_id, self.sealer.seal_text(to_id, public, text))
+                self.counters["tags_sent"] += 1
+            except (GatewayHTTPError, GatewayRefusal, requests.RequestException, ray.exceptions.RayError) as err:
+                self.counters["tags_refused"] += 1
+                if self.counters["tags_refused"] % 100 == 1:
+                    log.warning("gateway refused a tag of %s/%s for %s: %s", self.feed, summary.get("seq"), to_id, err)
 
     def flush(self) -> None:
         self.catalog.flush()

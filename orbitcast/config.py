@@ -196,6 +196,8 @@ class RecipientConfig(_Strict):
     secret: str | None = Field(default=None, description="its API secret on the embedded gateway; keys the callback MAC")
     feeds: tuple[str, ...] = Field(default=(), description="feeds it subscribes to; empty: all")
     renditions: tuple[str, ...] = Field(default=(), description="rungs it subscribes to; empty: all")
+    tags: bool = Field(default=False, description="also the analysis stage's tags of its feeds, each an E2E "
+                                                  "text message (JSON, docs/analysis.md)")
 
     @field_validator("identity")
     @classmethod

@@ -8,6 +8,7 @@ embedded gateway that the config leaves out are made up for this run.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,6 +17,7 @@ from pathlib import Path
 from nacl.public import PublicKey
 
 from .config import OrbitcastConfig, ThreemaConfig
+from .delivery.playlists import EXPRESSION_CLASS as TAG_CLASS
 from .delivery.playlists import RenditionInfo
 from .gateway.config import GatewayConfig, IdentityConfig
 from .media.fmp4 import codecs_string, fragment_decode_time, tracks_of
@@ -108,6 +110,31 @@ def recipients_for(config: OrbitcastConfig, edge_public: PublicKey, feed: str, r
         if (not r.feeds or feed in r.feeds) and (not r.renditions or rendition in r.renditions):
             out[r.identity] = decode_public_key(r.public_key)
     return out
+
+
+def tag_recipients(config: OrbitcastConfig, feed: str) -> dict[str, PublicKey]:
+    """The subscribers that asked for the analysis stage's tags of `feed` (none when analysis
+    does not cover it)."""
+    if not config.analysis.covers(feed):
+        return {}
+    return {r.identity: decode_public_key(r.public_key) for r in config.threema.recipients
+            if r.tags and (not r.feeds or feed in r.feeds)}
+
+
+def tag_text(feed: str, summary: dict) -> str:
+    """A segment's tag as the text of an E2E text message: JSON of its `SegmentSummary`
+    (`as_dict()`) with the feed and the class its DATERANGE carries, so a receiver can tell it
+    from any other text. About 300 bytes (Threema's texts may have 3,500)."""
+    return json.dumps({"class": TAG_CLASS, "feed": feed, **summary}, separators=(",", ":"), sort_keys=True)
+
+
+def parse_tag_text(text: str) -> dict | None:
+    """The tag in a text message, or None for a text that is not one."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and value.get("class") == TAG_CLASS else None
 
 
 def meta_of(seg: Segment) -> SegmentMeta:

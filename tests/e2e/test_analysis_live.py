@@ -11,20 +11,28 @@ one costs a minute or two once (most of it starting Ray and the pipeline).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
 import shutil
 import subprocess
+import threading
 import time
+from pathlib import Path
 
 import m3u8
 import pytest
 import requests
+from aiohttp import web
+from threema.gateway import Connection, e2e
 
 pytest.importorskip("ai_edge_litert", reason="the analysis extra is not installed")
 pytest.importorskip("skimage", reason="scikit-image (the analysis extra) is not installed")
 
 from orbitcast.analysis import available  # noqa: E402
 from orbitcast.config import parse_config  # noqa: E402
+from orbitcast.sealed_delivery import parse_tag_text  # noqa: E402
+from orbitcast.sealing.keys import write_new_identity_key  # noqa: E402
 from tests.astro import make_astronaut_feed  # noqa: E402
 from tests.conftest import reserved_port  # noqa: E402
 from tests.hls import seq_of, whole_segments  # noqa: E402
@@ -34,6 +42,7 @@ if (_why := available()) is not None:
     pytest.skip(_why, allow_module_level=True)
 
 FEED = "astro"
+THREEMA = "https://msgapi.threema.ch"  # the SDK's gateway, replaced by the pipeline's /threema
 RUNGS = ("180p", "90p")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -42,6 +51,7 @@ class Pipeline:
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
         self.base = pipeline.url.rstrip("/")
+        self.subscriber: TagSubscriber | None = None
 
     def get(self, path: str, **params: str) -> requests.Response:
         return requests.get(self.base + path, params=params, timeout=15)
@@ -57,6 +67,52 @@ class Pipeline:
         return r.text, m3u8.loads(r.text)
 
 
+class TagSubscriber:
+    """A subscriber that asked for the tags (`tags: true`), run by the official Threema SDK: its
+    callback server opens every message the gateway POSTs; the texts are kept."""
+
+    IDENTITY = "*TAGSUB1"
+
+    def __init__(self, keys_dir: Path) -> None:
+        _, self.keys = write_new_identity_key(self.IDENTITY, keys_dir)
+        self.secret = secrets.token_urlsafe(16)
+        self.port = reserved_port()
+        self.texts: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def recipient(self) -> dict:
+        # one small rung of media too: what every subscriber gets
+        return {"identity": self.IDENTITY, "public_key": self.keys.public_string, "secret": self.secret,
+                "callback_url": f"http://127.0.0.1:{self.port}/callback", "feeds": [FEED], "renditions": ["90p"],
+                "tags": True}
+
+    def start(self, gateway: str) -> None:
+        async def run() -> tuple:
+            conn = Connection(self.IDENTITY, self.secret, key=self.keys.private_string)
+            conn.urls = {k: v.replace(THREEMA, gateway) for k, v in Connection.urls.items()}
+            app = e2e.create_application(conn)
+
+            async def handler(message) -> None:
+                if message.type == e2e.Message.Type.text_message:
+                    self.texts.append(message.text)
+
+            e2e.add_callback_route(conn, app, handler, path="/callback")
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            return runner, conn
+
+        self.thread.start()
+        self.runner, self.conn = asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
+        asyncio.run_coroutine_threadsafe(self.conn.close(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
 @pytest.fixture(scope="module")
 def astro(tmp_path_factory: pytest.TempPathFactory):
     import ray
@@ -68,6 +124,8 @@ def astro(tmp_path_factory: pytest.TempPathFactory):
     assert not ray.is_initialized(), "own_cluster: this module must run before the shared Ray starts"
     tmp = tmp_path_factory.mktemp("analysis-live")
     clip = make_astronaut_feed(tmp / "astro.mp4")  # 320x180, 10 fps: cheap to transcode and to analyse
+    subscriber = TagSubscriber(tmp / "subscriber-keys")
+    port = reserved_port()
     config = parse_config({
         "feeds": [{"name": FEED, "source": str(clip), "loop": True, "slate_after": None}],
         "ladder": {"rungs": [{"name": "180p", "width": 320, "height": 180, "video_bitrate": 250_000},
@@ -76,20 +134,23 @@ def astro(tmp_path_factory: pytest.TempPathFactory):
         "analysis": {"enabled": True, "sample_fps": 2.0},
         "transcoders": 1,
         "store": str(tmp / "store"),
-        "threema": {"keys_dir": str(tmp / "keys")},
-        "serve": {"host": "127.0.0.1", "port": reserved_port()},
+        "threema": {"keys_dir": str(tmp / "keys"), "recipients": [subscriber.recipient()]},
+        "serve": {"host": "127.0.0.1", "port": port},
         "clock": {"ntp_port": reserved_port()},
     })
+    subscriber.start(f"http://127.0.0.1:{port}/threema")  # listening before the first message
     init_local_ray(namespace="orbitcast-analysis-test", num_cpus=4, log_to_driver=False)
     pipeline = start(config)
     try:
         live = Pipeline(pipeline)
+        live.subscriber = subscriber
         wait_for("the feed in every rung", lambda: live.playable(), timeout=120)
         yield live
     finally:
         pipeline.stop()
         serve.shutdown()
         ray.shutdown()
+        subscriber.stop()
 
 
 def dateranges(pl: m3u8.M3U8) -> dict[int, m3u8.model.DateRange]:
@@ -186,6 +247,27 @@ def test_a_v2_delta_update_leaves_out_the_tags_a_player_already_has(astro: Pipel
     skipped = range(v2.media_sequence, v2.media_sequence + v2.skip.skipped_segments)
     left_out = {s for s in after if s in skipped} - set(sent)
     assert left_out and left_out <= set(before), sorted(left_out - set(before))
+
+
+def test_a_subscriber_that_asked_for_the_tags_gets_each_sealed_as_a_text_message(astro: Pipeline) -> None:
+    """The official SDK opens them (sealed with the sender's key to the subscriber's); each is
+    the tag the playlists carry for that seq."""
+    sub = astro.subscriber
+    assert sub is not None
+    def some_tags() -> list[dict] | None:
+        found = [t for t in map(parse_tag_text, list(sub.texts)) if t]
+        return found if len(found) >= 3 else None
+
+    tags = wait_for("three tags as text messages", some_tags)
+    assert all(t["feed"] == FEED for t in tags)
+    listed = dateranges(astro.playlist("180p")[1])
+    common = [t for t in tags if t["seq"] in listed]
+    assert common, ([t["seq"] for t in tags], sorted(listed))
+    for t in common:
+        a = attrs(listed[t["seq"]])
+        assert a["x_faces"] == str(t["faces"]), (t, a)
+        if t["faces"]:
+            assert a["x_expression"] == t["expression"] and float(a["x_confidence"]) == pytest.approx(t["confidence"], abs=1e-3)
 
 
 def test_ffprobe_reads_the_tagged_playlists(astro: Pipeline) -> None:
