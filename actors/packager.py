@@ -6,7 +6,8 @@ One per feed so that packaging grows with the feeds and no feed waits behind ano
 the sender's private key and recipients' public keys, never a recipient's private key. Nothing
 it stores is plaintext media: the blobs at rest are ciphertext, and each catalog row keeps the
 file message sealed to the edge that opens them (time-shift, docs/archive.md). Its catalog's
-upkeep (compaction, retention) runs on a thread of its own.
+upkeep (compaction, retention) runs on a thread of its own, and so does the sealing of the
+analysis stage's tags to the subscribers that asked for them (text messages, docs/analysis.md).
 """
 
 from __future__ import annotations
