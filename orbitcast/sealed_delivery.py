@@ -17,8 +17,7 @@ from pathlib import Path
 from nacl.public import PublicKey
 
 from .config import OrbitcastConfig, ThreemaConfig
-from .delivery.playlists import EXPRESSION_CLASS as TAG_CLASS
-from .delivery.playlists import RenditionInfo
+from .delivery.playlists import EXPRESSION_CLASS as TAG_CLASS, RenditionInfo
 from .gateway.config import GatewayConfig, IdentityConfig
 from .media.fmp4 import codecs_string, fragment_decode_time, tracks_of
 from .sealing.blobs import SegmentMeta
