@@ -51,7 +51,7 @@ RATE = 48000
 PROTOCOLS = ("udp", "tcp", "rtmp", "srt")
 # A sender that sends each audio frame at once (FFmpeg's MPEG-TS muxer otherwise gathers audio
 # into PES packets of about 2,930 bytes: a quarter second at 96 kb/s, which pictures then wait for).
-TIGHT_TS = {"mpegts": ("pes_payload_size", "0")}
+TIGHT_TS = {"pes_payload_size": "0"}
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -67,7 +67,6 @@ class Route:
     source: str
     options: dict[str, str]
     send_url: str
-    send_format: str
     bound_as: str  # "tcp" or "udp": what the receiver's port looks like while it waits
     port: int
     relay: list[str] | None = None  # a sending ffmpeg fed MPEG-TS on stdin, for what PyAV cannot send
@@ -76,17 +75,17 @@ class Route:
 def route(protocol: str) -> Route:
     if protocol == "udp":
         port = free_port(socket.SOCK_DGRAM)
-        return Route(f"udp://127.0.0.1:{port}", {}, f"udp://127.0.0.1:{port}?pkt_size=1316", "mpegts", "udp", port)
+        return Route(f"udp://127.0.0.1:{port}", {}, f"udp://127.0.0.1:{port}?pkt_size=1316", "udp", port)
     if protocol == "tcp":
         port = free_port()
-        return Route(f"tcp://127.0.0.1:{port}?listen=1", {}, f"tcp://127.0.0.1:{port}", "mpegts", "tcp", port)
+        return Route(f"tcp://127.0.0.1:{port}?listen=1", {}, f"tcp://127.0.0.1:{port}", "tcp", port)
     if protocol == "rtmp":
         port = free_port()
         url = f"rtmp://127.0.0.1:{port}/live/bench"
-        return Route(url, {"listen": "1"}, "pipe:", "mpegts", "tcp", port, relay_to(url, "flv"))
+        return Route(url, {"listen": "1"}, "pipe:", "tcp", port, relay_to(url, "flv"))
     if protocol == "srt":
         port = free_port(socket.SOCK_DGRAM)
-        return Route(f"srt://127.0.0.1:{port}?mode=listener", {}, "pipe:", "mpegts", "udp", port,
+        return Route(f"srt://127.0.0.1:{port}?mode=listener", {}, "pipe:", "udp", port,
                      relay_to(f"srt://127.0.0.1:{port}?mode=caller", "mpegts"))
     raise ValueError(protocol)
 
@@ -97,7 +96,7 @@ def relay_to(url: str, fmt: str) -> list[str]:
     return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-fflags", "nobuffer",
             "-probesize", "32768", "-analyzeduration", "200000", "-f", "mpegts", "-i", "pipe:0",
             "-c", "copy", "-max_interleave_delta", "1", "-f", fmt, "-flush_packets", "1",
-            *(f"-{o}" if i == 0 else o for i, o in enumerate(TIGHT_TS.get(fmt, ()))), url]
+            *(["-pes_payload_size", TIGHT_TS["pes_payload_size"]] if fmt == "mpegts" else []), url]
 
 
 BITS, BLOCK = 12, 24  # the picture's number, in blocks along its top edge (136 s at 30 fps)
@@ -138,8 +137,9 @@ def send(r: Route, seconds: float, sent: dict[int, float]) -> None:
         target: object = proc.stdin
     else:
         target = r.send_url
-    out = av.open(target, "w", format=r.send_format,
-                  container_options={"flush_packets": "1", "max_interleave_delta": "1", **dict([TIGHT_TS[r.send_format]])})
+    # the sender writes MPEG-TS, to the protocol or to a relay
+    out = av.open(target, "w", format="mpegts",
+                  container_options={"flush_packets": "1", "max_interleave_delta": "1", **TIGHT_TS})
     try:
         v = out.add_stream("libx264", rate=FPS)
         v.width, v.height, v.pix_fmt = WIDTH, HEIGHT, "yuv420p"
