@@ -143,7 +143,7 @@ def meta_of(seg: Segment) -> SegmentMeta:
 def part_meta(part: Part) -> SegmentMeta:
     return SegmentMeta(part.feed, part.rendition, part.seq, part.duration, part.digest, part.size,
                        part.program_date_time, kind="part", part_index=part.index, independent=part.independent,
-                       made_at=part.made_at)
+                       made_at=part.made_at, ladder=part.ladder)
 
 
 def part_from(meta: SegmentMeta, data: bytes, init: bytes | None) -> Part:
@@ -152,7 +152,7 @@ def part_from(meta: SegmentMeta, data: bytes, init: bytes | None) -> Part:
     pdt = meta.program_date_time or datetime.fromtimestamp(0, tz=timezone.utc)
     start = _media_start(data, init, fallback=0.0)
     return Part(meta.feed, meta.rendition, meta.seq, meta.part_index, start, meta.duration,
-                meta.independent, pdt, data, meta.digest, meta.made_at)
+                meta.independent, pdt, data, meta.digest, meta.made_at, meta.ladder)
 
 
 def _media_start(data: bytes, init: bytes | None, fallback: float) -> float:

@@ -110,6 +110,10 @@ class Part(_Digested):
     data: bytes = field(repr=False)
     digest: str = ""
     made_at: float = 0.0  # unix time the transcoder cut it: where the delivery hop is timed from
+    # The rungs the transcoder makes for this seq (the ladder in force; every part of a seq says
+    # the same). Empty: not said, the whole configured ladder. A rung it leaves out is dropped
+    # from this seq on (the energy plan, docs/energy.md): the edge lists it as a gap.
+    ladder: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

@@ -96,8 +96,13 @@ class _Pending:
 
 
 class _RungOutput:
-    def __init__(self, rung: Rung, fps: float, part_duration: float, preset: str, audio: av.AudioCodecContext) -> None:
+    def __init__(self, rung: Rung, fps: float, part_duration: float, preset: str, audio: av.AudioCodecContext,
+                 audio_from: float | None = None) -> None:
         self.rung = rung
+        self.reformatter = VideoReformatter()
+        # A rung brought back mid-stream starts at a segment's first picture: sound from before
+        # it belongs to the segment before, which this rung did not make.
+        self.audio_from = audio_from
         self.splitter = FragmentSplitter()
         self.container = av.open(
             self.splitter, "w", format="mp4",
@@ -133,6 +138,7 @@ class _RungOutput:
         a.codec_context.time_base = audio.time_base
         self.audio = a
         self.pending: _Pending | None = None
+        self.added_at = audio_from  # None: made from the start
         self.last_seq: int | None = None  # newest segment finished
         self.codecs: str | None = None
 
@@ -141,6 +147,8 @@ class _RungOutput:
 
     def mux_audio(self, packets: Iterable[av.Packet]) -> None:
         for src in packets:
+            if self.audio_from is not None and src.pts is not None and float(src.pts * src.time_base) < self.audio_from - HALF_TICK:
+                continue
             pkt = av.Packet(bytes(src))
             pkt.pts, pkt.dts, pkt.time_base = src.pts, src.dts, src.time_base
             pkt.duration = src.duration
@@ -150,6 +158,15 @@ class _RungOutput:
     def finish(self) -> None:
         self.container.mux(self.video.encode(None))
         self.container.close()
+
+
+def _frame_gap(source_fps: float, out_fps: float) -> float:
+    """Pictures closer than this to the last one kept are dropped: half a source frame at the
+    source's rate; at a lower rate, one output frame less half a source frame (so that 30 fps
+    keeps every second picture at 15)."""
+    if out_fps >= source_fps:
+        return 0.5 / source_fps
+    return 1.0 / out_fps - 0.5 / source_fps
 
 
 class LiveTranscoder:
@@ -178,13 +195,18 @@ class LiveTranscoder:
         self._adec = _decoder(streams.audio) if streams.audio else None
         self._audio = LadderAudio(ladder.audio_bitrate)
         self._outputs = [_RungOutput(r, self.fps, part_duration, ladder.preset, self._audio.encoder) for r in ladder.rungs]
-        self._reformatters = [VideoReformatter() for _ in ladder.rungs]
+        # The ladder in force (the energy plan may drop rungs and lower the frame rate: `set_ladder`),
+        # what was asked for, and the ladder of each seq still being made (its parts say it).
+        self._asked: tuple[tuple[str, ...], float | None] | None = None
+        self._out_fps = self.fps
+        self._seq_ladder: dict[int, tuple[str, ...]] = {}
+        self._retired: list[Part | Segment] = []  # what dropped rungs finished, for the next collect
         self._deinterlace = Deinterlacer(TIME_BASE)  # only interlaced pictures enter it
         self._current_seq: int | None = None
         self._capture_offset = 0.0  # wall clock minus media time, from the newest unit
         self._pdt: dict[int, float] = {}  # seq -> capture time of its first frame
         self._last_video_time: float | None = None
-        self._min_frame_gap = 1.0 / self.fps * 0.5
+        self._min_frame_gap = _frame_gap(self.fps, self.fps)
         # Black, frozen and silent states of the input (never of the slate: `analyse` False).
         self._signal = SignalHealth(signal_hold)
         self._signal.reset(has_audio=streams.audio is not None)
@@ -202,9 +224,35 @@ class LiveTranscoder:
 
     @property
     def published_through(self) -> int | None:
-        """The highest seq finished in every rung (None before the first)."""
-        done = [o.last_seq for o in self._outputs]
-        return None if any(d is None for d in done) else min(d for d in done if d is not None)
+        """The highest seq finished in every rung made (None before the first). A rung brought
+        back has finished nothing yet: it does not hold the others back."""
+        done = []
+        for o in self._outputs:
+            if o.last_seq is not None:
+                done.append(o.last_seq)
+            elif o.added_at is None:
+                return None
+        return min(done) if done else None
+
+    @property
+    def ladder_now(self) -> tuple[str, ...]:
+        """The rungs made now, in the ladder's order."""
+        return tuple(o.rung.name for o in self._outputs)
+
+    def set_ladder(self, rungs: Iterable[str] | None, fps: float | None = None) -> None:
+        """Make only `rungs` (None: every configured rung) at `fps` (None: the ladder's own) from
+        the next segment boundary on, in every rung at once: a dropped rung's encoder stops after
+        the segment it is in, one brought back starts with the next segment's keyframe, so every
+        seq stays one time span in every rung that has it."""
+        names = tuple(r.name for r in self.ladder.rungs) if rungs is None else tuple(rungs)
+        unknown = sorted(set(names) - {r.name for r in self.ladder.rungs})
+        if unknown:
+            raise ValueError(f"rung(s) {', '.join(unknown)} are not in the ladder")
+        if not names:
+            raise ValueError("a ladder keeps at least one rung")
+        if fps is not None and not 0 < fps:
+            raise ValueError(f"frame rate must be > 0, got {fps}")
+        self._asked = (tuple(r.name for r in self.ladder.rungs if r.name in names), fps)
 
     @property
     def codecs(self) -> dict[str, str]:
@@ -297,6 +345,9 @@ class LiveTranscoder:
 
     def _picture(self, frame: VideoFrame) -> None:
         t = float(frame.pts * TIME_BASE)
+        seq = segment_index(t, self.segment_duration)
+        if seq != self._current_seq and self._asked is not None:
+            self._min_frame_gap = _frame_gap(self.fps, self._asked[1] or self.fps)  # the rate changes here
         if self._last_video_time is not None and t - self._last_video_time < self._min_frame_gap:
             return  # above the output rate (or a repeated timestamp): drop
         self._last_video_time = t
@@ -304,18 +355,62 @@ class LiveTranscoder:
             self._signal.video_frame(frame, t + self._capture_offset)  # a few samples a second
             if self._frame_tap is not None:
                 self._frame_tap(frame, t, t + self._capture_offset)
-        seq = segment_index(t, self.segment_duration)
         key = seq != self._current_seq
         if key:
             self._current_seq = seq
             self._pdt[seq] = t + self._capture_offset
-        for out, ref in zip(self._outputs, self._reformatters):
-            scaled = ref.reformat(frame, width=out.rung.width, height=out.rung.height, format="yuv420p")
+            self._apply_ladder(t)
+            self._seq_ladder[seq] = self.ladder_now
+        for out in self._outputs:
+            scaled = out.reformatter.reformat(frame, width=out.rung.width, height=out.rung.height, format="yuv420p")
             scaled.pts, scaled.time_base = frame.pts, TIME_BASE
             scaled.pict_type = PictureType.I if key else PictureType.NONE
             out.mux_video(scaled)
         # Silence where audio is missing: the muxer holds pictures until every track has data.
         self._mux_audio(self._audio.fill_to(t - (MAX_AUDIO_LAG if self._adec is not None else 0.0)))
+
+    def _apply_ladder(self, t: float) -> None:
+        """At the first picture of a segment (`t`): the ladder asked for takes effect."""
+        if self._asked is None:
+            return
+        names, fps = self._asked
+        self._asked = None
+        changed = names != self.ladder_now
+        if changed:
+            kept = []
+            for o in self._outputs:
+                if o.rung.name in names:
+                    kept.append(o)
+                else:
+                    self._retired.extend(self._retire(o, t))
+            have = {o.rung.name for o in kept}
+            for rung in self.ladder.rungs:
+                if rung.name in names and rung.name not in have:
+                    kept.append(_RungOutput(rung, self.fps, self.part_duration, self.ladder.preset,
+                                            self._audio.encoder, audio_from=t))
+            order = {r.name: i for i, r in enumerate(self.ladder.rungs)}
+            self._outputs = sorted(kept, key=lambda o: order[o.rung.name])
+        out_fps = fps or self.fps
+        if (changed or out_fps != self._out_fps) and self.energy is not None:
+            self.energy.set_rungs([o.rung for o in self._outputs], out_fps)
+        self._out_fps = out_fps
+
+    def _retire(self, o: _RungOutput, end: float) -> list[Part | Segment]:
+        """A rung dropped at the segment boundary `end`: its encoder and muxer are flushed, and
+        the segment it was making is finished there (its last part reaches the boundary)."""
+        try:
+            o.finish()
+        except av.error.FFmpegError:
+            pass  # a rung dropped before its first picture has nothing to flush
+        done: list[Part | Segment] = []
+        if o.codecs is None and o.splitter.init is not None:
+            o.codecs = codecs_string(o.splitter.init)
+        for frag in o.splitter.take():
+            done.extend(self._add_fragment(o, frag))
+        if o.pending is not None and o.pending.parts:
+            done.append(self._segment(o, end))
+        o.pending = None
+        return done
 
     def _audio_frame(self, frame: AudioFrame) -> None:
         t = float(frame.pts * TIME_BASE) if frame.pts is not None else self._audio.time
@@ -331,7 +426,7 @@ class LiveTranscoder:
                 o.mux_audio(packets)
 
     def _collect(self, final: bool) -> list[Part | Segment]:
-        done: list[Part | Segment] = []
+        done, self._retired = self._retired, []
         for o in self._outputs:
             frags = o.splitter.take()
             if o.codecs is None and o.splitter.init is not None:
@@ -347,6 +442,7 @@ class LiveTranscoder:
             oldest = min((o.pending.seq for o in self._outputs if o.pending), default=max(self._pdt))
             for seq in [s for s in self._pdt if s < oldest]:
                 del self._pdt[seq]
+                self._seq_ladder.pop(seq, None)
         return done
 
     def _add_fragment(self, o: _RungOutput, frag: Fragment) -> list[Part | Segment]:
@@ -364,6 +460,7 @@ class LiveTranscoder:
             feed=self.feed, rendition=o.rung.name, seq=seq, index=len(p.parts), start=frag.time,
             duration=round(frag.duration, 6), independent=frag.independent,
             program_date_time=datetime.fromtimestamp(pdt, tz=timezone.utc), data=frag.data, made_at=time.time(),
+            ladder=self._seq_ladder.get(seq, ()),
         ))
         p.parts.append(frag.data)
         end = frag.time + frag.duration

@@ -66,6 +66,16 @@ def decrypt_blob(key: bytes, blob: bytes, *, thumbnail: bool = False) -> bytes:
         raise BadMac("blob does not authenticate") from exc
 
 
+MAX_LADDER = 16  # rungs a part may name as the ladder in force
+
+
+def _ladder(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, (list, tuple)) or len(raw) > MAX_LADDER or not all(
+            isinstance(r, str) and 0 < len(r) <= 64 for r in raw):
+        raise ValueError("x.ladder must be a list of at most 16 rendition names")
+    return tuple(raw)
+
+
 @dataclass(frozen=True)
 class SegmentMeta:
     """What the packager states about a segment, carried in the file message's `x`."""
@@ -81,6 +91,7 @@ class SegmentMeta:
     part_index: int | None = None
     independent: bool = False
     made_at: float = 0.0
+    ladder: tuple[str, ...] = ()  # parts: the rungs made for this seq (Part.ladder)
 
     def to_x(self) -> dict[str, Any]:
         x: dict[str, Any] = {
@@ -96,6 +107,8 @@ class SegmentMeta:
             x["part_index"] = int(self.part_index)
             x["independent"] = bool(self.independent)
             x["made"] = round(float(self.made_at), 6)
+            if self.ladder:
+                x["ladder"] = list(self.ladder)
         if self.program_date_time is not None:
             pdt = self.program_date_time
             if pdt.tzinfo is None:  # naive times in this project are UTC
@@ -120,6 +133,7 @@ class SegmentMeta:
                 part_index=int(x["part_index"]) if "part_index" in x else None,
                 independent=x.get("independent") is True,
                 made_at=float(x.get("made", 0.0)),
+                ladder=_ladder(x.get("ladder", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMessage("x metadata lacks or mangles feed/rendition/seq/digest/size") from exc
