@@ -46,6 +46,7 @@ class PartLine:
     index: int
     duration: float
     independent: bool
+    gap: bool = False  # GAP=YES: a rung the ladder dropped lists its siblings' parts as gaps
 
 
 EXPRESSION_CLASS = "org.orbitcast.expression"
@@ -93,7 +94,7 @@ class MediaView:
     segments: tuple[SegmentLine, ...]
     open_program_date_time: datetime | None  # of the segment in progress, if it lists parts
     open_parts: tuple[PartLine, ...]
-    hint: tuple[int, int]
+    hint: tuple[int, int] | None  # None: no part is coming (a dropped rung)
     reports: tuple[RenditionReport, ...] = ()
     # seqs whose EXT-X-DATERANGE left the playlist (with its segment) within the Skip Boundary
     removed_tags: tuple[int, ...] = ()
@@ -143,7 +144,8 @@ def _header(policy: PlaylistPolicy, view: MediaView) -> list[str]:
 
 def _part(p: PartLine) -> str:
     independent = ",INDEPENDENT=YES" if p.independent else ""
-    return f'#EXT-X-PART:DURATION={p.duration:.5f},URI="{part_name(p.seq, p.index)}"{independent}'
+    gap = ",GAP=YES" if p.gap else ""
+    return f'#EXT-X-PART:DURATION={p.duration:.5f},URI="{part_name(p.seq, p.index)}"{independent}{gap}'
 
 
 def daterange_id(seq: int) -> str:
@@ -182,7 +184,8 @@ def _tail(view: MediaView) -> list[str]:
     if view.open_parts and view.open_program_date_time is not None:
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{iso_ms(view.open_program_date_time)}")
     lines.extend(_part(p) for p in view.open_parts)
-    lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{part_name(*view.hint)}"')
+    if view.hint is not None:
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{part_name(*view.hint)}"')
     for r in view.reports:
         attrs = [f'URI="../{r.rendition}/index.m3u8"', f"LAST-MSN={r.last_msn}"]
         if r.last_part is not None:

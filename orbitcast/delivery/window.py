@@ -145,6 +145,7 @@ class _Slot:
 @dataclass
 class _Track:
     name: str
+    feed: str = ""
     info: RenditionInfo | None = None
     init: bytes | None = field(default=None, repr=False)
     init_tag: str | None = None
@@ -168,6 +169,23 @@ class _FeedCache:
     encoded: dict[tuple[str, bool, bool], bytes] = field(default_factory=dict)
     master: str | None = None
     has_master: bool = False
+
+
+@dataclass(frozen=True)
+class _End:
+    """Where a rendition's playlist ends: its own newest media, or, while the ladder has
+    dropped it (docs/energy.md), where the rendition furthest on is: its playlist goes on in
+    gaps, so a player on it sees EXT-X-GAP and switches, and none waits on a stale playlist."""
+
+    newest: int
+    complete: bool
+    parts: int  # parts of `newest` listed (gap parts while dropped)
+    gap_open: tuple[Part, ...] = ()  # the leader's parts of an open `newest`, listed as gaps
+    hinted: bool = True  # no EXT-X-PRELOAD-HINT names a part that will not be made
+
+    @property
+    def last_closed(self) -> int:
+        return self.newest if self.complete else self.newest - 1
 
 
 @dataclass(frozen=True)
@@ -413,7 +431,7 @@ class LiveWindow:
         return self._feeds.get(feed, {}).get(rendition)
 
     def _create(self, feed: str, rendition: str) -> _Track:
-        track = _Track(rendition)
+        track = _Track(rendition, feed)
         self._feeds.setdefault(feed, {})[rendition] = track
         return track
 
@@ -474,7 +492,8 @@ class LiveWindow:
     def master(self, feed: str) -> str | None:
         cache = self._cache.setdefault(feed, _FeedCache())
         if not cache.has_master:
-            infos = self.renditions(feed)
+            # a rung the ladder dropped is left out: a player that starts now does not pick it
+            infos = [i for i in self.renditions(feed) if not self._dropped_now(feed, i.name)]
             cache.master, cache.has_master = (master_playlist(infos) if infos else None), True
         return cache.master
 
@@ -566,20 +585,20 @@ class LiveWindow:
     def last_part(self, feed: str, rendition: str) -> tuple[int, int] | None:
         """(MSN, index) of the last part the rendition's playlist lists (LAST-MSN/LAST-PART)."""
         track = self._get(feed, rendition)
-        return self._last_part(track) if track is not None and self._playable(track) else None
+        return self._last_part(track, self._end(track)) if track is not None and self._playable(track) else None
 
     def playlist_ready(self, feed: str, rendition: str, msn: int, part: int | None) -> Readiness:
         track = self._get(feed, rendition)
         if track is None or not self._playable(track):
             return Readiness.UNKNOWN
-        return playlist_readiness(self._edge(track), msn, part)
+        return playlist_readiness(self._edge(track, self._end(track)), msn, part)
 
     def part_ready(self, feed: str, rendition: str, seq: int, index: int) -> Readiness:
         track = self._get(feed, rendition)
         if track is None or not self._playable(track) or not 0 <= index <= MAX_PART_INDEX:
             return Readiness.UNKNOWN
         have = self.part_bytes(feed, rendition, seq, index) is not None
-        return part_readiness(self._edge(track), seq, index, have)
+        return part_readiness(self._edge(track, self._end(track)), seq, index, have)
 
     # -- building views -----------------------------------------------------------------------
     @staticmethod
@@ -587,22 +606,80 @@ class LiveWindow:
         """A playlist exists: without an init there is no MAP URI to name."""
         return track.init_tag is not None and track.newest is not None
 
-    def _first(self, track: _Track) -> int:
+    def _first(self, track: _Track, end: _End | None = None) -> int:
         """MEDIA-SEQUENCE: never below the first seq taken, and never decreasing."""
         assert track.floor is not None
-        return max(track.floor, track.last_closed() - self.policy.listed + 1)
+        last = (end or self._end(track)).last_closed
+        return max(track.floor, last - self.policy.listed + 1)
 
-    def _edge(self, track: _Track) -> LiveEdge:
+    # -- a ladder that changes ----------------------------------------------------------------
+    def _ladder_at(self, feed: str, seq: int) -> tuple[str, ...] | None:
+        """The rungs made for `seq`, as its parts say (None: no part of it here says). Read
+        from the parts held, so that a replica rebuilt from a snapshot knows what this one does."""
+        for track in self._feeds.get(feed, {}).values():
+            slot = track.slots.get(seq)
+            if slot is not None:
+                for part in slot.parts.values():
+                    if part.ladder:
+                        return part.ladder
+        return None
+
+    def _leader(self, track: _Track) -> _Track | None:
+        """The feed's rendition furthest on, other than `track` (the first one of those)."""
+        others = [t for t in self._feeds.get(track.feed, {}).values() if t is not track and t.newest is not None]
+        return max(others, key=lambda t: t.newest or 0, default=None)
+
+    def _dropped_now(self, feed: str, rendition: str) -> bool:
+        newest = max((t.newest for t in self._feeds.get(feed, {}).values() if t.newest is not None), default=None)
+        ladder = self._ladder_at(feed, newest) if newest is not None else None
+        return ladder is not None and rendition not in ladder
+
+    def _end(self, track: _Track) -> _End:
         assert track.newest is not None
-        newest = track.slots[track.newest]
-        previous = track.slots.get(track.newest - 1)
-        before = previous.listed if previous is not None else None
+        slot = track.slots[track.newest]
+        own = _End(track.newest, slot.listed is not None,
+                   slot.listed.parts if slot.listed is not None else slot.prefix())
+        leader = self._leader(track)
+        if leader is None or leader.newest is None or leader.newest <= track.newest:
+            return own
+        low = max(track.newest + 1, leader.newest - self.policy.part_keep + 1)
+        dropped = [q for q in range(low, leader.newest + 1)
+                   if (ladder := self._ladder_at(track.feed, q)) is not None and track.name not in ladder]
+        if not dropped:
+            return own  # behind, or its media lost: its own end, its gaps come when it catches up
+        if dropped[-1] < leader.newest:
+            # made again from the seq after: its first part is on the way
+            return _End(dropped[-1] + 1, False, 0)
+        lead = leader.slots[leader.newest]
+        if lead.listed is not None:
+            return _End(leader.newest, True, lead.listed.parts, hinted=False)
+        n = lead.prefix()
+        return _End(leader.newest, False, n, tuple(lead.parts[i] for i in range(n)), hinted=False)
+
+    def _sibling(self, track: _Track, seq: int) -> _Slot | None:
+        """`seq` as the first other rendition that lists it has it (the rungs are cut together)."""
+        for other in self._feeds.get(track.feed, {}).values():
+            slot = other.slots.get(seq) if other is not track else None
+            if slot is not None and slot.listed is not None:
+                return slot
+        return None
+
+    def _listed_parts(self, track: _Track, seq: int) -> int:
+        """How many EXT-X-PART tags `seq` lists in this rendition's playlist, once closed: its
+        own, or for a gap its siblings' as gap parts."""
+        slot = track.slots.get(seq)
+        if slot is not None and slot.listed is not None:
+            return slot.listed.parts
+        sibling = self._sibling(track, seq)
+        return sibling.listed.parts if sibling is not None and sibling.listed is not None else 0
+
+    def _edge(self, track: _Track, end: _End) -> LiveEdge:
         return LiveEdge(
-            newest=track.newest,
-            complete=newest.listed is not None,
-            parts=newest.listed.parts if newest.listed is not None else newest.prefix(),
+            newest=end.newest,
+            complete=end.complete,
+            parts=end.parts,
             # the previous seq's parts count only while its EXT-X-PART tags are in the playlist
-            previous_parts=before.parts if before is not None and self.policy.part_horizon >= 2 else 0,
+            previous_parts=self._listed_parts(track, end.newest - 1) if self.policy.part_horizon >= 2 else 0,
             parts_per_segment=self.policy.parts_per_segment,
             advance_limit=self.policy.advance_part_limit,
         )
@@ -616,8 +693,9 @@ class LiveWindow:
 
     def _build_view(self, feed: str, track: _Track) -> MediaView:
         assert track.newest is not None and track.init_tag is not None
-        first, last = self._first(track), track.last_closed()
-        with_parts = track.newest - self.policy.part_horizon + 1
+        end = self._end(track)
+        first, last = self._first(track, end), end.last_closed
+        with_parts = end.newest - self.policy.part_horizon + 1
         refs = self._refs(track)
         tags = self._tags.get(feed, {})
         added = self._tag_added.get(feed, {})
@@ -625,16 +703,21 @@ class LiveWindow:
         cutoff = now - self.policy.skip_boundary  # a tag in a playlist since before this is old
         newest = track.slots[track.newest]
         open_parts: tuple[PartLine, ...] = ()
-        if newest.listed is None:
+        open_date = None
+        if end.gap_open:
+            open_parts = tuple(self._part_line(p, gap=True) for p in end.gap_open)
+            open_date = end.gap_open[0].program_date_time
+        elif end.newest == track.newest and newest.listed is None:
             open_parts = tuple(self._part_line(newest.parts[i]) for i in range(newest.prefix()))
+            open_date = newest.parts[0].program_date_time if open_parts else None
         return MediaView(
             media_sequence=first,
             init_tag=track.init_tag,
             segments=tuple(self._line(track, seq, seq >= with_parts, refs, tags.get(seq), added.get(seq, now) < cutoff, cutoff)
                            for seq in range(first, last + 1)),
-            open_program_date_time=newest.parts[0].program_date_time if open_parts else None,
+            open_program_date_time=open_date,
             open_parts=open_parts,
-            hint=self._edge(track).hint,
+            hint=self._edge(track, end).hint if end.hinted else None,
             reports=self._reports(feed, track),
             removed_tags=tuple(sorted(seq for seq, t in track.removed_tags.items() if t >= cutoff)),
         )
@@ -645,7 +728,14 @@ class LiveWindow:
         slot = track.slots.get(seq)
         listed = slot.listed if slot is not None else None
         if slot is None or listed is None:
-            # a gap has no media to describe: its tag waits for the segment that fills it
+            # a gap has no media to describe: its tag waits for the segment that fills it. Where
+            # another rung has the seq (a rung the ladder dropped) the gap takes its span, and
+            # its parts near the live edge as gap parts, as a player switching there will see.
+            sibling = self._sibling(track, seq)
+            if sibling is not None and sibling.listed is not None:
+                s = sibling.listed
+                parts = tuple(self._part_line(sibling.parts[i], gap=True) for i in range(s.parts)) if with_parts else ()
+                return SegmentLine(seq, s.duration, s.program_date_time, gap=True, parts=parts)
             return SegmentLine(seq, self.policy.segment_duration, self._gap_date(seq, refs), gap=True)
         parts = tuple(self._part_line(slot.parts[i]) for i in range(listed.parts)) if with_parts else ()
         expression = ExpressionTag(tag.faces, tag.expression, tag.confidence) if tag is not None else None
@@ -654,8 +744,8 @@ class LiveWindow:
         return SegmentLine(seq, listed.duration, listed.program_date_time, parts=parts, tag=expression, tag_old=old)
 
     @staticmethod
-    def _part_line(p: Part) -> PartLine:
-        return PartLine(p.seq, p.index, p.duration, p.independent)
+    def _part_line(p: Part, gap: bool = False) -> PartLine:
+        return PartLine(p.seq, p.index, p.duration, p.independent, gap)
 
     @staticmethod
     def _refs(track: _Track) -> list[_Ref]:
@@ -688,22 +778,20 @@ class LiveWindow:
     def _report(self, track: _Track) -> RenditionReport | None:
         """4.4.5.4: LAST-MSN/LAST-PART of its last part; a rendition without parts in its playlist
         reports its last segment and no LAST-PART."""
-        last_part = self._last_part(track)
+        end = self._end(track)
+        last_part = self._last_part(track, end)
         if last_part is not None:
             return RenditionReport(track.name, *last_part)
-        last = track.last_closed()
-        return RenditionReport(track.name, last, None) if last >= self._first(track) else None
+        last = end.last_closed
+        return RenditionReport(track.name, last, None) if last >= self._first(track, end) else None
 
-    def _last_part(self, track: _Track) -> tuple[int, int] | None:
-        assert track.newest is not None
-        newest = track.slots[track.newest]
-        if newest.listed is None and (n := newest.prefix()):
-            return track.newest, n - 1
-        low = max(track.newest - self.policy.part_horizon + 1, self._first(track))
-        for seq in range(track.last_closed(), low - 1, -1):
-            slot = track.slots.get(seq)
-            if slot is not None and slot.listed is not None and slot.listed.parts:
-                return seq, slot.listed.parts - 1
+    def _last_part(self, track: _Track, end: _End) -> tuple[int, int] | None:
+        if not end.complete and end.parts:
+            return end.newest, end.parts - 1
+        low = max(end.newest - self.policy.part_horizon + 1, self._first(track, end))
+        for seq in range(end.last_closed, low - 1, -1):
+            if n := self._listed_parts(track, seq):
+                return seq, n - 1
         return None
 
     def _newest_complete(self, track: _Track) -> SegmentSummary | None:
