@@ -70,8 +70,12 @@ def gateway_client(plan: SealingPlan, identity: str, secret: str,
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class Packager:
     def __init__(self, config: OrbitcastConfig, feed: str, plan: SealingPlan,
-                 ledger: "ray.actor.ActorHandle | None" = None, gateway: "ray.actor.ActorHandle | None" = None) -> None:
+                 ledger: "ray.actor.ActorHandle | None" = None, gateway: "ray.actor.ActorHandle | None" = None,
+                 deliver: bool = True) -> None:
         assert plan.sender_keys is not None and plan.edge_keys is None, "the packager holds the sender key only"
+        # False for a recording (docs/vod.md): its media is sealed, catalogued and certified, but
+        # no message is sent; the edge opens the sealed message the catalog keeps when asked.
+        self.deliver = deliver
         give_way()  # bulk work: the viewer path runs first (orbitcast/priority.py)
         self.config = config
         self.feed = feed
@@ -146,7 +150,7 @@ class Packager:
             return self.client.upload_blob(blob, transient=transient)
 
         sealed = self.sealer.seal_segment(data, meta, recipients, upload)
-        for out in sealed.outgoing:
+        for out in sealed.outgoing if self.deliver else ():
             try:
                 message_id = self.client.send_e2e(out.to_id, out.envelope)
             except (GatewayHTTPError, GatewayRefusal) as err:

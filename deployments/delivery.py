@@ -35,6 +35,8 @@ from orbitcast.energy.summary import PlanClock, energy_body
 from orbitcast.gateway.callback_app import read_callback_body
 from orbitcast.metrics.render import CONTENT_TYPE
 from orbitcast.store import Store
+from orbitcast.vod.presentation import VodPresentation
+from orbitcast.vod.state import JobStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -115,6 +117,11 @@ def pages(replica: "Delivery") -> FastAPI:
         if replica.gateway is not None:  # the embedded gateway: queues, dead letters, alarm
             body["gateway"] = await replica.gateway.status()
         return JSONResponse(body, headers=http_policy.no_store())
+
+    @app.get("/api/jobs")
+    async def jobs() -> JSONResponse:
+        """Recording jobs (orbitcast transcode): state, chunks done of all, ETA, errors (docs/vod.md)."""
+        return JSONResponse({"jobs": await asyncio.to_thread(replica.jobs.statuses)}, headers=http_policy.no_store())
 
     @app.get("/api/analysis/{feed}")
     async def analysis(feed: str, request: Request) -> JSONResponse:
@@ -222,6 +229,9 @@ class Delivery:
         self.timeshift = Timeshift(self.state.window, catalog_rows(Catalog(Store(config.store))), EdgeArchive(edge),
                                    config.segment_duration, config.archive.timeshift_max_span_s, time.time,
                                    tag_rows, analysed)
+        # recordings (orbitcast transcode): playlists from the catalog, media from the edge
+        self.jobs = JobStore(Store(config.store))
+        self.vod = VodPresentation(self.jobs, catalog_rows(Catalog(Store(config.store))), EdgeArchive(edge))
         # analysis tags: near the live edge from the window, older ones from the analysis table
         self.analysis = AnalysisAPI(self.state.window, tag_rows,
                                     [f.name for f in config.feeds],
@@ -235,7 +245,7 @@ class Delivery:
     def __serve_build_asgi_app__(self):
         live = LiveHTTP(self.state, pages(self), self.segment_duration,
                         self.viewer_auth.keys, self.viewer_auth.required, self.max_held_per_client,
-                        self.timeshift, self.metrics.metrics)
+                        self.timeshift, self.metrics.metrics, vod=self.vod)
         serve_live_here(live)  # this replica's server answers /live/ itself (fast_path.py)
         return live
 

@@ -79,6 +79,12 @@ def _export(args: argparse.Namespace) -> int:
     return export_run(args)
 
 
+def _transcode(args: argparse.Namespace) -> int:
+    from pipelines.vod_cli import run
+
+    return run(args)
+
+
 def _token(args: argparse.Namespace) -> int:
     import time
 
@@ -299,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     export_arguments(export)
     export.set_defaults(func=_export)
+    transcode = sub.add_parser("transcode", help="a recording through the ladder, chunk-parallel on the cluster at "
+                                                 "RAY_ADDRESS, with progress: served at /vod/NAME/master.m3u8; "
+                                                 "a job run again resumes (docs/vod.md)")
+    from pipelines.vod_cli import add_arguments as transcode_arguments
+
+    transcode_arguments(transcode)
+    transcode.set_defaults(func=_transcode)
     token = sub.add_parser("token", help="a signed viewer URL for a feed (serve.viewer_auth in the config)")
     token.add_argument("feed")
     token.add_argument("--config", required=True, help="orbitcast.yaml with serve.viewer_auth.keys")

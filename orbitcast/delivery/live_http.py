@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from ..ratelimit import HeldLimit
@@ -24,6 +24,9 @@ from .names import INIT_NAME, INIT_TAG_LEN, BadName, check_name, parse_media_nam
 from .replica import ReplicaState
 from .signed_urls import Refused, check, parse, split_path
 from .timeshift import Answer, Timeshift, asks_window
+
+if TYPE_CHECKING:
+    from ..vod.presentation import VodPresentation
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +57,10 @@ class LiveHTTP:
     def __init__(self, state: ReplicaState, fallback: ASGIApp, segment_duration: float,
                  viewer_keys: Mapping[str, str] | None = None, tokens_required: bool = False,
                  max_held_per_client: int = 0, timeshift: Timeshift | None = None,
-                 metrics: ReplicaMetrics | None = None) -> None:
+                 metrics: ReplicaMetrics | None = None, vod: "VodPresentation | None" = None) -> None:
         self.state = state
+        # `/vod/NAME/...`: recordings transcoded by `orbitcast transcode` (orbitcast/vod/presentation.py)
+        self.vod = vod
         # requests by kind and status, their latency, CMCD viewers (http_metrics.py); None: not counted
         self.metrics = metrics
         # `?start=&end=` playlists and archived media (timeshift.py); None: the live window only
@@ -83,6 +88,9 @@ class LiveHTTP:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/vod/") and self.vod is not None:
+            await self._vod(scope, send)
+            return
         if scope["type"] != "http" or not path.startswith("/live/"):
             if self.metrics is not None and scope["type"] == "http":
                 await self._fallback_counted(scope, receive, send)
@@ -116,6 +124,25 @@ class LiveHTTP:
         if self.metrics is not None:  # after the answer is out: the viewer does not wait on it
             self.metrics.answered(path, status, time.perf_counter() - started, scope.get("headers", ()),
                                   scope.get("query_string", b""))
+
+    async def _vod(self, scope: Scope, send: Send) -> None:
+        headers: tuple | list
+        try:
+            if scope["method"] not in ("GET", "HEAD"):
+                status, headers, body = 405, self.h_error, b"method not allowed\n"
+            else:
+                assert self.vod is not None
+                answer = await self.vod.answer(scope["path"], scope.get("query_string", b"").decode("latin-1"))
+                status, body = answer.status, answer.body
+                headers = {"playlist": self.h_vod, "media": self.h_media, "init": self.h_init}.get(answer.kind, self.h_not_yet)
+        except BadName as err:
+            status, headers, body = 400, self.h_error, f"{err}\n".encode()
+        except Exception:  # noqa: BLE001 - never a stack trace to a client; the log keeps it
+            log.exception("vod request failed")
+            status, headers, body = 500, self.h_error, b"internal error\n"
+        out = [*headers, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
     async def _fallback_counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.metrics is not None
