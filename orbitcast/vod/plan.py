@@ -23,7 +23,7 @@ class Chunk:
     index: int
     start: float  # seconds from the first picture, on the segment grid
     end: float  # the next chunk's start; the file's duration for the last
-    decode_from: float  # the keyframe at or before `start`
+    decode_from: float  # the keyframe at or before `start` (or within GRID_TOLERANCE after it)
     last: bool = False
 
     def as_dict(self) -> dict:
@@ -64,5 +64,5 @@ def plan_chunks(keyframes: Sequence[float], duration: float, segment_duration: f
         end = duration if last else starts[n + 1]
         j = bisect.bisect_right(keys, start + GRID_TOLERANCE) - 1
         decode_from = keys[max(j, 0)]
-        chunks.append(Chunk(n, start, end, min(decode_from, start), last))
+        chunks.append(Chunk(n, start, end, decode_from, last))
     return chunks
