@@ -17,6 +17,7 @@ BENCHES = [
     ["bench.bench_codecs", "--seconds", "5"],
     ["bench.bench_ingest", "--seconds", "10"],
     ["bench.bench_timeshift", "--hours", "6", "--runs", "30"],
+    ["bench.bench_vod", "--seconds", "30"],
 ]
 
 
