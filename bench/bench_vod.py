@@ -155,11 +155,11 @@ def main() -> None:
         over = overheads(source, cfg)
         result = {"seconds": args.seconds, "cores": os.cpu_count(), "ffmpeg": ref, "orbitcast": job, "overhead": over,
                   "speedup_vs_ffmpeg": ref["wall_s"] / job["wall_s"]}
-        # On N nodes of k cores: the chunk work divides, the per-chunk costs stay per chunk,
-        # the driver's publishing is serial (it overlaps the transcoding while it is shorter).
+        # On N nodes of k cores: the chunk work divides in rounds of N k chunks, the per-chunk
+        # costs stay per chunk, the driver's publishing is serial and a round's chunks finish together.
         per_chunk = job["chunk_transcode_s"]["median"] + over["schedule_s"]
         result["model"] = {"per_chunk_s": per_chunk, "publish_per_chunk_s": job["publish_s"]["median"],
-                           "note": "T(N) ~ prepare + max(chunks * per_chunk / (N * cpus), chunks * publish) + per_chunk"}
+                           "note": "T(N) ~ prepare + ceil(chunks / (N * cpus)) * per_chunk + min(chunks, N * cpus) * publish"}
         print(f"ffmpeg CLI (one process, split):  {ref['wall_s']:.1f} s wall, {ref['cpu_s']:.1f} CPU s")
         print(f"orbitcast transcode ({job['chunks']} chunks of {job['chunk_seconds']:g} s, {job['cpus']} CPUs): "
               f"{job['wall_s']:.1f} s wall (prepare {job['prepare_s']:.1f} s, publish {job['publish_s']['total']:.1f} s "
