@@ -21,10 +21,9 @@ import ray
 from orbitcast.config import OrbitcastConfig
 from orbitcast.store import Store
 from orbitcast.vod.chunk import ChunkOutput, transcode_chunk
-from orbitcast.vod.job import prepare, run_job
+from orbitcast.vod.job import Runner, prepare, run_job
 from orbitcast.vod.plan import Chunk
 from orbitcast.vod.state import JobState, JobStore
-
 from pipelines.vod_cli import DEFAULT_RETRIES
 
 
@@ -34,7 +33,7 @@ def _chunk_task(path: str, chunk: Chunk, feed: str, origin: float, epoch: float,
                            segment_duration=config.segment_duration, part_duration=config.part_duration)
 
 
-def ray_runner(job: JobState, path: str, config: OrbitcastConfig, retries: int):  # noqa: ANN201
+def ray_runner(job: JobState, path: str, config: OrbitcastConfig, retries: int) -> Runner:
     """Every pending chunk as a task at once (Ray queues what the cluster cannot take yet);
     results as they finish."""
     task = _chunk_task.options(max_retries=retries, retry_exceptions=True)

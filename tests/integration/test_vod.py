@@ -3,6 +3,7 @@ killed halfway and run again, then played over HTTP from /vod/ by ffprobe/ffmpeg
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -32,8 +33,8 @@ def _job_env(ray_session) -> dict[str, str]:
             "PYTHONPATH": str(ROOT), "RAY_DEDUP_LOGS": "0"}
 
 
-def _transcode(env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipelines.vod", *args], cwd=ROOT, env=env,
+def _transcode(env: dict, *args: str, entry: tuple[str, ...] = ("pipelines.vod",)) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *entry, *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -46,8 +47,8 @@ def recording(tmp_path_factory: pytest.TempPathFactory, live, ray_session) -> di
     config.write_text(yaml.safe_dump(live.config.model_dump(mode="json")))
     env = _job_env(ray_session)
     jobs = JobStore(Store(live.config.store))
-    args = [str(source), "--name", "talk", "--config", str(config), "--chunk-seconds", "4", "--quiet"]
-    first = _transcode(env, *args)
+    args = [str(source), "--name", "talk", "--config", str(config), "--chunk-seconds", "4"]
+    first = _transcode(env, *args, "--quiet")  # as `ray job submit -- python -m pipelines.vod` runs it
     deadline = time.monotonic() + 240
     killed_at = None
     while time.monotonic() < deadline and first.poll() is None:
@@ -59,10 +60,10 @@ def recording(tmp_path_factory: pytest.TempPathFactory, live, ray_session) -> di
             break
         time.sleep(0.05)
     assert killed_at is not None, f"the first run was not caught halfway: {first.communicate()}"
-    second = _transcode(env, *args)
+    second = _transcode(env, *args, entry=("pipelines.cli", "transcode"))  # `orbitcast transcode`
     out, err = second.communicate(timeout=300)
     assert second.returncode == 0, err
-    return {"killed": killed_at, "job": jobs.load("talk"), "stdout": out, "config": config, "env": env}
+    return {"killed": killed_at, "job": jobs.load("talk"), "stdout": out, "stderr": err, "config": config, "env": env}
 
 
 def test_a_killed_job_resumes_without_redoing_finished_chunks(recording: dict) -> None:
@@ -75,6 +76,9 @@ def test_a_killed_job_resumes_without_redoing_finished_chunks(recording: dict) -
     assert last["done_before"] == done_before
     assert last["transcoded"] == len(job.chunks) - done_before
     assert f"transcoded {last['transcoded']} of {len(job.chunks)} chunks ({done_before} done before)" in recording["stdout"]
+    # the progress bar (tqdm, on stderr) starts at the chunks done before and ends at all of them
+    total = len(job.chunks)
+    assert f"{done_before} done before" in recording["stderr"] and f"{total}/{total}" in recording["stderr"]
     # the chunks finished before the kill kept their digests
     for before, after in zip(killed.chunks, job.chunks):
         if before.done:
@@ -97,7 +101,7 @@ def test_every_rung_plays_over_http_aligned_and_from_one_init(recording: dict, l
         assert len(maps) == 1  # one init segment for every chunk's segments
         init = live.get(f"/vod/talk/{rung}/{maps.pop()}").content
         assert init_tag(init) == next(s.init_section.uri for s in media.segments).split("v=")[1]
-        assert job.inits[rung] == __import__("hashlib").sha256(init).hexdigest()
+        assert job.inits[rung] == hashlib.sha256(init).hexdigest()
         lists[rung] = media
         # every segment starts with an IDR picture
         for seg in media.segments:
@@ -110,9 +114,9 @@ def test_every_rung_plays_over_http_aligned_and_from_one_init(recording: dict, l
                                 f"{live.base}/vod/talk/{p.uri}"], capture_output=True, text=True, timeout=120)
         assert probe.returncode == 0, probe.stderr
         assert abs(float(json.loads(probe.stdout)["format"]["duration"]) - SECONDS) <= live.config.segment_duration
-        # and ffmpeg decodes every picture of it
+        # and ffmpeg decodes all of it, pictures and sound, without an error across chunk boundaries
         decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", f"{live.base}/vod/talk/{p.uri}", "-map", "0:v",
-                                  "-f", "null", "-"], capture_output=True, text=True, timeout=180)
+                                  "-map", "0:a", "-f", "null", "-"], capture_output=True, text=True, timeout=180)
         assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr
     # the same seqs over the same times in every rung
     rows = [[(s.uri, round(s.duration, 3), s.program_date_time) for s in m.segments] for m in lists.values()]
