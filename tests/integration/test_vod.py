@@ -152,3 +152,20 @@ def test_a_corrupt_file_fails_at_once_with_its_reason(recording: dict, tmp_path:
 def test_unknown_and_malformed_recordings(live) -> None:
     assert live.get("/vod/nothing-here/master.m3u8").status_code == 404
     assert live.get("/vod/bad..name/master.m3u8").status_code == 400
+
+
+def test_a_chunk_that_keeps_failing_fails_the_job_naming_it(live, ray_session, tmp_path: Path) -> None:
+    """Ray tasks retried, then the job fails naming the chunk: the file is damaged after it was
+    planned, so every attempt at chunk 1 fails to open it."""
+    from orbitcast.vod.errors import ChunkFailed
+    from orbitcast.vod.job import prepare, run_job
+    from pipelines.vod import ray_runner
+
+    source = make_clip(tmp_path / "short.mp4", seconds=4.0, width=160, height=90, fps=25, gop=25)
+    jobs = JobStore(Store(str(tmp_path / "store")))
+    job = prepare(jobs, "short", source, live.config, chunk_seconds=2)
+    make_corrupt(source)  # damaged after planning
+    with pytest.raises(ChunkFailed, match=r"chunk [01] \((0|2)\.000-(2|4)\.000 s\) failed: .*short\.mp4: cannot be opened"):
+        run_job(job, jobs, live.config, ray_runner(job, str(source), live.config, retries=1), lambda *_: None)
+    status = jobs.load("short").status()
+    assert status["state"] == "failed" and "cannot be opened" in status["errors"][0]
