@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 
 import ray
@@ -29,7 +30,8 @@ IN_FLIGHT = 8
 class Transcoder:
     """One pool member. A restarted member comes back empty; feeds then open again."""
 
-    def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"]) -> None:
+    def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"],
+                 governor: "ray.actor.ActorHandle | None" = None) -> None:
         give_way()  # bulk work: the viewer path runs first (orbitcast/priority.py)
         self.config = config
         self.packagers = packagers
@@ -41,6 +43,11 @@ class Transcoder:
         self._guard = threading.Lock()
         # joules per segment (docs/energy.md): this process's CPU time, the host's energy
         self.energy = MemberEnergy.for_member(config.energy, config.transcoder_cpus) if config.energy.enabled else None
+        # the site's plan (energy.follow_plan): the rungs and frame rate of the hour, asked for
+        # every poll_s and handed to every feed here, which takes them at its next segment
+        self._ladder: tuple[tuple[str, ...], float | None] | None = None
+        if governor is not None:
+            threading.Thread(target=self._follow_plan, args=(governor,), name="follow-plan", daemon=True).start()
 
     def ping(self) -> int:
         return len(self._feeds)
@@ -62,6 +69,8 @@ class Transcoder:
                                     analyse=not slate, signal_hold=hold, frame_tap=link.tap if link else None)
                 if self.energy is not None:
                     tr.energy = self.energy.feed(feed, cfg.ladder.rungs, tr.fps)
+                if self._ladder is not None:
+                    tr.set_ladder(*self._ladder)
                 self._feeds[feed] = tr
             elif tr.streams.generation != streams.generation:
                 tr.change_input(streams, analyse=not slate)
@@ -73,6 +82,33 @@ class Transcoder:
             if out or inits:
                 self._hand_on(feed, inits, out)
             return tr.published_through, tr.input_signal
+
+    def _follow_plan(self, governor: "ray.actor.ActorHandle") -> None:
+        poll = self.config.energy.follow_plan.poll_s
+        failures = 0
+        while True:
+            try:
+                got = ray.get(governor.ladder.remote(), timeout=max(5.0, poll))
+                ladder = (tuple(got["rungs"]), got["fps"])
+                failures = 0
+            except (ray.exceptions.RayError, GetTimeoutError) as err:
+                failures += 1
+                if failures == 1:  # the ladder stays as it was until the governor answers again
+                    log.warning("the energy plan's governor did not answer: %s", err)
+                time.sleep(poll)
+                continue
+            if ladder != self._ladder:
+                self._ladder = ladder
+                with self._guard:
+                    feeds = list(self._feeds.values())
+                for tr in feeds:
+                    tr.set_ladder(*ladder)
+            time.sleep(poll)
+
+    def ladder_now(self) -> dict[str, list[str]]:
+        """The rungs each feed here makes now."""
+        with self._guard:
+            return {feed: list(tr.ladder_now) for feed, tr in self._feeds.items()}
 
     def energy_report(self) -> dict | None:
         """Recent watts per feed and rung, joules per media second (None: accounting is off)."""
@@ -102,9 +138,10 @@ def _done(ref: ray.ObjectRef) -> bool:
 class TranscoderPool:
     """Places feeds on members (`Placement`) and moves a feed off a member that died."""
 
-    def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"]) -> None:
+    def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"],
+                 governor: "ray.actor.ActorHandle | None" = None) -> None:
         self.members = [
-            Transcoder.options(num_cpus=config.transcoder_cpus).remote(config, packagers)
+            Transcoder.options(num_cpus=config.transcoder_cpus).remote(config, packagers, governor)
             for _ in range(config.transcoders)
         ]
         self.placement = Placement(len(self.members))

@@ -207,9 +207,10 @@ def _autoscaling(min_replicas: int, max_replicas: int) -> dict:
 @serve.ingress()
 class Delivery:
     # edge: the Edge actor; clock: the ClockAuthority (None: host clock); inbox: the SenderInbox
-    def __init__(self, edge, config: OrbitcastConfig, clock=None, inbox=None, pool=None) -> None:
+    def __init__(self, edge, config: OrbitcastConfig, clock=None, inbox=None, pool=None, governor=None) -> None:
         self.edge = edge
         self.config = config
+        self.governor = governor  # the site's plan, live (energy.follow_plan): /api/energy's `ladder`
         self.pool = pool  # the TranscoderPool: members' energy reports
         self._energy_reports: tuple[float, list[dict]] | None = None
         self._energy_metrics: tuple[float, tuple[list[dict], dict]] | None = None
@@ -304,10 +305,18 @@ class Delivery:
             except Exception as err:  # noqa: BLE001 - no pvlib, a bad site: said in the answer
                 plan_error = f"{type(err).__name__}: {err}"[:300]
         counted = VIEWERS_COUNTED if viewers is None else "stated in the request (?viewers=)"
-        return energy_body(self.config, reports, viewers=self.state.held if viewers is None else viewers,
+        body = energy_body(self.config, reports, viewers=self.state.held if viewers is None else viewers,
                            viewers_counted=counted, plan=plan, plan_error=plan_error,
                            now=datetime.now(timezone.utc),
                            feed_viewers=dict(self.state.held_by_feed) if viewers is None else None)
+        if self.governor is not None:
+            try:
+                body["ladder"] = await asyncio.wait_for(self.governor.status.remote(), timeout=ENERGY_TIMEOUT_S)
+            except Exception as err:  # noqa: BLE001 - restarting: said in the answer, back next time
+                body["ladder"] = {"following": True, "error": f"{type(err).__name__}: {err}"[:300]}
+        else:
+            body["ladder"] = {"following": False}
+        return body
 
     def record_autoscaling_stats(self) -> dict[str, float]:
         # /live/ requests skip Serve's accounting (fast_path.py): the held ones are counted here.
@@ -318,9 +327,10 @@ class Delivery:
             raise RuntimeError("this replica no longer follows the edge")
 
 
-def build_app(edge, config: OrbitcastConfig, clock=None, inbox=None, pool=None):
+def build_app(edge, config: OrbitcastConfig, clock=None, inbox=None, pool=None, governor=None):
     """The bound Serve application for `serve.run`; `clock` is the ClockAuthority handle,
-    `inbox` the SenderInbox that takes delivery receipts, `pool` the TranscoderPool (energy)."""
+    `inbox` the SenderInbox that takes delivery receipts, `pool` the TranscoderPool (energy),
+    `governor` the LadderGovernorActor (the ladder following the site's plan)."""
     s = config.serve
     return Delivery.options(autoscaling_config=_autoscaling(s.min_replicas, s.max_replicas)).bind(
-        edge, config, clock, inbox, pool)
+        edge, config, clock, inbox, pool, governor)

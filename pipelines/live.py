@@ -22,6 +22,7 @@ from ray.serve.api import RunTarget
 from actors.clock_authority import NAME as CLOCK_NAME
 from actors.clock_authority import ClockAuthority
 from actors.edge import Edge
+from actors.energy_governor import LadderGovernorActor
 from actors.feed import FeedActor
 from actors.gateway import GatewayActor
 from actors.ledger import LedgerActor
@@ -55,6 +56,7 @@ class Pipeline:
     ledger: "ray.actor.ActorHandle | None" = None
     gateway: "ray.actor.ActorHandle | None" = None  # the embedded gateway (None: a remote one)
     inbox: "ray.actor.ActorHandle | None" = None
+    governor: "ray.actor.ActorHandle | None" = None  # the site's plan, live (energy.follow_plan)
 
     @property
     def url(self) -> str:
@@ -95,7 +97,7 @@ class Pipeline:
         settle([*(packager.flush.remote() for packager in self.packagers.values()), self.edge.flush_analysis.remote()], 1.5)
         if self.gateway is not None:
             settle([self.gateway.stop.remote()], 0.5)
-        others = [self.gateway, self.inbox]
+        others = [self.gateway, self.inbox, self.governor]
         for handle in [*self.feeds.values(), self.pool, *self.packagers.values(), self.edge, *others]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
@@ -133,13 +135,14 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
         ray.get(gateway.route.remote({plan.edge_callback_url: edge, plan.sender_callback_url: inbox}))
     ledger = LedgerActor.remote(config, clock)
     packagers = {f.name: Packager.remote(config, f.name, plan.packager_view(), ledger, gateway) for f in config.feeds}
-    pool = TranscoderPool.remote(config, packagers)
+    governor = LadderGovernorActor.remote(config) if config.energy.follow_plan.enabled else None
+    pool = TranscoderPool.remote(config, packagers, governor)
     # The three Serve apps deploy together and in the background (a few seconds each when
     # one after another) while the feeds fill their first segment; the packager waits for the
     # gateway before its first send, and the gateway retries callbacks until the edge answers.
     quiet = {"enable_access_log": False, "log_level": "WARNING"}
     targets = [
-        RunTarget(build_app(edge, config, clock, inbox, pool), name=APP_NAME, route_prefix="/", logging_config=quiet),
+        RunTarget(build_app(edge, config, clock, inbox, pool, governor), name=APP_NAME, route_prefix="/", logging_config=quiet),
         RunTarget(build_ledger_app(ledger), name=LEDGER_APP, route_prefix=LEDGER_PREFIX, logging_config=quiet),
     ]
     if gateway is not None:
@@ -147,7 +150,7 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
                                  logging_config=quiet))
     serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
     feeds = {f.name: FeedActor.remote(f, pool, clock, edge, config.segment_duration, config.part_duration) for f in config.feeds}
-    return Pipeline(config, clock, edge, packagers, pool, feeds, ledger, gateway, inbox)
+    return Pipeline(config, clock, edge, packagers, pool, feeds, ledger, gateway, inbox, governor)
 
 
 def run_until_stopped(pipeline: Pipeline, announce: bool = True) -> None:

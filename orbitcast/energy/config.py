@@ -6,6 +6,7 @@ describe a machine or a site are to be replaced with the user's own (docs/energy
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cache
 from typing import Literal
 from zoneinfo import available_timezones
@@ -117,10 +118,28 @@ class SiteConfig(_Strict):
         return self
 
 
+class FollowPlanConfig(_Strict):
+    """The live ladder following the site's plan, re-planned every site hour (docs/energy.md)."""
+
+    enabled: bool = Field(default=False, description="transcoders make the rungs and frame rate the plan's hour says")
+    simulate_date: dt.date | None = Field(
+        default=None, description="a compressed day: the site clock starts at this local date's start_hour and runs a "
+                                  "day in `minutes`; none: the site's real time")
+    start_hour: int = Field(default=0, ge=0, le=23, description="local hour a simulated day starts at")
+    minutes: float = Field(default=2.0, gt=0, le=1440, description="wall minutes a simulated day of 24 h takes")
+    poll_s: float = Field(default=0.5, gt=0, le=60, description="how often each transcoder asks for the hour's step")
+
+
 class EnergyConfig(_Strict):
-    enabled: bool = Field(default=False, description="joules on every segment's catalog row, and /api/energy "
-                                                     "(the ladder does not follow the site's plan yet)")
+    enabled: bool = Field(default=False, description="joules on every segment's catalog row, and /api/energy")
     power: PowerConfig = PowerConfig()
     sci: SciConfig = SciConfig()
     costs: CostsConfig = CostsConfig()
     site: SiteConfig | None = Field(default=None, description="a solar site; none: no budget, the ladder stays whole")
+    follow_plan: FollowPlanConfig = FollowPlanConfig()
+
+    @model_validator(mode="after")
+    def _follow(self) -> "EnergyConfig":
+        if self.follow_plan.enabled and self.site is None:
+            raise ValueError("energy.follow_plan needs energy.site: the plan is the site's")
+        return self

@@ -224,6 +224,16 @@ def plan_day(
     return Plan(tuple(hours), tuple(steps), reserve, capacity, end_soc)
 
 
+def steps_for_config(config: OrbitcastConfig) -> list[LadderStep]:
+    """The degradation steps of `config`'s ladder, feeds and pool, loads from its cost figures
+    through its power model."""
+    energy = config.energy
+    base = energy.site.base_load_w if energy.site is not None else 0.0
+    return ladder_steps(config.ladder, LadderCosts.from_config(energy.costs), PowerModel.from_config(energy.power),
+                        feeds=len(config.feeds), members=max(config.transcoders, len(config.feeds)),
+                        cpus=energy.power.cpus or os.cpu_count() or 1, base_load_w=base)
+
+
 def plan_for_config(config: OrbitcastConfig, day: dt.date, soc: float | None = None) -> Plan:
     """The plan of `config`'s site for a local date, with its ladder, feeds and pool."""
     energy = config.energy
@@ -232,10 +242,7 @@ def plan_for_config(config: OrbitcastConfig, day: dt.date, soc: float | None = N
     site = energy.site
     if soc is not None and not site.night_reserve <= soc <= 1:
         raise EnergyError(f"state of charge {soc} must be within night_reserve ({site.night_reserve}) .. 1")
-    model = PowerModel.from_config(energy.power)
-    steps = ladder_steps(config.ladder, LadderCosts.from_config(energy.costs), model,
-                         feeds=len(config.feeds), members=max(config.transcoders, len(config.feeds)),
-                         cpus=energy.power.cpus or os.cpu_count() or 1, base_load_w=site.base_load_w)
+    steps = steps_for_config(config)
     start = site.initial_soc if soc is None else soc
     end = None if site.end_soc is None else (start if site.end_soc == "start" else site.end_soc)
     return plan_day(hourly_pv_w(site, day), steps, Battery(site.battery_wh, start, site.charge_efficiency,

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..config import OrbitcastConfig
-from .costs import LadderCosts
 from .errors import EnergyError
-from .model import PowerModel
-from .planner import LadderStep, Plan, PlanHour, ladder_steps, plan_day
+from .planner import LadderStep, Plan, PlanHour, plan_day, steps_for_config
 from .site import Battery, hour_starts, hourly_pv_w
 
 DAY_S = 24 * 3600.0
@@ -183,9 +180,7 @@ def simulate_for_config(
     if not site.night_reserve <= start <= 1:
         raise EnergyError(f"state of charge {start} must be within night_reserve ({site.night_reserve}) .. 1")
     feeds = len(config.feeds)
-    steps = ladder_steps(config.ladder, LadderCosts.from_config(energy.costs), PowerModel.from_config(energy.power),
-                         feeds=feeds, members=max(config.transcoders, feeds),
-                         cpus=energy.power.cpus or os.cpu_count() or 1, base_load_w=site.base_load_w)
+    steps = steps_for_config(config)
     source = "model"
     if catalog_rows is not None:
         measured = measured_joules_per_media_s(catalog_rows)

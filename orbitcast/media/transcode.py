@@ -346,8 +346,9 @@ class LiveTranscoder:
     def _picture(self, frame: VideoFrame) -> None:
         t = float(frame.pts * TIME_BASE)
         seq = segment_index(t, self.segment_duration)
-        if seq != self._current_seq and self._asked is not None:
-            self._min_frame_gap = _frame_gap(self.fps, self._asked[1] or self.fps)  # the rate changes here
+        asked = self._asked  # read once: another thread may ask for a new ladder meanwhile
+        if seq != self._current_seq and asked is not None:
+            self._min_frame_gap = _frame_gap(self.fps, asked[1] or self.fps)  # the rate changes here
         if self._last_video_time is not None and t - self._last_video_time < self._min_frame_gap:
             return  # above the output rate (or a repeated timestamp): drop
         self._last_video_time = t
@@ -359,7 +360,7 @@ class LiveTranscoder:
         if key:
             self._current_seq = seq
             self._pdt[seq] = t + self._capture_offset
-            self._apply_ladder(t)
+            self._apply_ladder(t, asked)
             self._seq_ladder[seq] = self.ladder_now
         for out in self._outputs:
             scaled = out.reformatter.reformat(frame, width=out.rung.width, height=out.rung.height, format="yuv420p")
@@ -369,12 +370,12 @@ class LiveTranscoder:
         # Silence where audio is missing: the muxer holds pictures until every track has data.
         self._mux_audio(self._audio.fill_to(t - (MAX_AUDIO_LAG if self._adec is not None else 0.0)))
 
-    def _apply_ladder(self, t: float) -> None:
-        """At the first picture of a segment (`t`): the ladder asked for takes effect."""
-        if self._asked is None:
+    def _apply_ladder(self, t: float, asked: tuple[tuple[str, ...], float | None] | None) -> None:
+        """At the first picture of a segment (`t`): the ladder asked for takes effect (the ask
+        stays: it is the ladder wanted, compared again at every boundary)."""
+        if asked is None:
             return
-        names, fps = self._asked
-        self._asked = None
+        names, fps = asked
         changed = names != self.ladder_now
         if changed:
             kept = []

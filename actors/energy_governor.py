@@ -1,0 +1,27 @@
+"""The site's plan, live: one actor holding a `LadderGovernor` (orbitcast/energy/governor.py).
+Transcoder pool members ask it for the hour's step (`ladder`) every `follow_plan.poll_s`; the
+Delivery replicas show its `status` in /api/energy. Started only with `energy.follow_plan`.
+
+A restarted one starts its site clock and battery again (a simulated day from its first hour):
+the plan is the site's picture, rebuilt from the config, not state worth keeping."""
+
+from __future__ import annotations
+
+import ray
+
+from orbitcast.config import OrbitcastConfig
+from orbitcast.energy.governor import LadderGovernor
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class LadderGovernorActor:
+    def __init__(self, config: OrbitcastConfig) -> None:
+        self.governor = LadderGovernor(config)  # pvlib: the energy extra
+
+    def ladder(self) -> dict:
+        """The step in force: its rungs (the ladder's order) and frame rate (None: the source's)."""
+        s = self.governor.step()
+        return {"step": s.index, "rungs": list(s.rungs), "fps": s.fps}
+
+    def status(self) -> dict:
+        return self.governor.status()
