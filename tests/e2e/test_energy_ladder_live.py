@@ -114,7 +114,16 @@ def sun(tmp_path_factory: pytest.TempPathFactory):
 
         watcher = threading.Thread(target=watch_master, daemon=True)
         watcher.start()
+        wait_for("the feed playable", lambda: s.master_rungs(), timeout=120)
+        # The governor's day began when the pipeline started, however long the first segment
+        # took to reach the players on a loaded machine. A restarted governor starts its
+        # simulated day again (docs/energy.md): restarted now, 08:00 is now.
+        killed = time.time()
+        ray.kill(pipeline.governor, no_restart=False)
+        wait_for("the day started again", lambda: [c["at"] > killed for c in s.ladder().get("changes", [])] == [True],
+                 timeout=60)
         wait_for("the top rung playable", lambda: (s.master_rungs() or []) == [TOP, BOTTOM], timeout=HOUR_S)
+        s.masters.clear()
         yield s
         stop.set()
         watcher.join(5)
@@ -187,7 +196,7 @@ def test_the_top_rung_is_dropped_and_brought_back_while_players_keep_playing(sun
     assert "mgggg" in kinds and kinds.rstrip("m").endswith("g") and kinds.endswith("mm"), kinds
     # hls.js played throughout: no fatal error, no page error, the picture went on; the switch
     # off the dropped rung (a GAP part, then the rung below's playlist, init and part) costs a
-    # short stall here (0.1-0.7 s measured), well under a segment
+    # short stall here (0.08 to 0.68 s measured), well under a segment
     assert not errors and not probes[-1]["fatal"], (errors, probes[-1])
     times = [p["t"] for p in probes]
     assert times[-1] - times[0] > 2 * HOUR_S * 0.8, times
