@@ -19,9 +19,11 @@ class LadderGovernorActor:
         self.governor = LadderGovernor(config)  # pvlib: the energy extra
 
     def ladder(self) -> dict:
-        """The step in force: its rungs (the ladder's order) and frame rate (None: the source's)."""
+        """The step in force: its rungs (the ladder's order), frame rate (None: the source's) and
+        the rungs on the faster preset."""
         s = self.governor.step()
-        return {"step": s.index, "rungs": list(s.rungs), "fps": s.fps}
+        return {"step": s.index, "rungs": list(s.rungs), "fps": s.fps, "fast": list(s.fast_rungs),
+                "faster_preset": s.faster_preset}
 
     def status(self) -> dict:
         return self.governor.status()

@@ -45,7 +45,7 @@ class Transcoder:
         self.energy = MemberEnergy.for_member(config.energy, config.transcoder_cpus) if config.energy.enabled else None
         # the site's plan (energy.follow_plan): the rungs and frame rate of the hour, asked for
         # every poll_s and handed to every feed here, which takes them at its next segment
-        self._ladder: tuple[tuple[str, ...], float | None] | None = None
+        self._ladder: tuple[tuple[str, ...], float | None, tuple[str, ...], str] | None = None
         if governor is not None:
             threading.Thread(target=self._follow_plan, args=(governor,), name="follow-plan", daemon=True).start()
 
@@ -89,7 +89,7 @@ class Transcoder:
         while True:
             try:
                 got = ray.get(governor.ladder.remote(), timeout=max(5.0, poll))
-                ladder = (tuple(got["rungs"]), got["fps"])
+                ladder = (tuple(got["rungs"]), got["fps"], tuple(got["fast"]), got["faster_preset"])
                 failures = 0
             except (ray.exceptions.RayError, GetTimeoutError) as err:
                 failures += 1
@@ -104,11 +104,6 @@ class Transcoder:
                 for tr in feeds:
                     tr.set_ladder(*ladder)
             time.sleep(poll)
-
-    def ladder_now(self) -> dict[str, list[str]]:
-        """The rungs each feed here makes now."""
-        with self._guard:
-            return {feed: list(tr.ladder_now) for feed, tr in self._feeds.items()}
 
     def energy_report(self) -> dict | None:
         """Recent watts per feed and rung, joules per media second (None: accounting is off)."""

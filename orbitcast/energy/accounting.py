@@ -145,10 +145,13 @@ class MemberEnergy:
             self._weights[name] = self.costs.weights(rungs, fps)
         return FeedEnergy(self, name)
 
-    def set_rungs(self, feed: str, rungs: Sequence[Rung], fps: float) -> None:
-        """The feed's ladder changed (at a segment boundary): its CPU time goes to these rungs."""
+    def set_rungs(self, feed: str, rungs: Sequence[Rung], fps: float, fast: frozenset[str] = frozenset()) -> None:
+        """The feed's ladder changed (at a segment boundary): its CPU time goes to these rungs
+        (those in `fast` on the faster preset weigh what that preset keeps of them)."""
+        weights = self.costs.weights(rungs, fps)
+        by_name = {r.name: r for r in rungs}
         with self._lock:
-            self._weights[feed] = self.costs.weights(rungs, fps)
+            self._weights[feed] = {n: w * (self.costs.faster(by_name[n]) if n in fast else 1.0) for n, w in weights.items()}
 
     def drop_feed(self, feed: str) -> None:
         with self._lock:
@@ -320,5 +323,5 @@ class FeedEnergy:
     def stamp(self, items: list[T]) -> list[T]:
         return self.member._stamp(self.feed, items)
 
-    def set_rungs(self, rungs: Sequence[Rung], fps: float) -> None:
-        self.member.set_rungs(self.feed, rungs, fps)
+    def set_rungs(self, rungs: Sequence[Rung], fps: float, fast: frozenset[str] = frozenset()) -> None:
+        self.member.set_rungs(self.feed, rungs, fps, fast)

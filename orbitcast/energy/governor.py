@@ -127,9 +127,11 @@ class LadderGovernor:
             "following": True, "simulated": self.simulated, "speed": self.clock.speed,
             "site_time": self.clock.now().isoformat(timespec="seconds"),
             "step": {"index": s.index, "action": s.action, "label": s.label, "rungs": list(s.rungs),
-                     "fps": s.fps, "load_w": round(s.load_w, 3)},
-            # applied live: the rungs and the frame rate; said, not yet applied: the rest
-            "applied": ["rungs", "fps"],
+                     "fps": s.fps, "fast_rungs": list(s.fast_rungs), "faster_preset": s.faster_preset,
+                     "load_w": round(s.load_w, 3)},
+            # applied live: rungs, frame rate, the faster preset (where it keeps the stream
+            # headers); not applied: the pool cap and refusing new feeds (docs/energy.md)
+            "applied": ["rungs", "fps", "faster_preset"],
             "soc": round(self.battery.soc, 4), "reserve": self.site.night_reserve,
             "plan": [{"start": h.start.isoformat(timespec="minutes"), "pv_w": round(h.pv_w, 2), "step": h.step.index,
                       "soc_end": round(h.soc_end, 4)} for h in self.plan.hours],

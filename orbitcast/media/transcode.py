@@ -28,6 +28,7 @@ from ..segment import Part, Segment
 from .audio import MAX_AUDIO_LAG, LadderAudio
 from .boundaries import HALF_TICK, segment_index
 from .deinterlace import Deinterlacer
+from . import x264
 from .fmp4 import Fragment, FragmentSplitter, codecs_string
 from .signal_health import HOLD_S, NO_SIGNAL, SignalHealth
 from .units import FeedStreams, MediaUnit, StreamInfo
@@ -97,8 +98,9 @@ class _Pending:
 
 class _RungOutput:
     def __init__(self, rung: Rung, fps: float, part_duration: float, preset: str, audio: av.AudioCodecContext,
-                 audio_from: float | None = None) -> None:
+                 audio_from: float | None = None, faster: str | None = None) -> None:
         self.rung = rung
+        self.faster = faster  # the faster preset it runs on (same stream headers: x264.py), or None
         self.reformatter = VideoReformatter()
         # A rung brought back mid-stream starts at a segment's first picture: sound from before
         # it belongs to the segment before, which this rung did not make.
@@ -119,16 +121,7 @@ class _RungOutput:
         vs.width, vs.height, vs.pix_fmt = rung.width, rung.height, "yuv420p"
         vs.bit_rate = rung.video_bitrate
         vs.codec_context.time_base = TIME_BASE
-        kbps = rung.video_bitrate // 1000
-        vs.options = {
-            "preset": preset,
-            # zerolatency: no B-frames or lookahead, so a frame leaves the encoder at once.
-            "tune": "zerolatency",
-            "forced-idr": "1",
-            # Keyframes only where we force them, so segments and parts align across rungs.
-            "x264-params": f"scenecut=0:keyint=infinite:vbv-maxrate={int(kbps * 1.2)}:vbv-bufsize={kbps * 2}",
-            "profile": "high",
-        }
+        vs.options = x264.faster_options(rung, preset, faster) if faster else x264.options(rung, preset)
         self.video = vs
         # The same AAC packets go into every rung; this stream's own encoder is only opened
         # so that the muxer has codec parameters identical to the shared encoder's.
@@ -158,6 +151,16 @@ class _RungOutput:
     def finish(self) -> None:
         self.container.mux(self.video.encode(None))
         self.container.close()
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """A ladder asked for (`set_ladder`)."""
+
+    rungs: tuple[str, ...]
+    fps: float | None
+    fast: frozenset[str]
+    faster: str | None
 
 
 def _frame_gap(source_fps: float, out_fps: float) -> float:
@@ -197,7 +200,7 @@ class LiveTranscoder:
         self._outputs = [_RungOutput(r, self.fps, part_duration, ladder.preset, self._audio.encoder) for r in ladder.rungs]
         # The ladder in force (the energy plan may drop rungs and lower the frame rate: `set_ladder`),
         # what was asked for, and the ladder of each seq still being made (its parts say it).
-        self._asked: tuple[tuple[str, ...], float | None] | None = None
+        self._asked: _Ask | None = None
         self._out_fps = self.fps
         self._seq_ladder: dict[int, tuple[str, ...]] = {}
         self._retired: list[Part | Segment] = []  # what dropped rungs finished, for the next collect
@@ -239,11 +242,14 @@ class LiveTranscoder:
         """The rungs made now, in the ladder's order."""
         return tuple(o.rung.name for o in self._outputs)
 
-    def set_ladder(self, rungs: Iterable[str] | None, fps: float | None = None) -> None:
-        """Make only `rungs` (None: every configured rung) at `fps` (None: the ladder's own) from
-        the next segment boundary on, in every rung at once: a dropped rung's encoder stops after
-        the segment it is in, one brought back starts with the next segment's keyframe, so every
-        seq stays one time span in every rung that has it."""
+    def set_ladder(self, rungs: Iterable[str] | None, fps: float | None = None, fast: Iterable[str] = (),
+                   faster_preset: str | None = None) -> None:
+        """Make only `rungs` (None: every configured rung) at `fps` (None: the ladder's own), the
+        rungs of `fast` on `faster_preset`, from the next segment boundary on, in every rung at
+        once: a dropped rung's encoder stops after the segment it is in, one brought back (or
+        moved to another preset) starts with the next segment's keyframe, so every seq stays one
+        time span in every rung that has it. A faster preset that would change a rung's stream
+        headers (its init segment) is not used for it (x264.py)."""
         names = tuple(r.name for r in self.ladder.rungs) if rungs is None else tuple(rungs)
         unknown = sorted(set(names) - {r.name for r in self.ladder.rungs})
         if unknown:
@@ -252,7 +258,19 @@ class LiveTranscoder:
             raise ValueError("a ladder keeps at least one rung")
         if fps is not None and not 0 < fps:
             raise ValueError(f"frame rate must be > 0, got {fps}")
-        self._asked = (tuple(r.name for r in self.ladder.rungs if r.name in names), fps)
+        quick = frozenset(fast) & set(names) if faster_preset and faster_preset != self.ladder.preset else frozenset()
+        self._asked = _Ask(tuple(r.name for r in self.ladder.rungs if r.name in names), fps, quick,
+                           faster_preset if quick else None)
+
+    def _faster_for(self, rung: Rung, ask: "_Ask") -> str | None:
+        if rung.name not in ask.fast or ask.faster is None:
+            return None
+        return ask.faster if x264.headers_match(rung, self.fps, self.ladder.preset, ask.faster) else None
+
+    @property
+    def faster_now(self) -> dict[str, str]:
+        """The rungs on a faster preset now, and the preset."""
+        return {o.rung.name: o.faster for o in self._outputs if o.faster}
 
     @property
     def codecs(self) -> dict[str, str]:
@@ -348,7 +366,7 @@ class LiveTranscoder:
         seq = segment_index(t, self.segment_duration)
         asked = self._asked  # read once: another thread may ask for a new ladder meanwhile
         if seq != self._current_seq and asked is not None:
-            self._min_frame_gap = _frame_gap(self.fps, asked[1] or self.fps)  # the rate changes here
+            self._min_frame_gap = _frame_gap(self.fps, asked.fps or self.fps)  # the rate changes here
         if self._last_video_time is not None and t - self._last_video_time < self._min_frame_gap:
             return  # above the output rate (or a repeated timestamp): drop
         self._last_video_time = t
@@ -370,30 +388,32 @@ class LiveTranscoder:
         # Silence where audio is missing: the muxer holds pictures until every track has data.
         self._mux_audio(self._audio.fill_to(t - (MAX_AUDIO_LAG if self._adec is not None else 0.0)))
 
-    def _apply_ladder(self, t: float, asked: tuple[tuple[str, ...], float | None] | None) -> None:
+    def _apply_ladder(self, t: float, asked: "_Ask | None") -> None:
         """At the first picture of a segment (`t`): the ladder asked for takes effect (the ask
         stays: it is the ladder wanted, compared again at every boundary)."""
         if asked is None:
             return
-        names, fps = asked
-        changed = names != self.ladder_now
+        names, fps = asked.rungs, asked.fps
+        wanted = {r.name: self._faster_for(r, asked) for r in self.ladder.rungs if r.name in names}
+        changed = names != self.ladder_now or any(o.faster != wanted[o.rung.name] for o in self._outputs
+                                                  if o.rung.name in wanted)
         if changed:
             kept = []
             for o in self._outputs:
-                if o.rung.name in names:
+                if o.rung.name in wanted and o.faster == wanted[o.rung.name]:
                     kept.append(o)
-                else:
+                else:  # dropped, or on to another preset: a new encoder from this segment
                     self._retired.extend(self._retire(o, t))
             have = {o.rung.name for o in kept}
             for rung in self.ladder.rungs:
-                if rung.name in names and rung.name not in have:
+                if rung.name in wanted and rung.name not in have:
                     kept.append(_RungOutput(rung, self.fps, self.part_duration, self.ladder.preset,
-                                            self._audio.encoder, audio_from=t))
+                                            self._audio.encoder, audio_from=t, faster=wanted[rung.name]))
             order = {r.name: i for i, r in enumerate(self.ladder.rungs)}
             self._outputs = sorted(kept, key=lambda o: order[o.rung.name])
         out_fps = fps or self.fps
         if (changed or out_fps != self._out_fps) and self.energy is not None:
-            self.energy.set_rungs([o.rung for o in self._outputs], out_fps)
+            self.energy.set_rungs([o.rung for o in self._outputs], out_fps, frozenset(self.faster_now))
         self._out_fps = out_fps
 
     def _retire(self, o: _RungOutput, end: float) -> list[Part | Segment]:

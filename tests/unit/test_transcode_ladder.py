@@ -131,3 +131,46 @@ def test_a_ladder_asked_for_before_the_first_picture_is_the_first_one() -> None:
     tr, out, _ = run_with_changes({0.0: (("lo",), None)}, seconds=3.0)
     assert {x.rendition for x in out} == {"lo"}
     assert tr.ladder_now == ("lo",) and set(tr.init_segments) == {"lo"}
+
+
+def test_a_faster_preset_from_the_next_segment_keeps_the_init_segment() -> None:
+    """The plan's first step: the low rung on a faster preset. Its stream headers stay the
+    base preset's (x264.py), so players keep the init they hold."""
+    base = LADDER.model_copy(update={"preset": "veryfast"})
+    src = Source(LAVFI, realtime=False, loop=True, clock=lambda: CLOCK)
+    tr = LiveTranscoder("feed", base, D, PART, src.open())
+    out: list[Part | Segment] = []
+    inits: list[bytes] = []
+    asked = False
+    for unit in src.units():
+        if unit.time >= 2.7 and not asked:
+            tr.set_ladder(None, None, fast=("lo",), faster_preset="ultrafast")
+            asked = True
+        out += tr.push([unit])
+        if "lo" in tr.init_segments:
+            inits.append(tr.init_segments["lo"])
+        if unit.time >= 7.0:
+            break
+    out += tr.flush()
+    src.end_session()
+    assert tr.faster_now == {"lo": "ultrafast"}
+    assert len(set(inits)) == 1, "the same init segment before and after"
+    lo = segments(out, "lo")
+    assert [s.seq for s in lo] == list(range(lo[0].seq, lo[-1].seq + 1)), "each seq once"
+    init = tr.init_segments["lo"]
+    for seg in lo:  # every segment decodes with the one init, each from a keyframe
+        pics = frames(init, seg)
+        assert pics and pics[0].key_frame
+
+
+def test_a_faster_preset_that_would_change_the_headers_is_not_used() -> None:
+    base = LADDER.model_copy(update={"preset": "medium"})  # psy and 3 references: other headers
+    src = Source(LAVFI, realtime=False, loop=True, clock=lambda: CLOCK)
+    tr = LiveTranscoder("feed", base, D, PART, src.open())
+    tr.set_ladder(None, None, fast=("lo",), faster_preset="ultrafast")
+    for unit in src.units():
+        tr.push([unit])
+        if unit.time >= 2.5:
+            break
+    src.end_session()
+    assert tr.faster_now == {} and tr.ladder_now == ("hi", "lo")
