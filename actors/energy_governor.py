@@ -23,7 +23,7 @@ class LadderGovernorActor:
         the rungs on the faster preset."""
         s = self.governor.step()
         return {"step": s.index, "rungs": list(s.rungs), "fps": s.fps, "fast": list(s.fast_rungs),
-                "faster_preset": s.faster_preset}
+                "faster_preset": s.faster_preset, "members": s.members}
 
     def status(self) -> dict:
         return self.governor.status()

@@ -131,33 +131,65 @@ def _done(ref: ray.ObjectRef) -> bool:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class TranscoderPool:
-    """Places feeds on members (`Placement`) and moves a feed off a member that died."""
+    """Places feeds on members (`Placement`) and moves a feed off a member that died. Following
+    the site's plan (energy.follow_plan), it stops the standby members beyond the plan's pool
+    cap and starts them again when the cap lifts."""
 
     def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"],
                  governor: "ray.actor.ActorHandle | None" = None) -> None:
-        self.members = [
-            Transcoder.options(num_cpus=config.transcoder_cpus).remote(config, packagers, governor)
-            for _ in range(config.transcoders)
-        ]
+        self._start = lambda: Transcoder.options(num_cpus=config.transcoder_cpus).remote(config, packagers, governor)
+        self.members = [self._start() for _ in range(config.transcoders)]
         self.placement = Placement(len(self.members))
+        self.parked: set[int] = set()  # members stopped under the plan's cap
+        self.cap: int | None = None
+        self._lock = threading.Lock()
+        if governor is not None:
+            threading.Thread(target=self._follow_cap, args=(governor, config.energy.follow_plan.poll_s),
+                             name="pool-cap", daemon=True).start()
 
     def assign(self, feed: str, avoid: int | None = None) -> tuple[int, "ray.actor.ActorHandle"]:
-        index = self.placement.assign(feed, self._alive, avoid)
-        return index, self.members[index]
+        with self._lock:
+            index = self.placement.assign(feed, self._alive, avoid)
+            return index, self.members[index]
 
     def _alive(self, index: int) -> bool:
+        if index in self.parked:
+            return False
         try:
             ray.get(self.members[index].ping.remote(), timeout=10)
         except (RayActorError, GetTimeoutError):
             return False
         return True
 
+    def _follow_cap(self, governor: "ray.actor.ActorHandle", poll: float) -> None:
+        while True:
+            try:
+                cap = ray.get(governor.ladder.remote(), timeout=max(5.0, poll))["members"]
+            except (ray.exceptions.RayError, GetTimeoutError):
+                time.sleep(poll)  # the pool stays as it is until the governor answers again
+                continue
+            with self._lock:
+                park = self.placement.to_park(cap)
+                for i in park - self.parked:
+                    ray.kill(self.members[i], no_restart=True)
+                for i in self.parked - park:
+                    self.members[i] = self._start()
+                self.parked, self.cap = park, cap
+            time.sleep(poll)
+
+    def state(self) -> dict:
+        """Members, the plan's cap (None: none) and the members stopped under it."""
+        with self._lock:
+            return {"members": len(self.members), "cap": self.cap, "parked": sorted(self.parked)}
+
     def placements(self) -> dict[str, int]:
         return self.placement.as_dict()
 
     def energy(self, timeout: float = 2.0) -> list[dict]:
-        """Each answering member's energy report (members that are away are left out)."""
-        refs = {m.energy_report.remote(): i for i, m in enumerate(self.members)}
+        """Each answering member's energy report (members that are away or parked are left out)."""
+        with self._lock:
+            members = [(i, m) for i, m in enumerate(self.members) if i not in self.parked]
+        refs = {m.energy_report.remote(): i for i, m in members}
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
         out = []
         for ref in ready:

@@ -59,7 +59,7 @@ class CostsConfig(_Strict):
     )
     cpu_per_mpixel: float = Field(default=0.0098, ge=0, description="CPU seconds per million output pixels, for unlisted rungs")
     faster_preset: str = Field(default="ultrafast", description="the x264 preset low rungs switch to")
-    faster_preset_factor: float = Field(default=0.64, gt=0, le=1, description="CPU a rung keeps on the faster preset")
+    faster_preset_factor: float = Field(default=0.76, gt=0, le=1, description="CPU a rung keeps on the faster preset (as the pipeline applies it: the base preset's stream headers kept)")
     reduced_fps: int = Field(default=15, gt=0, le=120, description="the frame rate of the 'lower the frame rate' step")
     reduced_fps_factor: float = Field(default=0.57, gt=0, le=1, description="CPU the rungs keep at reduced_fps")
     member_cpu: float = Field(default=0.01, ge=0, description="an idle (standby) transcoder pool member")

@@ -130,8 +130,8 @@ class LadderGovernor:
                      "fps": s.fps, "fast_rungs": list(s.fast_rungs), "faster_preset": s.faster_preset,
                      "load_w": round(s.load_w, 3)},
             # applied live: rungs, frame rate, the faster preset (where it keeps the stream
-            # headers); not applied: the pool cap and refusing new feeds (docs/energy.md)
-            "applied": ["rungs", "fps", "faster_preset"],
+            # headers), the pool cap; refusing new feeds has nothing to refuse (docs/energy.md)
+            "applied": ["rungs", "fps", "faster_preset", "members"],
             "soc": round(self.battery.soc, 4), "reserve": self.site.night_reserve,
             "plan": [{"start": h.start.isoformat(timespec="minutes"), "pv_w": round(h.pv_w, 2), "step": h.step.index,
                       "soc_end": round(h.soc_end, 4)} for h in self.plan.hours],

@@ -35,5 +35,14 @@ class Placement:
                 return member
         raise NoMemberAlive("no transcoder pool member is alive")
 
+    def to_park(self, cap: int | None) -> set[int]:
+        """Members to stop under a pool cap of `cap` members (the energy plan's step, docs/energy.md):
+        standbys (no feed placed) beyond the cap, highest index first; never one that runs a feed."""
+        if cap is None:
+            return set()
+        busy = set(self._placed.values())
+        idle = sorted(set(range(self.members)) - busy, reverse=True)
+        return set(idle[:max(self.members - max(cap, len(busy)), 0)])
+
     def as_dict(self) -> dict[str, int]:
         return dict(self._placed)

@@ -49,3 +49,14 @@ def test_no_live_member_raises_and_leaves_the_placement_as_it_was() -> None:
     with pytest.raises(NoMemberAlive):
         placement.assign("a", lambda i: False, avoid=0)
     assert placement.as_dict() == {"a": 0}
+
+
+def test_a_pool_cap_stops_standbys_only_highest_first() -> None:
+    p = Placement(4)
+    assert p.to_park(None) == set()
+    assert p.to_park(1) == {1, 2, 3}, "no feed yet: one member stays"
+    assert [p.assign(feed, all_alive) for feed in ("a", "b")] == [0, 1]
+    assert p.to_park(2) == {2, 3}
+    assert p.to_park(1) == {2, 3}, "a member that runs a feed is never stopped"
+    assert p.to_park(3) == {3}
+    assert p.to_park(4) == set() and p.to_park(9) == set()
