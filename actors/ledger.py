@@ -20,10 +20,15 @@ from actors.clock_authority import clock_offset
 from orbitcast.config import OrbitcastConfig
 from orbitcast.ledger.service import LedgerService
 from orbitcast.priority import give_way
+from orbitcast.vod.names import VOD_PREFIX
 
 log = logging.getLogger(__name__)
 
 NAME = "orbitcast-ledger"
+# Named in a namespace of its own, as the metrics hub is: a recording job (pipelines/vod.py,
+# a driver in a namespace of its own) certifies its segments in the running pipeline's ledger,
+# so its proofs are served where the live feeds' are. One pipeline's ledger per Ray cluster.
+NAMESPACE = "orbitcast-ledger"
 OFFSET_REFRESH_S = 60.0
 
 
@@ -32,7 +37,10 @@ class LedgerActor:
     def __init__(self, config: OrbitcastConfig, clock: "ray.actor.ActorHandle | None" = None) -> None:
         give_way()  # bulk work: the viewer path runs first (orbitcast/priority.py)
         self.service = LedgerService(
-            config.store, [f.name for f in config.feeds], key_path=config.ledger_key
+            config.store, [f.name for f in config.feeds], key_path=config.ledger_key,
+            # a recording's head is signed with its appends; re-signing it every segment
+            # duration would only grow its log
+            idle_heads=lambda feed: not feed.startswith(VOD_PREFIX),
         )
         self.clock = clock
         self.offset = 0.0
@@ -87,3 +95,11 @@ class LedgerActor:
     def close(self) -> None:
         self._stop.set()
         self.service.close()
+
+
+def running_ledger() -> "ray.actor.ActorHandle | None":
+    """The running pipeline's ledger on this cluster, if there is one."""
+    try:
+        return ray.get_actor(NAME, namespace=NAMESPACE)
+    except ValueError:
+        return None

@@ -25,6 +25,8 @@ from actors.edge import Edge
 from actors.energy_governor import LadderGovernorActor
 from actors.feed import FeedActor
 from actors.gateway import GatewayActor
+from actors.ledger import NAME as LEDGER_NAME
+from actors.ledger import NAMESPACE as LEDGER_NAMESPACE
 from actors.ledger import LedgerActor
 from actors.packager import Packager
 from actors.sender_inbox import SenderInbox
@@ -133,7 +135,10 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
     inbox = SenderInbox.remote(plan.packager_view(), gateway)
     if gateway is not None:
         ray.get(gateway.route.remote({plan.edge_callback_url: edge, plan.sender_callback_url: inbox}))
-    ledger = LedgerActor.remote(config, clock)
+    try:
+        ledger = LedgerActor.options(name=LEDGER_NAME, namespace=LEDGER_NAMESPACE).remote(config, clock)
+    except ValueError:  # another pipeline's ledger holds the name: this one works unnamed
+        ledger = LedgerActor.remote(config, clock)
     packagers = {f.name: Packager.remote(config, f.name, plan.packager_view(), ledger, gateway) for f in config.feeds}
     governor = LadderGovernorActor.remote(config) if config.energy.follow_plan.enabled else None
     pool = TranscoderPool.remote(config, packagers, governor)

@@ -56,21 +56,25 @@ def ray_runner(job: JobState, path: str, config: OrbitcastConfig, retries: int) 
 
 
 class Publisher:
-    """The job's sealing stack: a Packager for `vod.NAME` (deliver=False), a ledger actor of
-    its own over the pipeline's store and key (for `vod.*` feeds only: it never opens a live
-    feed's log), and, for the embedded gateway, a gateway actor over the same blob store the
-    edge reads archived blobs from."""
+    """The job's sealing stack: a Packager for `vod.NAME` (deliver=False); the running
+    pipeline's ledger (its proofs are then served under /ledger/vod.NAME/), or without a
+    pipeline a ledger actor of its own over the same store and key (for `vod.*` feeds only: it
+    never opens a live feed's log; a pipeline started later serves the log it wrote); and, for
+    the embedded gateway, a gateway actor over the same blob store the edge reads archived
+    blobs from."""
 
     def __init__(self, config: OrbitcastConfig, feed: str) -> None:
         from actors.gateway import GatewayActor
-        from actors.ledger import LedgerActor
+        from actors.ledger import LedgerActor, running_ledger
         from actors.packager import Packager
         from orbitcast.sealed_delivery import build_plan
 
         plan = build_plan(config, f"http://127.0.0.1:{config.serve.port}",
                           blob_store=Store(config.store).path("threema-blobs"))
         self.gateway = GatewayActor.remote(plan.gateway) if plan.gateway is not None else None
-        self.ledger = LedgerActor.remote(config.model_copy(update={"feeds": []}), None)
+        shared = running_ledger()
+        self.own_ledger = shared is None
+        self.ledger = shared if shared is not None else LedgerActor.remote(config.model_copy(update={"feeds": []}), None)
         self.packager = Packager.remote(config, feed, plan.packager_view(), self.ledger, self.gateway, deliver=False)
 
     def __call__(self, out: ChunkOutput, with_inits: bool) -> None:
@@ -79,10 +83,11 @@ class Publisher:
 
     def close(self) -> None:
         try:
-            ray.get([self.packager.flush.remote(), self.ledger.close.remote()], timeout=10)
+            ray.get([self.packager.flush.remote(), *([self.ledger.close.remote()] if self.own_ledger else [])],
+                    timeout=10)
         except Exception:  # noqa: BLE001 - closing: the log reloads cleanly anyway
             pass
-        for actor in (self.packager, self.ledger, self.gateway):
+        for actor in (self.packager, self.ledger if self.own_ledger else None, self.gateway):
             if actor is not None:
                 ray.kill(actor, no_restart=True)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urljoin, urlsplit
 
+from ..vod.names import VOD_PREFIX
 from .http_client import Fetch
 
 
@@ -29,8 +30,9 @@ class SegmentRef:
         return f"{self.feed}/{self.rendition}/{self.seq}"
 
 
-_SEGMENT_PATH = re.compile(r"/live/([^/]+)/([^/]+)/(\d+)\.m4s$")
-_MEDIA_PATH = re.compile(r"/live/([^/]+)/([^/]+)/[^/]+\.m3u8$")
+# /live/{feed}/... and /vod/{name}/... (a recording, certified as the feed vod.{name})
+_SEGMENT_PATH = re.compile(r"/(live|vod)/([^/]+)/([^/]+)/(\d+)\.m4s$")
+_MEDIA_PATH = re.compile(r"/(live|vod)/([^/]+)/([^/]+)/[^/]+\.m3u8$")
 _URI_ATTR = re.compile(r'URI="([^"]*)"')
 
 
@@ -105,9 +107,9 @@ def parse_media(text: str, base_url: str) -> list[SegmentRef]:
             url = urljoin(base_url, ln)
             m = _SEGMENT_PATH.search(urlsplit(url).path)
             if m:
-                feed, rendition, s = m.group(1), m.group(2), int(m.group(3))
+                feed, rendition, s = _feed(m.group(1), m.group(2)), m.group(3), int(m.group(4))
             elif pm:
-                feed, rendition, s = pm.group(1), pm.group(2), seq
+                feed, rendition, s = _feed(pm.group(1), pm.group(2)), pm.group(3), seq
             else:
                 raise ValueError(f"cannot tell feed/rendition/seq of {url}")
             refs.append(SegmentRef(url, feed, rendition, s, pdt))
@@ -115,6 +117,10 @@ def parse_media(text: str, base_url: str) -> list[SegmentRef]:
             pdt = None
             in_segment = False
     return refs
+
+
+def _feed(kind: str, name: str) -> str:
+    return VOD_PREFIX + name if kind == "vod" else name
 
 
 def walk_hls(master_url: str, fetch: Fetch) -> list[SegmentRef]:

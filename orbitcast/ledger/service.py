@@ -17,7 +17,7 @@ import logging
 import os
 import posixpath
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Mapping
 
 import pyarrow.fs as pafs
@@ -26,7 +26,7 @@ from nacl.signing import SigningKey
 from ..store import open_store
 from .http_shapes import route as http_route
 from .keys import load_or_create_signing_key
-from .leaf import LeafFields
+from .leaf import LeafError, LeafFields
 from .log import ConflictingLeaf, FeedLedger
 from .store import LogStore
 from .tree_head import SignedTreeHead
@@ -68,7 +68,11 @@ class LedgerService:
         feeds: Iterable[str] = (),
         key_path: str | None = None,
         signing_key: SigningKey | None = None,
+        idle_heads: Callable[[str], bool] = lambda feed: True,
     ) -> None:
+        # `idle_heads(feed)`: whether the feed's head is signed again while it gets no leaves (a
+        # live feed shows a live log); a finished recording's head stays the one over its leaves.
+        self.idle_heads = idle_heads
         self._logs: LogStore | None = None
         base: str | None = None
         if store_uri is not None:
@@ -140,7 +144,9 @@ class LedgerService:
     def sign_due(self, now_ms: int, max_age_ms: int) -> list[SignedTreeHead]:
         """Sign a head for every feed whose tree grew or whose head is `max_age_ms` old."""
         heads = []
-        for led in list(self.ledgers.values()):
+        for name, led in list(self.ledgers.items()):
+            if not self.idle_heads(name):
+                continue  # signed with its appends only
             head = self._sign(led, now_ms, max_age_ms)
             if head is not None:
                 heads.append(head)
@@ -164,8 +170,21 @@ class LedgerService:
         return led.sign_if_due(now_ms, max_age_ms)
 
     def route(self, path: str, query: Mapping[str, str] | None = None) -> tuple[int, dict, dict]:
+        feed = _feed_in(path)
+        if feed is not None and feed not in self.ledgers and self.stored(feed):
+            self.ledger(feed)  # a log written by another process (a recording job): served too
         resp = http_route(self.ledgers, self.verify_key, path, query)
         return resp.status, resp.body, resp.headers
+
+    def stored(self, feed: str) -> bool:
+        """Whether the store holds a log for `feed` (False for a name a log cannot have)."""
+        if self._logs is None:
+            return False
+        try:
+            path = self._logs.path_for(feed)
+        except LeafError:  # not a name any log has
+            return False
+        return self._logs.fs.get_file_info(path).type != pafs.FileType.NotFound
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -182,3 +201,11 @@ class LedgerService:
     def close(self) -> None:
         for led in self.ledgers.values():
             led.close()
+
+
+def _feed_in(path: str) -> str | None:
+    """The feed a `/ledger/{feed}/...` path names (None: none, or the key's route)."""
+    parts = [p for p in path.split("/") if p]
+    if parts and parts[0] == "ledger":
+        parts = parts[1:]
+    return parts[0] if parts and parts != ["pubkey"] else None

@@ -133,6 +133,25 @@ def test_segments_are_sealed_catalogued_and_certified(recording: dict, live) -> 
     assert log.is_file() and log.stat().st_size > 0  # a leaf per segment, under the pipeline's key
 
 
+def test_orbitcast_verify_proves_every_segment_of_the_recording(recording: dict, live, tmp_path: Path) -> None:
+    """Certified like live segments: the pipeline's ledger holds them (the job found it running)
+    and serves their proofs, so `orbitcast verify` checks the /vod/ presentation as it checks a
+    live stream: every segment of every rung against a signed head."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}  # no ledger key pinned before
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "verify", f"{live.base}/vod/talk/master.m3u8"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()[1:] if line.startswith("vod.talk/")]
+    per_rung = round(SECONDS / live.config.segment_duration)
+    assert len(rows) == len(live.config.ladder.rungs) * per_rung and all(r[1] == "ok" for r in rows), proc.stdout
+    sth = live.get("/ledger/vod.talk/sth").json()
+    assert sth["tree_size"] == len(rows), "one leaf per segment"
+    # a finished recording's head is the one over its leaves: not signed again while idle, as
+    # a live feed's is every segment duration (its log would only grow)
+    time.sleep(2 * live.config.segment_duration)
+    assert live.get("/ledger/vod.talk/sth").json()["timestamp"] == sth["timestamp"]
+
+
 def test_api_jobs_shows_the_job_done(recording: dict, live) -> None:
     jobs = {j["name"]: j for j in live.get("/api/jobs").json()["jobs"]}
     talk = jobs["talk"]

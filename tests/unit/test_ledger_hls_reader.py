@@ -59,3 +59,13 @@ def test_an_ll_hls_playlist_gives_whole_segments_only() -> None:
     refs = parse_media(w.media("iss", "360p") or "", url)
     assert [(r.seq, r.url.rsplit("/", 1)[1]) for r in refs] == [(S, f"{S}.m4s"), (S + 2, f"{S + 2}.m4s")]
     assert all(r.program_date_time is not None for r in refs)
+
+
+def test_a_recordings_segments_are_named_by_its_ledger_feed() -> None:
+    """/vod/NAME/... is the recording NAME, certified as the feed vod.NAME (docs/vod.md)."""
+    text = ("#EXTM3U\n#EXT-X-VERSION:10\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+            "#EXT-X-MEDIA-SEQUENCE:900\n#EXT-X-MAP:URI=\"init.mp4?v=ab\"\n"
+            "#EXT-X-PROGRAM-DATE-TIME:2026-12-04T10:00:00.000Z\n#EXTINF:2.0,\n900.m4s\n#EXTINF:2.0,\n901.m4s\n"
+            "#EXT-X-ENDLIST\n")
+    refs = parse_media(text, "http://127.0.0.1:8000/vod/talk/360p/index.m3u8")
+    assert [(r.feed, r.rendition, r.seq) for r in refs] == [("vod.talk", "360p", 900), ("vod.talk", "360p", 901)]

@@ -89,3 +89,22 @@ def test_route_errors_are_short(tmp_path):
     assert svc.route("/ledger/iss/proof/360p/x")[0] == 400
     status, body, headers = svc.route("/ledger/iss/consistency", {"first": "3", "second": "1"})
     assert status == 400 and len(body["error"]) < 200 and headers["Cache-Control"] == "no-store"
+
+
+def test_a_log_another_process_wrote_is_served_and_a_recordings_head_is_not_resigned(tmp_path):
+    """A recording job without a running pipeline certifies in a ledger of its own over the same
+    store and key; the pipeline's ledger, started later, serves that log when asked for it."""
+    job = LedgerService(str(tmp_path), [])
+    assert job.append([seg("vod.talk", "360p", 0), seg("vod.talk", "360p", 1)], now_ms=1000) == [0, 1]
+    job.close()
+    pipeline = LedgerService(str(tmp_path), ["iss"], idle_heads=lambda feed: not feed.startswith("vod."))
+    assert "vod.talk" not in pipeline.ledgers
+    status, body, _ = pipeline.route("/ledger/vod.talk/proof/360p/1")
+    assert status == 200 and body["tree_head"]["tree_size"] == 2
+    assert pipeline.route("/ledger/vod.other/sth")[0] == 404, "no log, no feed"
+    assert pipeline.route("/ledger/bad name/sth")[:2] == (400, {"error": "malformed feed"})
+    # the live feed's head is signed again when stale, the finished recording's stays
+    pipeline.append([seg("iss", "720p", 0)], now_ms=2000)
+    signed = {h.feed for h in pipeline.sign_due(now_ms=10_000, max_age_ms=2000)}
+    assert signed == {"iss"}
+    assert pipeline.ledgers["vod.talk"].latest_head.timestamp_ms == 1000
