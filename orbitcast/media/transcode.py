@@ -102,8 +102,8 @@ class _RungOutput:
         self.rung = rung
         self.faster = faster  # the faster preset it runs on (same stream headers: x264.py), or None
         self.reformatter = VideoReformatter()
-        # A rung brought back mid-stream starts at a segment's first picture: sound from before
-        # it belongs to the segment before, which this rung did not make.
+        # A rung brought back mid-stream (None: made from the start) starts at a segment's first
+        # picture: sound from before it belongs to the segment before, which it did not make.
         self.audio_from = audio_from
         self.splitter = FragmentSplitter()
         self.container = av.open(
@@ -131,7 +131,6 @@ class _RungOutput:
         a.codec_context.time_base = audio.time_base
         self.audio = a
         self.pending: _Pending | None = None
-        self.added_at = audio_from  # None: made from the start
         self.last_seq: int | None = None  # newest segment finished
         self.codecs: str | None = None
 
@@ -233,7 +232,7 @@ class LiveTranscoder:
         for o in self._outputs:
             if o.last_seq is not None:
                 done.append(o.last_seq)
-            elif o.added_at is None:
+            elif o.audio_from is None:  # made from the start, and nothing finished yet
                 return None
         return min(done) if done else None
 
