@@ -118,9 +118,7 @@ class LiveHTTP:
         except Exception:  # noqa: BLE001 - never a stack trace to a client; the log keeps it
             log.exception("live request failed")
             status, headers, body = 500, self.h_error, b"internal error\n"
-        out = [*headers, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": out})
-        await send({"type": "http.response.body", "body": b"" if head else body})
+        await _respond(send, status, headers, body, head)
         if self.metrics is not None:  # after the answer is out: the viewer does not wait on it
             self.metrics.answered(path, status, time.perf_counter() - started, scope.get("headers", ()),
                                   scope.get("query_string", b""))
@@ -140,9 +138,7 @@ class LiveHTTP:
         except Exception:  # noqa: BLE001 - never a stack trace to a client; the log keeps it
             log.exception("vod request failed")
             status, headers, body = 500, self.h_error, b"internal error\n"
-        out = [*headers, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": out})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        await _respond(send, status, headers, body, scope["method"] == "HEAD")
 
     async def _fallback_counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.metrics is not None
@@ -276,3 +272,9 @@ class LiveHTTP:
 
     def _unavailable(self, reason: str) -> tuple:
         return 503, [*self.h_error, (b"retry-after", b"1")], f"{reason}\n".encode()
+
+
+async def _respond(send: Send, status: int, headers: Any, body: bytes, head: bool) -> None:
+    out = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": b"" if head else body})

@@ -36,6 +36,7 @@ from orbitcast.sealing.keys import write_new_identity_key  # noqa: E402
 from tests.astro import make_astronaut_feed  # noqa: E402
 from tests.conftest import reserved_port  # noqa: E402
 from tests.hls import seq_of, whole_segments  # noqa: E402
+from tests.waiting import wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.own_cluster, pytest.mark.e2e]
 if (_why := available()) is not None:
@@ -163,20 +164,6 @@ def dateranges(pl: m3u8.M3U8) -> dict[int, m3u8.model.DateRange]:
 
 def attrs(d: m3u8.model.DateRange) -> dict[str, str]:
     return {k: v.strip('"') for k, v in d.x_client_attrs}
-
-
-def wait_for(what: str, check, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except requests.RequestException as err:  # the Serve apps deploy in the background at start
-            last = err
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout:g} s (last: {last!r})")
 
 
 def test_segments_are_tagged_in_every_rung_where_her_face_is_and_where_it_is_not(astro: Pipeline) -> None:

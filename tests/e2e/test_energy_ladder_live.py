@@ -7,7 +7,6 @@ them, and the `m3u8` parser sees the dropped hour as EXT-X-GAP segments between 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
@@ -17,7 +16,9 @@ import pytest
 import requests
 
 from orbitcast.config import parse_config
+from tests.browser import ARGS, CHROMIUM
 from tests.conftest import reserved_port
+from tests.waiting import wait_for
 
 pytest.importorskip("pvlib", reason="the energy extra (pvlib) is not installed")
 
@@ -25,9 +26,6 @@ pytestmark = [pytest.mark.own_cluster, pytest.mark.e2e]
 
 FEED, TOP, BOTTOM = "sun", "180p", "90p"
 HOUR_S = 15.0  # wall seconds per site hour
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
 # Lerwick (60.15 N) on the shortest day; with this battery the plan from 08:00 is: 08 full,
 # 09 drop 180p, 10-13 full, 14 on dropped (tests/unit/test_energy_governor.py runs such days).
 SITE = {"latitude": 60.15, "longitude": -1.15, "altitude_m": 80, "timezone": "Europe/London", "kwp": 0.13,
@@ -54,20 +52,6 @@ class Sun:
 
     def ladder(self) -> dict:
         return self.get("/api/energy").json()["ladder"]
-
-
-def wait_for(what: str, check, timeout: float):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except requests.RequestException as err:  # the Serve apps deploy in the background at start
-            last = err
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout:g} s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +105,8 @@ def sun(tmp_path_factory: pytest.TempPathFactory):
         killed = time.time()
         ray.kill(pipeline.governor, no_restart=False)
         wait_for("the day started again", lambda: [c["at"] > killed for c in s.ladder().get("changes", [])] == [True],
-                 timeout=60)
-        wait_for("the top rung playable", lambda: (s.master_rungs() or []) == [TOP, BOTTOM], timeout=HOUR_S)
+                 timeout=60, every=0.25)
+        wait_for("the top rung playable", lambda: (s.master_rungs() or []) == [TOP, BOTTOM], timeout=HOUR_S, every=0.25)
         s.masters.clear()
         yield s
         stop.set()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -21,11 +20,9 @@ import yaml
 
 import pytest
 
+from tests.browser import ARGS, CHROMIUM
+
 pytestmark = pytest.mark.e2e
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Without the background-networking flags Chromium tries to reach Google on this closed network.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
 # Counts what hls.js (the page's `hls`) loads, through its own events.
 WATCH = """() => {
   window.seen = {parts: 0, fragments: 0, blocking: 0};
