@@ -40,6 +40,8 @@ from deployments.gateway import ROUTE_PREFIX as GATEWAY_PREFIX
 from deployments.gateway import build_app as build_gateway_app
 from orbitcast.clock.config import LOOPBACK_HOST
 from orbitcast.config import ConfigError, OrbitcastConfig, anchored, load_config
+from orbitcast.energy.errors import EnergyError
+from orbitcast.energy.governor import LadderGovernor
 from orbitcast.sealed_delivery import build_plan
 from orbitcast.store import Store
 from pipelines.local import NAMESPACE, use_local_serve_env
@@ -183,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-    except ConfigError as err:
+        if config.energy.follow_plan.enabled:
+            # here, with its reason (no pvlib, a site pvlib refuses), rather than in an actor
+            # that Ray would restart again and again
+            LadderGovernor(config)
+    except (ConfigError, EnergyError) as err:
         print(f"orbitcast: {err}", file=sys.stderr)
         return 2
     # On a cluster its nodes' settings rule; a Ray started here gets the demo's ingress settings.
