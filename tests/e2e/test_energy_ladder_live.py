@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from orbitcast.config import parse_config
-from tests.browser import ARGS, CHROMIUM
+from tests.browser import CHROMIUM, browser_page
 from tests.conftest import reserved_port
 from tests.waiting import wait_for
 
@@ -135,36 +135,26 @@ WATCH = """() => {
 def test_the_top_rung_is_dropped_and_brought_back_while_players_keep_playing(sun: Sun) -> None:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
     # ffmpeg reads the top rung's playlist across both changes (a player fixed on one variant)
     reader = subprocess.Popen(
         ["ffmpeg", "-nostdin", "-v", "warning", "-i", f"{sun.base}/live/{FEED}/{TOP}/index.m3u8",
          "-t", str(2.5 * HOUR_S), "-map", "0:v", "-fps_mode", "passthrough", "-f", "framecrc", "-"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     probes = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            errors: list[str] = []
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            page.goto(f"{sun.base}/?feed={FEED}")
-            page.evaluate(WATCH)
-            # until the top rung is back and has played a while
-            restored = None
-            deadline = time.monotonic() + 4 * HOUR_S
-            while time.monotonic() < deadline:
-                probes.append(page.evaluate(PROBE))
-                steps = [c["rungs"] for c in sun.ladder().get("changes", [])]
-                if restored is None and len(steps) >= 3 and TOP in steps[-1]:
-                    restored = time.monotonic()
-                if restored is not None and time.monotonic() - restored > 8:
-                    break
-                time.sleep(0.5)
-            levels_played = page.evaluate("() => window.levelsPlayed")
-        finally:
-            browser.close()
+    with browser_page(f"{sun.base}/?feed={FEED}") as (page, errors):
+        page.evaluate(WATCH)
+        # until the top rung is back and has played a while
+        restored = None
+        deadline = time.monotonic() + 4 * HOUR_S
+        while time.monotonic() < deadline:
+            probes.append(page.evaluate(PROBE))
+            steps = [c["rungs"] for c in sun.ladder().get("changes", [])]
+            if restored is None and len(steps) >= 3 and TOP in steps[-1]:
+                restored = time.monotonic()
+            if restored is not None and time.monotonic() - restored > 8:
+                break
+            time.sleep(0.5)
+        levels_played = page.evaluate("() => window.levelsPlayed")
     out, err = reader.communicate(timeout=4 * HOUR_S)
 
     # the governor dropped the top rung and brought it back, in the plan's hours

@@ -20,7 +20,7 @@ import yaml
 
 import pytest
 
-from tests.browser import ARGS, CHROMIUM
+from tests.browser import CHROMIUM, browser_page
 
 pytestmark = pytest.mark.e2e
 # Counts what hls.js (the page's `hls`) loads, through its own events.
@@ -64,8 +64,6 @@ def viewer(live, tmp_path_factory: pytest.TempPathFactory):
     """One browser page on the signed viewer URL, shared by this file's tests (in file order)."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
     live.wait_media("synth", 4)
     config = tmp_path_factory.mktemp("viewer") / "orbitcast.yaml"
     config.write_text(yaml.safe_dump(live.config.model_dump(mode="json")))
@@ -73,21 +71,13 @@ def viewer(live, tmp_path_factory: pytest.TempPathFactory):
                             "--ttl", "600", "--base", live.base], capture_output=True, text=True, timeout=60)
     assert token.returncode == 0, token.stderr
     page_url = token.stderr.strip().rsplit("viewer page: ", 1)[-1]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            errors: list[str] = []
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            page.goto(page_url)
-            page.wait_for_selector("#feed option[value=synth]", state="attached", timeout=60_000)
-            # `hls` is a page-level `let`: expose it to the probes as window.hls
-            page.wait_for_function("() => typeof hls !== 'undefined' && hls !== null && current === 'synth'", timeout=60_000)
-            page.evaluate("() => { window.hls = hls; }")
-            page.evaluate(WATCH)
-            yield Viewer(page, page_url, errors)
-        finally:
-            browser.close()
+    with browser_page(page_url) as (page, errors):
+        page.wait_for_selector("#feed option[value=synth]", state="attached", timeout=60_000)
+        # `hls` is a page-level `let`: expose it to the probes as window.hls
+        page.wait_for_function("() => typeof hls !== 'undefined' && hls !== null && current === 'synth'", timeout=60_000)
+        page.evaluate("() => { window.hls = hls; }")
+        page.evaluate(WATCH)
+        yield Viewer(page, page_url, errors)
 
 
 def test_a_signed_viewer_url_plays_the_live_feed_in_low_latency_mode(live, viewer: Viewer):
