@@ -162,9 +162,10 @@ class TranscoderPool:
         return True
 
     def _follow_cap(self, governor: "ray.actor.ActorHandle", poll: float) -> None:
+        me = ray.get_runtime_context().current_actor  # the governor measures the pipeline through it
         while True:
             try:
-                cap = ray.get(governor.ladder.remote(), timeout=max(5.0, poll))["members"]
+                cap = ray.get(governor.ladder.remote(me), timeout=max(5.0, poll))["members"]
             except (ray.exceptions.RayError, GetTimeoutError):
                 time.sleep(poll)  # the pool stays as it is until the governor answers again
                 continue

@@ -7,8 +7,12 @@ receding horizon, as `run_day` does). `step()` is the step of the hour now; the 
 make its rungs at its frame rate from their next segment boundary.
 
 The load it tracks is the plan's model of each step (the config's measured costs through the
-power model): the battery here is the plan's picture of the site, not a reading of a real
-battery, which the site's own controller would give.
+power model), scaled, once the pipeline reports energy (`energy.enabled`), to what it measured:
+at every site hour the watts the pipeline drew on the step that ran (its joules per media second,
+feeds and rungs summed) against the model's figure for that step set the level of every step,
+the model keeps their proportions (as `orbitcast energy simulate --catalog` does). The battery
+here is the plan's picture of the site, not a reading of a real battery, which the site's own
+controller would give.
 
 Nothing here sleeps or starts a thread: the actor that holds it asks `step()` when it likes.
 """
@@ -19,6 +23,7 @@ import datetime as dt
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from ..config import OrbitcastConfig
@@ -32,7 +37,8 @@ HOUR = dt.timedelta(hours=1)
 
 class LadderGovernor:
     def __init__(self, config: OrbitcastConfig, wall: Callable[[], float] = time.time,
-                 pv: Callable[[dt.date], list[float]] | None = None) -> None:
+                 pv: Callable[[dt.date], list[float]] | None = None,
+                 measure: Callable[[], float | None] | None = None) -> None:
         energy = config.energy
         if energy.site is None:
             raise EnergyError("following the plan needs energy.site (docs/energy.md)")
@@ -49,7 +55,10 @@ class LadderGovernor:
             day, speed = start.date(), 1.0
         self.clock = SiteClock(start, speed, wall)
         self._wall = wall
-        self.steps = steps_for_config(config)
+        self.model_steps = self.steps = steps_for_config(config)
+        # the pipeline's measured watts (None: nothing measured yet), and the model's scale
+        self.measure = measure
+        self.scale: float | None = None
         self._pv = pv or (lambda d: hourly_pv_w(site, d))
         self.battery = Battery.of(site)
         self._day = day
@@ -71,6 +80,16 @@ class LadderGovernor:
     def _hour_of(self, t: dt.datetime) -> int:
         starts = self._table[0]
         return max(h for h in range(24) if starts[h] <= t) if t >= starts[0] else 0
+
+    def _rescale(self) -> None:
+        """Every step's load at the level the pipeline measured on the step that ran."""
+        measured = self.measure() if self.measure is not None else None
+        base = self.site.base_load_w
+        modelled = self.model_steps[self.current.index].load_w - base
+        if measured is None or not measured > 0 or modelled <= 0:
+            return
+        self.scale = measured / modelled
+        self.steps = [replace(s, load_w=(s.load_w - base) * self.scale + base) for s in self.model_steps]
 
     def _replan(self) -> Plan:
         starts, pv = self._table
@@ -111,6 +130,7 @@ class LadderGovernor:
                 self._day += dt.timedelta(days=1)
                 self._table = self._hours(self._day)
                 self._h, self._first = self._hour_of(self._at), None
+            self._rescale()
             self.plan = self._replan()
             if self.current.index != before.index:
                 self._note()
@@ -133,7 +153,18 @@ class LadderGovernor:
             # headers), the pool cap; refusing new feeds has nothing to refuse (docs/energy.md)
             "applied": ["rungs", "fps", "faster_preset", "members"],
             "soc": round(self.battery.soc, 4), "reserve": self.site.night_reserve,
+            "load_source": "measured" if self.scale is not None else "model",
+            "scale": None if self.scale is None else round(self.scale, 3),
             "plan": [{"start": h.start.isoformat(timespec="minutes"), "pv_w": round(h.pv_w, 2), "step": h.step.index,
                       "soc_end": round(h.soc_end, 4)} for h in self.plan.hours],
             "changes": list(self.changes),
         }
+
+
+def measured_pipeline_w(reports: list[dict]) -> float | None:
+    """The watts the pipeline draws, from the pool members' energy reports: joules per media
+    second of every feed's rungs summed (feeds run in real time: a media second is a second).
+    None when no member has stamped a segment yet."""
+    figures = [r["joules_per_media_s"] for report in reports for rungs in report.get("feeds", {}).values()
+               for r in rungs.values() if r.get("joules_per_media_s") is not None]
+    return sum(figures) if figures else None

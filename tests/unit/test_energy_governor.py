@@ -72,3 +72,38 @@ def test_a_simulated_day_can_start_at_any_hour() -> None:
 def test_following_needs_a_site() -> None:
     with pytest.raises(ConfigError, match="follow_plan needs energy.site"):
         parse_config({"energy": {"follow_plan": {"enabled": True}}})
+
+
+def test_the_pipelines_measured_watts_set_the_level_of_the_plans_loads() -> None:
+    """Measured at 1.5x the model's figure for the step that ran: every step's load is scaled so
+    (the model keeps their proportions), and the day is planned on those loads: more degraded."""
+    wall, model_wall = Wall(), Wall()
+    cfg = config(minutes=24.0)
+    base = LadderGovernor(cfg, model_wall)
+    scaled: LadderGovernor
+
+    def measure() -> float:
+        return 1.5 * (scaled.model_steps[scaled.current.index].load_w - scaled.site.base_load_w)
+
+    scaled = LadderGovernor(cfg, wall, measure=measure)
+    steps_model, steps_scaled = [], []
+    for h in range(24):
+        wall.t = model_wall.t = 5000.0 + h * 60 + 30
+        steps_model.append(base.step().index)
+        steps_scaled.append(scaled.step().index)
+    assert scaled.status()["load_source"] == "measured" and scaled.status()["scale"] == pytest.approx(1.5)
+    assert base.status()["load_source"] == "model" and base.scale is None
+    full, model_full = scaled.steps[0].load_w, base.model_steps[0].load_w
+    assert full == pytest.approx(model_full * 1.5)  # the site's base load is 0 here
+    assert all(s >= m for s, m in zip(steps_scaled, steps_model)) and steps_scaled != steps_model
+    assert scaled.battery.soc >= scaled.site.night_reserve - 1e-9
+
+
+def test_measured_watts_from_the_members_reports() -> None:
+    from orbitcast.energy.governor import measured_pipeline_w
+
+    reports = [{"feeds": {"iss": {"720p": {"joules_per_media_s": 2.0}, "360p": {"joules_per_media_s": 1.0}}}},
+               {"feeds": {"sun": {"360p": {"joules_per_media_s": 1.5}, "180p": {"joules_per_media_s": None}}}},
+               {"feeds": {}}]
+    assert measured_pipeline_w(reports) == pytest.approx(4.5)
+    assert measured_pipeline_w([{"feeds": {}}]) is None and measured_pipeline_w([]) is None
