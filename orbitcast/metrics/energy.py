@@ -75,7 +75,38 @@ def energy_families(body: Mapping[str, Any] | None, now: float) -> dict[str, dic
         _accounting(store, body)
     if body.get("plan") is not None or body.get("plan_error") is not None:
         _plan(store, body.get("plan"), now)
+    ladder = body.get("ladder") or {}
+    if ladder.get("following"):
+        _ladder(store, ladder)
     return store.snapshot(now)["families"]
+
+
+def _ladder(store: MetricStore, ladder: Mapping[str, Any]) -> None:
+    """The ladder the live pipeline follows now (energy.follow_plan, the governor's status)."""
+    up = store.gauge("orbitcast_energy_ladder_up", "1 when the governor of the live ladder answered (0: see "
+                                                   "ladder.error in /api/energy)")
+    step = (ladder.get("step") or {}) if not ladder.get("error") else {}
+    up.set(1.0 if step else 0.0)
+    if not step:
+        return
+    store.gauge("orbitcast_energy_ladder_step", "Degradation step the live ladder follows now (0: full ladder)") \
+        .set(float(step.get("index", 0)))
+    on = store.gauge("orbitcast_energy_ladder_rung_on", "1 for each rung the transcoders make now (a dropped rung "
+                                                        "is absent)", ("rendition",))
+    fast = store.gauge("orbitcast_energy_ladder_rung_faster", "1 for each rung on the faster preset now",
+                       ("rendition",))
+    for rung in step.get("rungs", ()):
+        on.set(1.0, str(rung))
+        fast.set(1.0 if rung in step.get("fast_rungs", ()) else 0.0, str(rung))
+    if (value := _number(step.get("fps"))) is not None:
+        store.gauge("orbitcast_energy_ladder_fps", "Frame rate the live ladder makes now (absent: the source's)") \
+            .set(value)
+    if (value := _number(step.get("load_w"))) is not None:
+        store.gauge("orbitcast_energy_ladder_load_watts", "The site's load at the step in force (the model's, at "
+                                                          "the measured level when energy.enabled)").set(value)
+    if (value := _number(ladder.get("soc"))) is not None:
+        store.gauge("orbitcast_energy_ladder_soc_ratio", "Battery state of charge as the governor tracks it, 0..1 "
+                                                         "(the plan's model of the site)").set(value)
 
 
 def _accounting(store: MetricStore, body: Mapping[str, Any]) -> None:

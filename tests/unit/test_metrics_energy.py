@@ -163,3 +163,24 @@ def test_no_viewers_no_site_and_accounting_off() -> None:
     assert value(parse(render(energy_families(failed, now.timestamp()))), "orbitcast_energy_plan_up") == 0
     off = energy_body(parse_config({}), [], viewers=0, viewers_counted="test", plan=None, plan_error=None, now=now)
     assert energy_families(off, now.timestamp()) == {}
+
+
+def test_the_ladder_the_live_pipeline_follows_becomes_gauges() -> None:
+    """energy.follow_plan: the governor's status (under `ladder` in /api/energy) in /metrics."""
+    from orbitcast.energy.governor import LadderGovernor
+    from tests.unit.test_energy_governor import Wall, config
+
+    wall = Wall()
+    governor = LadderGovernor(config(minutes=24.0), wall)  # Lerwick's winter night: a degraded step
+    status = governor.status()
+    got = parse(render(energy_families({"ladder": status}, 0.0)))
+    assert value(got, "orbitcast_energy_ladder_up") == 1
+    assert value(got, "orbitcast_energy_ladder_step") == status["step"]["index"] > 0
+    on = {dict(labels)["rendition"] for labels in got["orbitcast_energy_ladder_rung_on"]}
+    assert on == set(status["step"]["rungs"]) and "360p" in on
+    fast = {dict(labels)["rendition"]: v for labels, v in got["orbitcast_energy_ladder_rung_faster"].items()}
+    assert fast == {r: float(r in status["step"]["fast_rungs"]) for r in status["step"]["rungs"]}
+    assert value(got, "orbitcast_energy_ladder_soc_ratio") == pytest.approx(status["soc"])
+    down = parse(render(energy_families({"ladder": {"following": True, "error": "RayActorError: gone"}}, 0.0)))
+    assert value(down, "orbitcast_energy_ladder_up") == 0 and "orbitcast_energy_ladder_step" not in down
+    assert energy_families({"ladder": {"following": False}}, 0.0) == {}
