@@ -33,7 +33,9 @@ def exported() -> set[str]:
     hour = {"start": "2024-01-01T00:00:00+00:00", "step": 0, "pv_w": 0.0, "load_w": 5.0, "soc_start": 0.5, "soc_end": 0.5}
     plan = {"feasible": True, "reserve": 0.2, "current_hour": hour["start"], "current_step": {"rungs": ["a"]},
             "hours": [hour]}
-    names |= set(energy_families({"enabled": True, "plan": plan}, 0))
+    ladder = {"following": True, "soc": 0.5,
+              "step": {"index": 4, "rungs": ["a"], "fast_rungs": ["a"], "fps": 15, "load_w": 5.0}}
+    names |= set(energy_families({"enabled": True, "plan": plan, "ladder": ladder}, 0))
     return names
 
 
