@@ -19,7 +19,6 @@ from ..store import Store
 from .plan import Chunk
 
 JOBS = "vod-jobs"
-STATES = ("planned", "running", "done", "failed")
 
 
 def fingerprint(path: str | Path) -> dict:
@@ -36,15 +35,13 @@ class ChunkState:
     chunk: Chunk
     done: bool = False
     digests: dict[str, list[str]] = field(default_factory=dict)  # rendition -> segment digests
-    attempts: int = 0
 
     def as_dict(self) -> dict:
-        return {**self.chunk.as_dict(), "done": self.done, "digests": self.digests, "attempts": self.attempts}
+        return {**self.chunk.as_dict(), "done": self.done, "digests": self.digests}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChunkState":
-        return cls(Chunk.from_dict(d), bool(d["done"]), {k: list(v) for k, v in d.get("digests", {}).items()},
-                   int(d.get("attempts", 0)))
+        return cls(Chunk.from_dict(d), bool(d["done"]), {k: list(v) for k, v in d.get("digests", {}).items()})
 
 
 @dataclass
