@@ -152,30 +152,32 @@ def test_parts_concatenate_to_their_segment_and_decode_after_the_init(live):
 
 def test_a_delta_update_merged_with_the_last_full_playlist_is_the_next_full_one(live):
     live.wait_media(FEED, live.config.live_window + 2, timeout=180)
-    for _attempt in range(5):
-        _, full = load(live)
-        msn, part = hint_of(full)
-        # The delta and the next full playlist wait for the same part, both asked before it is
-        # cut: the replica answers both when it arrives, from the same moment of its window.
-        with ThreadPoolExecutor(2) as pool:
-            asked_delta = pool.submit(load, live, _HLS_msn=str(msn), _HLS_part=str(part), _HLS_skip="YES")
-            asked_full = pool.submit(load, live, _HLS_msn=str(msn), _HLS_part=str(part))
-            delta, after = asked_delta.result()[1], asked_full.result()[1]
-        if delta.media_sequence == after.media_sequence and listed_parts(delta) == listed_parts(after):
-            break
-    else:
-        pytest.fail("the live edge moved between every delta and full request")
+    _, full = load(live)
+    msn, _ = hint_of(full)
+    # The delta and the next full playlist both wait for the first part of the next segment and
+    # are answered when it arrives. Usually from the same moment of the window, but not always:
+    # on CI's two busy cores a request can arrive after the part was cut and be answered at once
+    # from a later edge. So they are compared segment by segment (by MSN), not as whole texts.
+    with ThreadPoolExecutor(2) as pool:
+        asked_delta = pool.submit(load, live, _HLS_msn=str(msn + 1), _HLS_part="0", _HLS_skip="YES")
+        asked_full = pool.submit(load, live, _HLS_msn=str(msn + 1), _HLS_part="0")
+        delta, after = asked_delta.result()[1], asked_full.result()[1]
     assert delta.skip is not None and delta.skip.skipped_segments > 0
     skipped = delta.skip.skipped_segments
     first = delta.media_sequence
     # RFC 8216bis 6.2.5.1: the skipped segments are the first ones of the full playlist, taken
-    # from the one the client already holds (same URIs, same MSNs)
+    # from the one the client already holds (same URIs, same MSNs); the delta lists the rest.
     held = {s.uri: s for s in whole_segments(full)}
     restored = [held[f"{msn_}.m4s"] for msn_ in range(first, first + skipped)]
-    merged = [(s.uri, s.duration, s.program_date_time) for s in restored] + \
-             [(s.uri, s.duration, s.program_date_time) for s in delta.segments if s.uri]
-    expected = [(s.uri, s.duration, s.program_date_time) for s in after.segments if s.uri]
-    assert merged == expected
+    listed = [s for s in delta.segments if s.uri]
+    assert [seq_of(s) for s in listed] == list(range(first + skipped, first + skipped + len(listed)))
+    merged = {seq_of(s): (s.uri, s.duration, s.program_date_time) for s in restored + listed}
+    expected = {seq_of(s): (s.uri, s.duration, s.program_date_time) for s in after.segments if s.uri}
+    # the same window, moved by at most a segment between the two answers
+    assert abs(first - after.media_sequence) <= 1 and abs(len(merged) - len(expected)) <= 1
+    common = merged.keys() & expected.keys()
+    assert len(common) >= len(expected) - 1
+    assert {k: merged[k] for k in common} == {k: expected[k] for k in common}
     assert len(delta.dumps()) < len(after.dumps())
 
 
