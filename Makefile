@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # Debian packages the tests drive: ffmpeg/ffprobe (real HLS clients, the senders of the ingest tests
-# and the SRT relay: Debian's build has libsrt), rtsp-server-perl (the RTSP server of the RTSP pull
+# and the SRT relay's copy to NUT), libsrt (SRT is received with it; ffmpeg brings it), rtsp-server-perl (the RTSP server of the RTSP pull
 # test over UDP; on a host with systemd its package also enables a service on port 554),
 # GStreamer's RTSP server with Debian's PyGObject (that of the test over TCP), libsodium23 (the
 # Threema SDK), chromium (the viewer page with hls.js, driven by Playwright), prometheus (scrapes
@@ -47,6 +47,7 @@ system-deps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	ldconfig -p | grep -q 'libsodium\.so' || missing="$$missing libsodium23"; \
+	ldconfig -p | grep -q 'libsrt' || missing="$$missing libsrt1.5-gnutls"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v rtsp-server-perl >/dev/null || missing="$$missing rtsp-server-perl"; \
 	/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || \

@@ -146,7 +146,7 @@ class FeedRunner:
 
     def status(self) -> dict:
         """The feed as /api/feeds shows it: its health and what its input is doing."""
-        return {**self.health.as_dict(), "input": self.meter.snapshot(time.time())}
+        return {**self.health.as_dict(), "input": {**self.meter.snapshot(time.time()), **(self.source.link() or {})}}
 
     def _deliver(self, streams: FeedStreams, batch: list[MediaUnit]) -> None:
         self._hand_on(streams, batch)

@@ -1,15 +1,16 @@
 """Relays for contribution protocols that PyAV's bundled FFmpeg lacks (SRT).
 
-Debian's ffmpeg (built with libsrt) receives the stream and copies it, unchanged (no
-re-encode), as NUT to a pipe; the `Relay` is the file object PyAV reads that pipe through.
-NUT, not MPEG-TS: a NUT packet is a whole frame the moment it is written, where an MPEG-TS
-reader knows a picture's PES is complete only when the next one begins and then parses the
-frame out again (about two pictures); and packets are written as they come, not held to
-interleave the streams (`max_interleave_delta` 1 us). bench/bench_ingest.py: SRT's median
-ingest-to-part 541 ms with an MPEG-TS pipe, 348 ms with this one.
+The SRT session is received in this process with libsrt (`srt_receiver.py`, which also gives
+the sender's address and SRT's counters), and its bytes go to Debian's ffmpeg, which copies the
+stream, unchanged (no re-encode), as NUT to a pipe; the `Relay` is the file object PyAV reads
+that pipe through. NUT, not the MPEG-TS that arrived: a NUT packet is a whole frame the moment
+it is written, where an MPEG-TS reader knows a picture's PES is complete only when the next one
+begins and then parses the frame out again (about two pictures); and packets are written as
+they come, not held to interleave the streams (`max_interleave_delta` 1 us).
+bench/bench_ingest.py: SRT's median ingest-to-part 541 ms with an MPEG-TS pipe, 348 ms with this one.
 The child is killed when the relay is closed, and by the kernel when the thread that started it
-dies (a parent-death signal), so a feed never leaves an ffmpeg behind. Its stderr is kept to
-turn a refused or failed connection into a reason a person understands.
+dies (a parent-death signal), so a feed never leaves an ffmpeg behind; the receiving thread
+then finds its pipe broken and closes the SRT socket.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import subprocess
 import tempfile
 import threading
 from urllib.parse import parse_qs, urlsplit
+
+from . import libsrt
+from .srt_receiver import SrtSession
 
 RELAYED_SCHEMES = ("srt://",)
 FFMPEG = "ffmpeg"
@@ -60,10 +64,11 @@ def redact(text: str) -> str:
     return re.sub(r"(://[^/\s:@]*):[^/\s@]*@", r"\1:***@", text)
 
 
-def relay_command(url: str, ffmpeg: str = FFMPEG) -> list[str]:
+def relay_command(ffmpeg: str = FFMPEG) -> list[str]:
+    """ffmpeg reading what the SRT session received on its stdin."""
     # Every video and audio stream is copied; Source chooses among them as it does for any input.
     cmd = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-analyzeduration", "1000000", "-i", url,
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-analyzeduration", "1000000", "-i", "pipe:0",
         "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-max_interleave_delta", "1", "-f", "nut", "-flush_packets", "1",
         "pipe:1",
     ]
@@ -91,21 +96,62 @@ class Relay:
         self._lock = threading.Lock()
         self._stderr = tempfile.TemporaryFile()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._session: SrtSession | None = None
 
-    # -- the child ---------------------------------------------------------------------------
+    # -- the session and the child ------------------------------------------------------------
     def start(self) -> Relay:
         if shutil.which(self.ffmpeg) is None:
-            raise RelayFailed(f"{self.scheme} needs Debian's ffmpeg (with libsrt) on PATH: apt-get install ffmpeg")
-        self._proc = subprocess.Popen(
-            relay_command(self.url, self.ffmpeg), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=self._stderr, close_fds=True,
-        )
+            raise RelayFailed(f"{self.scheme} needs Debian's ffmpeg on PATH: apt-get install ffmpeg")
+        try:
+            session = self._session = SrtSession(self.url, self._write)
+            session.open()
+        except ValueError as err:
+            raise RelayFailed(f"{self.scheme}: {err}") from None
+        except libsrt.SrtUnavailable as err:
+            raise RelayFailed(str(err)) from None
+        except libsrt.SrtError as err:
+            self.close()
+            raise RelayFailed(f"{self.scheme}: {err}") from None
+        try:
+            self._proc = subprocess.Popen(
+                relay_command(self.ffmpeg), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._stderr, close_fds=True,
+            )
+        except OSError:
+            self.close()
+            raise
         assert self._proc.stdout is not None
         try:
             fcntl.fcntl(self._proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
         except OSError:
             pass  # a smaller pipe still works
+        threading.Thread(target=self._receive, name=f"srt-{urlsplit(self.url).port}", daemon=True).start()
         return self
+
+    def _write(self, data: bytes) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise BrokenPipeError
+        view = memoryview(data)
+        while view:
+            view = view[os.write(proc.stdin.fileno(), view):]
+
+    def _receive(self) -> None:
+        """The receiving thread: the session, then the end of ffmpeg's input (it then writes out
+        what it holds and exits)."""
+        assert self._session is not None and self._proc is not None
+        try:
+            self._session.run()
+        finally:
+            try:
+                if self._proc.stdin is not None:
+                    self._proc.stdin.close()
+            except OSError:
+                pass
+
+    def link(self) -> dict | None:
+        """The sender's address and SRT's counters (`SrtSession.link`), None before a session."""
+        return self._session.link() if self._session is not None else None
 
     @property
     def pid(self) -> int | None:
@@ -127,6 +173,8 @@ class Relay:
         with self._lock:
             self.closed = True
             proc = self._proc
+        if self._session is not None:
+            self._session.close()
         if proc is None:
             return
         if proc.poll() is None:
@@ -149,6 +197,8 @@ class Relay:
             ready, _, _ = select.select([fd], [], [], timeout)
             if not ready:
                 self.timed_out = True
+                if self._session is not None:
+                    self._session.close()
                 proc.kill()
                 return b""
             data = os.read(fd, size)
@@ -180,38 +230,26 @@ class Relay:
                 rc = proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        refused = self._refusal()
+        session = self._session
+        if session is not None and session.failure:
+            return RelayFailed(f"{self.scheme}: {session.failure}")
         if self.timed_out:
             if not self.bytes_read and self.listening:
                 where = urlsplit(self.url).netloc
-                extra = f"; {refused}" if refused else ""
+                refused = session.refusal() if session is not None else None
+                extra = f"; {self.scheme}: a sender was refused: {refused}" if refused else ""
                 return RelayIdle(f"{self.scheme} listener on {where}: no sender connected within {self.open_timeout:g} s{extra}")
             if not self.bytes_read:
-                return RelayFailed(refused or f"{self.scheme}: no media from {urlsplit(self.url).netloc} within {self.open_timeout:g} s")
+                return RelayFailed(f"{self.scheme}: no media from {urlsplit(self.url).netloc} within {self.open_timeout:g} s")
             return RelayFailed(f"{self.scheme}: no data for {self.read_timeout:g} s")
         if rc == 0:
             return RelayEnded(f"{self.scheme}: the sender closed the connection")
-        return RelayFailed(refused or self._last_error(rc))
-
-    def _refusal(self) -> str | None:
-        err = self.stderr_tail()
-        who = "a sender was refused" if self.listening else "the listener refused us"
-        if "Incorrect passphrase" in err or "BADSECRET" in err:
-            return f"{self.scheme}: {who}: wrong passphrase"
-        if "Password required or unexpected" in err or "UNSECURE" in err:
-            return f"{self.scheme}: {who}: a passphrase is set on one side only"
-        if "Address already in use" in err:
-            return f"{self.scheme}: port {urlsplit(self.url).port} is already in use"
-        if "passphrase" in err.lower() and ("length" in err.lower() or "invalid" in err.lower()):
-            return f"{self.scheme}: invalid passphrase (10 to 79 characters)"
-        return None
+        return RelayFailed(self._last_error(rc))
 
     def _last_error(self, rc: int | None) -> str:
         err = self.stderr_tail()
         lines = [re.sub(r"^\d\d:\d\d:\d\d\.\d+/\S+\s*", "", line).strip() for line in err.splitlines()]
         lines = [line for line in lines if line]
-        if not self.listening and any("Connection to" in line and "failed" in line for line in lines):
-            return f"{self.scheme}: could not connect to {urlsplit(self.url).netloc} (no listener answered)"
         if lines:
             return f"{self.scheme} relay: {lines[-1]}"
         return f"{self.scheme} relay exited with status {rc}"

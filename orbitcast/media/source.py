@@ -106,6 +106,7 @@ class Source:
         self.generation = 0
         self._container: av.container.InputContainer | None = None
         self._relay: Relay | None = None
+        self._last_link: dict | None = None  # the last relayed session's, once it has ended
         self._read_any = False
         self._anchor_time = 0.0
         self._anchor_wall: float | None = None
@@ -166,6 +167,16 @@ class Source:
         """The ffmpeg relay of the open session (SRT), None for sources PyAV reads itself."""
         return self._relay.pid if self._relay is not None else None
 
+    def link(self) -> dict | None:
+        """The sender's address and the link's own counters (`srt`), where the relay knows them:
+        the open session's once a sender is connected, else the last session's. None for
+        sources PyAV reads itself."""
+        relay = self._relay
+        current = relay.link() if relay is not None else None
+        if current is not None and current["remote_address"] is not None:
+            return current
+        return self._last_link or current
+
     def _relay_outcome(self) -> SourceError | SourceEnded:
         assert self._relay is not None
         outcome = self._relay.outcome()
@@ -220,6 +231,9 @@ class Source:
     def close(self) -> None:
         if self._relay is not None:
             self._relay.close()
+            link = self._relay.link()
+            if link is not None and link["remote_address"] is not None:
+                self._last_link = link
             self._relay = None
         if self._container is not None:
             try:

@@ -14,6 +14,7 @@ from ..health import State
 from .store import MetricStore
 
 FEED_STATES: tuple[str, ...] = (*typing.get_args(State), "unknown")
+SRT_PACKET_KINDS = ("received", "lost", "retransmitted", "dropped", "undecrypted")
 CLOCK_STATES: tuple[str, ...] = tuple(s.value for s in ClockState)
 
 
@@ -23,7 +24,7 @@ def _number(value: Any) -> float | None:
 
 def feed_families(feeds: Sequence[Mapping[str, Any]], now: float) -> dict[str, dict[str, Any]]:
     """Input state (one series per state, 1 for the current one), how far the newest media lags
-    the wall clock, the slate, and the input's own reconnects and retries."""
+    the wall clock, the slate, the input's own reconnects and retries, and an SRT link's counters."""
     store = MetricStore()
     state = store.gauge("orbitcast_feed_input_state", "1 for the feed's current input state, 0 for the others",
                         ("feed", "state"))
@@ -35,6 +36,11 @@ def feed_families(feeds: Sequence[Mapping[str, Any]], now: float) -> dict[str, d
                                ("feed",))
     retries = store.counter("orbitcast_feed_retries_total", "Times the input failed and was retried", ("feed",))
     renditions = store.gauge("orbitcast_feed_renditions", "Renditions the feed publishes", ("feed",))
+    srt_up = store.gauge("orbitcast_feed_srt_connected", "1 while an SRT sender is connected to the feed", ("feed",))
+    srt_packets = store.counter("orbitcast_feed_srt_packets_total",
+                                "Data packets of the feed's SRT session by what became of them (from 0 each session)",
+                                ("feed", "kind"))
+    srt_rtt = store.gauge("orbitcast_feed_srt_rtt_seconds", "Round trip of the feed's SRT link", ("feed",))
     for entry in feeds:
         feed = str(entry.get("feed", ""))
         current = str(entry.get("state", "unknown"))
@@ -48,6 +54,14 @@ def feed_families(feeds: Sequence[Mapping[str, Any]], now: float) -> dict[str, d
         if (value := _number(entry.get("retries"))) is not None:
             retries.set_total(value, feed)
         renditions.set(len(entry.get("renditions") or ()), feed)
+        srt = (entry.get("input") or {}).get("srt")
+        if srt:
+            srt_up.set(1.0 if srt.get("connected") else 0.0, feed)
+            for kind in SRT_PACKET_KINDS:
+                if (value := _number(srt.get(f"packets_{kind}"))) is not None:
+                    srt_packets.set_total(value, feed, kind)
+            if (value := _number(srt.get("rtt_ms"))) is not None:
+                srt_rtt.set(value / 1000, feed)
     return store.snapshot(now)["families"]
 
 

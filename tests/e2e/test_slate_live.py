@@ -140,7 +140,11 @@ def test_the_slate_covers_a_lost_sender_and_gives_way_when_it_returns(relay: Rel
         live_seq = wait_for("live segments in both rungs", lambda: relay.past(-1) if len(relay.seqs(BOTTOM)) >= 3 else None,
                             timeout=90)
         assert relay.mean_volume_db(BOTTOM, live_seq) > -40  # the sender's tone
-        assert not relay.feed()["slate"]
+        feed = relay.feed()
+        assert not feed["slate"]
+        # who sends, and SRT's own view of the link
+        assert feed["input"]["remote_address"].startswith("127.0.0.1:"), feed["input"]
+        assert feed["input"]["srt"]["connected"] and feed["input"]["srt"]["packets_received"] > 0, feed["input"]
         # a player on the bottom rung from now on, across the outage and the return
         reader = subprocess.Popen(
             ["ffmpeg", "-nostdin", "-v", "error", "-i", f"{relay.base}/live/{FEED}/{BOTTOM}/index.m3u8",
@@ -153,6 +157,7 @@ def test_the_slate_covers_a_lost_sender_and_gives_way_when_it_returns(relay: Rel
     feed = wait_for("the slate", lambda: (f := relay.feed())["slate"] and f, timeout=30, every=0.25)
     lost_at = feed["input"]["last_media_at"]
     assert lost_at is not None and SLATE_AFTER - 0.5 <= feed["slate_since"] - lost_at <= SLATE_AFTER + 5, feed
+    assert feed["input"]["srt"]["connected"] is False, feed["input"]
     # ...on the same timeline: the playlists go on (no end), and what they add is silent
     edge = max(relay.last_seq(TOP), relay.last_seq(BOTTOM))
     slated = wait_for("slate segments", lambda: relay.past(edge), timeout=30)
