@@ -176,9 +176,11 @@ def test_segments_at_rest_are_ciphertext_only(live):
     for rung in (r.name for r in live.config.ladder.rungs):
         plaintext.append(live.get(f"/live/synth/{rung}/init.mp4").content[:64])
         playlist = m3u8.loads(live.get(f"/live/synth/{rung}/index.m3u8").text)
-        for segment in playlist.segments[-3:]:
-            data = live.get(f"/live/synth/{rung}/{segment.uri}").content
-            assert data[4:8] in (b"styp", b"moof"), segment.uri
+        # (m3u8 lists the segment still being cut as one without a URI, holding its parts;
+        # a gap has nothing to fetch)
+        for uri in [s.uri for s in playlist.segments if s.uri and not s.gap_tag][-3:]:
+            data = live.get(f"/live/synth/{rung}/{uri}").content
+            assert data[4:8] in (b"styp", b"moof"), uri
             plaintext += [data[:64], data[len(data) // 2:len(data) // 2 + 64]]
     store = Path(live.config.store)
     blobs = [p for p in (store / "threema-blobs").rglob("*") if p.is_file()]
