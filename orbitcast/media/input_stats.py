@@ -62,7 +62,7 @@ class InputMeter:
             },
             # raw planes from lavfi are not a bitrate anyone sent: counted all the same
             "bitrate_bps": round(sum(recent) * 8 / WINDOW_S) if recent else 0,
-            "remote_address": None,  # the relay fills it in where it knows it (SRT)
+            "remote_address": None,  # the source fills it in where it knows it (Source.link)
             "last_media_at": self._last_at,
             "idle_s": None if self._last_at is None else round(max(0.0, now - self._last_at), 2),
             **self._signal,

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import av
 import av.error
 
+from .peers import called_address, publisher_of
 from .relay import Relay, RelayEnded, RelayFailed, RelayIdle, is_listener, needs_relay, redact
 from .units import FeedStreams, MediaUnit, StreamInfo
 
@@ -107,6 +108,7 @@ class Source:
         self._container: av.container.InputContainer | None = None
         self._relay: Relay | None = None
         self._last_link: dict | None = None  # the last relayed session's, once it has ended
+        self._publisher: tuple[int, str] | None = None  # (generation, address) of a listener's sender
         self._read_any = False
         self._anchor_time = 0.0
         self._anchor_wall: float | None = None
@@ -168,14 +170,32 @@ class Source:
         return self._relay.pid if self._relay is not None else None
 
     def link(self) -> dict | None:
-        """The sender's address and the link's own counters (`srt`), where the relay knows them:
-        the open session's once a sender is connected, else the last session's. None for
-        sources PyAV reads itself."""
-        relay = self._relay
-        current = relay.link() if relay is not None else None
-        if current is not None and current["remote_address"] is not None:
-            return current
-        return self._last_link or current
+        """Who is on the other end: `remote_address` for network inputs, and for SRT the link's
+        own counters (`srt`). For a listener, the open session's sender once one is connected,
+        else the last session's; for a source we call, the host and port called. None for
+        files and lavfi."""
+        if needs_relay(self.url):
+            relay = self._relay
+            current = relay.link() if relay is not None else None
+            if current is not None and current["remote_address"] is not None:
+                return current
+            return self._last_link or current
+        if not is_network(self.url):
+            return None
+        if _listen_address(self.url, self.options) is None:
+            return {"remote_address": called_address(self.url)}
+        if self._container is not None and (self._publisher is None or self._publisher[0] != self.generation):
+            self._find_publisher()
+        return {"remote_address": self._publisher[1] if self._publisher else None}
+
+    def _find_publisher(self) -> None:
+        listen = _listen_address(self.url, self.options)
+        if listen is None:
+            return
+        # FFmpeg's socket: the kernel's tables say who connected (RTMP's default port included)
+        found = publisher_of(called_address(self.url) or listen)
+        if found is not None:
+            self._publisher = (self.generation, found)
 
     def _relay_outcome(self) -> SourceError | SourceEnded:
         assert self._relay is not None
@@ -195,6 +215,8 @@ class Source:
         self._container = container
         self._video, self._audio = video, audio
         self.generation += 1
+        if is_network(self.url) and not needs_relay(self.url):
+            self._find_publisher()  # now, while it is connected: a short session may end unasked
         rate = video.average_rate or video.guessed_rate or Fraction(30)
         self._frame_duration = 1.0 / float(rate)
         # The timeline is anchored on video: audio that starts earlier (encoder priming) or runs

@@ -299,8 +299,9 @@ def test_a_network_input_that_ends_is_opened_again_and_its_timeline_goes_on() ->
         first = _connect_when_listening(port, 1.0)
         assert first.returncode == 0, first.stderr.read() if first.stderr else ""
         wait_for(lambda: runner.health.reconnects >= 1, timeout=20)
-        # the sender left: not the end of the feed
+        # the sender left: not the end of the feed; /api/feeds still names who sent
         assert runner.health.state in ("reconnecting", "starting", "failed") and th.is_alive()
+        assert runner.status()["input"]["remote_address"].startswith("127.0.0.1:"), runner.status()["input"]
         before = [u.time for u in sink.units if u.kind == "video"]
         second = _connect_when_listening(port, 1.0)
         assert second.returncode == 0

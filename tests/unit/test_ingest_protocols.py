@@ -95,6 +95,7 @@ class Session:
     units: list[MediaUnit]
     end: SourceEnded | SourceError
     relay_pid: int | None
+    link: dict | None = None  # what /api/feeds said of the far end while media flowed
 
     def times(self, kind: str) -> list[float]:
         return [u.time for u in self.units if u.kind == kind]
@@ -105,11 +106,14 @@ def receive(src: Source) -> Session:
     try:
         streams = src.open()
         units: list[MediaUnit] = []
+        link = None
         try:
             for unit in src.units():
                 units.append(unit)
+                if len(units) == 10:
+                    link = src.link()
         except (SourceEnded, SourceError) as end:
-            return Session(streams, units, end, src.relay_pid)
+            return Session(streams, units, end, src.relay_pid, link)
         raise AssertionError("units() returned without SourceEnded")
     finally:
         src.close()
@@ -242,6 +246,10 @@ def test_rtmp_publish_to_a_listening_source_plays_and_ends_when_the_publisher_le
     assert sender.finish() == ""
     assert isinstance(session.end, SourceEnded), session.end
     assert_plays(session, tmp_path)
+    # the publisher, as the kernel saw its connection: loopback, from a port of its own
+    host, _, sender_port = session.link["remote_address"].rpartition(":")
+    assert host == "127.0.0.1" and int(sender_port) != port, session.link
+    assert src.link() == session.link  # kept once the publisher has gone
 
 
 @pytest.mark.parametrize("group", [None, "239.255.42.1"], ids=["unicast", "multicast"])
@@ -256,6 +264,7 @@ def test_mpegts_over_udp_plays_and_a_silent_sender_is_reported(group: str | None
     assert sender.finish() == ""
     assert isinstance(session.end, SourceError) and "no data" in str(session.end)
     assert_plays(session, tmp_path)
+    assert session.link == {"remote_address": None}  # FFmpeg keeps who sent the datagrams
 
 
 @pytest.fixture
@@ -283,11 +292,12 @@ def test_hls_pull_plays_a_live_playlist_to_its_end(http_dir: tuple[Path, int], t
                   extra=("-hls_time", "1", "-hls_list_size", "0", "-hls_flags", "temp_file"))
     try:
         wait_for(lambda: (root / "live.m3u8").exists(), what="the first HLS playlist")
-        session = receive(Source(f"http://127.0.0.1:{port}/live.m3u8", open_timeout=30))
+        session = receive(Source(f"http://user:secret@127.0.0.1:{port}/live.m3u8", open_timeout=30))
     finally:
         sender.communicate(timeout=60)
     assert isinstance(session.end, SourceEnded), session.end
     assert_plays(session, tmp_path)
+    assert session.link == {"remote_address": f"127.0.0.1:{port}"}  # the origin called, no credentials
 
 
 # -- RTSP -------------------------------------------------------------------------------------------
