@@ -329,7 +329,8 @@ def test_a_listener_that_no_sender_reached_waits_without_failing_and_takes_one_w
         assert runner.health.state == "waiting" and runner.health.retries == 0
         sender = _connect_when_listening(port, 1.0)
         assert sender.returncode == 0
-        assert any(u.kind == "video" for u in sink.units)
+        # the sender is done writing before the runner has decoded what it sent (CI's busy cores)
+        wait_for(lambda: any(u.kind == "video" for u in sink.units), timeout=20)
     finally:
         runner.stop()
         th.join(timeout=15)
