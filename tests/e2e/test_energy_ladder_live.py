@@ -15,16 +15,15 @@ import m3u8
 import pytest
 import requests
 
-from orbitcast.config import parse_config
 from tests.browser import CHROMIUM, browser_page
-from tests.conftest import reserved_port
+from tests.small_pipeline import BOTTOM, TOP, small_config
 from tests.waiting import wait_for
 
 pytest.importorskip("pvlib", reason="the energy extra (pvlib) is not installed")
 
 pytestmark = [pytest.mark.own_cluster, pytest.mark.e2e]
 
-FEED, TOP, BOTTOM = "sun", "180p", "90p"
+FEED = "sun"
 HOUR_S = 15.0  # wall seconds per site hour
 # Lerwick (60.15 N) on the shortest day; with this battery the plan from 08:00 is: 08 full,
 # 09 drop 180p, 10-13 full, 14 on dropped (tests/unit/test_energy_governor.py runs such days).
@@ -64,23 +63,15 @@ def sun(tmp_path_factory: pytest.TempPathFactory):
 
     assert not ray.is_initialized(), "own_cluster: this module must run before the shared Ray starts"
     tmp = tmp_path_factory.mktemp("energy-ladder")
-    config = parse_config({
-        "feeds": [{"name": FEED, "source": "lavfi:testsrc2=size=320x180:rate=15,format=yuv420p[out0];"
-                                          "sine=frequency=440:sample_rate=48000[out1]", "slate_after": None}],
-        "ladder": {"rungs": [{"name": TOP, "width": 320, "height": 180, "video_bitrate": 250_000},
-                             {"name": BOTTOM, "width": 160, "height": 90, "video_bitrate": 100_000}],
-                   "audio_bitrate": 64_000, "preset": "ultrafast"},
-        "transcoders": 1,
-        "store": str(tmp / "store"),
-        "threema": {"keys_dir": str(tmp / "keys")},
-        "serve": {"host": "127.0.0.1", "port": reserved_port()},
-        "clock": {"ntp_port": reserved_port()},
+    source = ("lavfi:testsrc2=size=320x180:rate=15,format=yuv420p[out0];"
+              "sine=frequency=440:sample_rate=48000[out1]")
+    config = small_config(
+        tmp, {"name": FEED, "source": source, "slate_after": None},
         # the model's loads (no accounting to scale them by): the day's steps are the ones above
-        "energy": {"enabled": False, "power": {"cpus": 2}, "site": SITE,
-                   "costs": {"rung_cpu": {TOP: 0.206, BOTTOM: 0.103}},
-                   "follow_plan": {"enabled": True, "simulate_date": "2024-12-21", "start_hour": 8,
-                                   "minutes": 24 * HOUR_S / 60, "poll_s": 0.25}},
-    })
+        energy={"enabled": False, "power": {"cpus": 2}, "site": SITE,
+                "costs": {"rung_cpu": {TOP: 0.206, BOTTOM: 0.103}},
+                "follow_plan": {"enabled": True, "simulate_date": "2024-12-21", "start_hour": 8,
+                                "minutes": 24 * HOUR_S / 60, "poll_s": 0.25}})
     init_local_ray(namespace="orbitcast-energy-test", num_cpus=4, log_to_driver=False)
     pipeline = start(config)
     try:

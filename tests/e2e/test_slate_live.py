@@ -18,13 +18,13 @@ import m3u8
 import pytest
 import requests
 
-from orbitcast.config import parse_config
 from tests.conftest import reserved_port
+from tests.small_pipeline import BOTTOM, TOP, small_config
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.own_cluster, pytest.mark.e2e]
 
-FEED, TOP, BOTTOM = "relay", "180p", "90p"
+FEED = "relay"
 SLATE_AFTER = 1.0
 PASSPHRASE = "slate-test-passphrase"
 
@@ -110,18 +110,8 @@ def relay(tmp_path_factory: pytest.TempPathFactory):
     assert not ray.is_initialized(), "own_cluster: this module must run before the shared Ray starts"
     tmp = tmp_path_factory.mktemp("slate")
     port = reserved_port()
-    config = parse_config({
-        "feeds": [{"name": FEED, "slate_after": SLATE_AFTER,
-                   "source": f"srt://127.0.0.1:{port}?mode=listener&passphrase={PASSPHRASE}&pbkeylen=16"}],
-        "ladder": {"rungs": [{"name": TOP, "width": 320, "height": 180, "video_bitrate": 250_000},
-                             {"name": BOTTOM, "width": 160, "height": 90, "video_bitrate": 100_000}],
-                   "audio_bitrate": 64_000, "preset": "ultrafast"},
-        "transcoders": 1,
-        "store": str(tmp / "store"),
-        "threema": {"keys_dir": str(tmp / "keys")},
-        "serve": {"host": "127.0.0.1", "port": reserved_port()},
-        "clock": {"ntp_port": reserved_port()},
-    })
+    config = small_config(tmp, {"name": FEED, "slate_after": SLATE_AFTER,
+                                "source": f"srt://127.0.0.1:{port}?mode=listener&passphrase={PASSPHRASE}&pbkeylen=16"})
     init_local_ray(namespace="orbitcast-slate-test", num_cpus=4, log_to_driver=False)
     pipeline = start(config)
     try:
