@@ -285,7 +285,7 @@ def run(base: str, feed: str, seconds: float, connections: list[int], held: int,
     report["part_hop_after"] = part_hops(base)
     for pid, stats in report["part_hop_after"].items():
         print(f"replica {pid}, last {stats['parts_timed']} parts (wrk and held load included): part hop "
-              f"{stats.get('part_hop_ms')}")
+              f"{stats.get('part_hop_ms')}; held answers written whole {stats.get('held_written_whole')}")
     return report
 
 

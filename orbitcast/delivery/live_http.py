@@ -11,6 +11,7 @@ preload-hinted part wait on the replica's asyncio events (`ReplicaState.wait_unt
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from .names import INIT_NAME, INIT_TAG_LEN, BadName, check_name, parse_media_nam
 from .replica import ReplicaState
 from .signed_urls import Refused, check, parse, split_path
 from .timeshift import Answer, Timeshift, asks_window
+from .whole_answer import WholeAnswers
 
 if TYPE_CHECKING:
     from ..vod.presentation import VodPresentation
@@ -37,6 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 READY_HEADER = "Orbitcast-Ready-At"  # on held answers: when what they waited for arrived here
+READY_KEY = READY_HEADER.lower().encode()
 # A web player on another origin that sends CMCD in headers (hls.js `cmcd.useHeaders`) asks
 # first with a CORS preflight; the answer lets those headers through, for a day.
 PREFLIGHT = {**http_policy.no_store(),
@@ -51,6 +54,18 @@ def _headers(content_type: str, cache: dict[str, str]) -> tuple[tuple[bytes, byt
 
 class TooManyHeld(Exception):
     """This client already holds its share of blocking requests (429)."""
+
+
+class _Held:
+    """What a held GET needs to be answered from the replica's `apply` (whole_answer.py):
+    its connection's `send`, what names its answer, and what was written once it was."""
+
+    __slots__ = ("send", "key", "sent")
+
+    def __init__(self, send: Send, key: tuple) -> None:
+        self.send = send
+        self.key = key
+        self.sent: tuple[list, bytes] | None = None  # (headers, body) written whole
 
 
 class LiveHTTP:
@@ -85,6 +100,9 @@ class LiveHTTP:
         self.h_error = _headers("text/plain; charset=utf-8", http_policy.no_store())
         self.h_vod = _headers(http_policy.PLAYLIST_TYPE, http_policy.final_playlist())
         self.h_preflight = _headers("text/plain; charset=utf-8", PREFLIGHT)
+        # Held answers released together are the same bytes: encoded once, one write each, from
+        # the change that releases them. ORBITCAST_WHOLE_ANSWERS=0 sends them through ASGI (to compare).
+        self.whole = WholeAnswers() if os.environ.get("ORBITCAST_WHOLE_ANSWERS", "1") != "0" else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -99,6 +117,7 @@ class LiveHTTP:
             return
         started = time.perf_counter()
         head = scope["method"] == "HEAD"
+        held: _Held | None = None
         try:
             if scope["method"] == "OPTIONS":
                 status, headers, body = 204, self.h_preflight, b""
@@ -107,8 +126,9 @@ class LiveHTTP:
             else:
                 path = self._admitted(path, scope)
                 client = scope.get("client")
-                status, headers, body = await self._answer(path, scope.get("query_string", b""),
-                                                           client[0] if client else "")
+                query = scope.get("query_string", b"")
+                held = _Held(send, (path, query)) if not head else None
+                status, headers, body = await self._answer(path, query, client[0] if client else "", held)
         except Refused as err:
             status, headers, body = 403, self.h_error, f"forbidden: {err}\n".encode()
         except TooManyHeld:
@@ -118,7 +138,10 @@ class LiveHTTP:
         except Exception:  # noqa: BLE001 - never a stack trace to a client; the log keeps it
             log.exception("live request failed")
             status, headers, body = 500, self.h_error, b"internal error\n"
-        await _respond(send, status, headers, body, head)
+        if held is None or held.sent is None:  # not already written whole when it became ready
+            if not (status == 200 and type(headers) is list and headers[-1][0] == READY_KEY
+                    and held is not None and self._write_whole(held, headers, body)):
+                await _respond(send, status, headers, body, head)
         if self.metrics is not None:  # after the answer is out: the viewer does not wait on it
             self.metrics.answered(path, status, time.perf_counter() - started, scope.get("headers", ()),
                                   scope.get("query_string", b""))
@@ -171,18 +194,28 @@ class LiveHTTP:
         check(self.viewer_keys, parse(text), feed, time.time(), client[0] if client else None)
         return path
 
-    async def _wait(self, client: str, feed: str, rendition: str, ready: Callable[[], Readiness]) -> Readiness:
-        """Hold this request until `ready` says so (or the hold ends), within the client's share."""
+    def _write_whole(self, held: _Held, headers: list, body: bytes) -> bool:
+        """A held answer in one write (whole_answer.py); False: it goes through ASGI."""
+        if self.whole is not None and self.whole.write_whole(held.send, (*held.key, headers[-1][1]), 200, headers, body):
+            held.sent = (headers, body)
+            self.state.written_whole += 1
+            return True
+        return False
+
+    async def _wait(self, client: str, feed: str, rendition: str, ready: Callable[[], Readiness],
+                    answer: Callable[[], bool] | None = None) -> Readiness:
+        """Hold this request until `ready` says so (or the hold ends), within the client's share;
+        `answer` writes it from the change that makes it ready (`ReplicaState.wait_until`)."""
         if self.held_limit is None:
-            return await self.state.wait_until(feed, rendition, ready, self.hold_s)
+            return await self.state.wait_until(feed, rendition, ready, self.hold_s, answer)
         if not self.held_limit.acquire(client):
             raise TooManyHeld()
         try:
-            return await self.state.wait_until(feed, rendition, ready, self.hold_s)
+            return await self.state.wait_until(feed, rendition, ready, self.hold_s, answer)
         finally:
             self.held_limit.release(client)
 
-    async def _answer(self, path: str, query: bytes, client: str = "") -> tuple[int, tuple | list, bytes]:
+    async def _answer(self, path: str, query: bytes, client: str = "", held: _Held | None = None) -> tuple[int, tuple | list, bytes]:
         parts = path.split("/")  # "", "live", feed, [rendition,] name
         params = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
         if len(parts) == 4 and parts[3] == "master.m3u8":
@@ -199,7 +232,7 @@ class LiveHTTP:
                 if self.timeshift is None:
                     return self._no_archive()
                 return self._shifted(await self.timeshift.media(feed, rendition, params))
-            return await self._media_playlist(feed, rendition, params, client)
+            return await self._media_playlist(feed, rendition, params, client, held)
         if name == INIT_NAME:
             return await self._init(feed, rendition, params)
         seq, index = parse_media_name(name)
@@ -208,7 +241,7 @@ class LiveHTTP:
             if data is None and self.timeshift is not None:  # older than the window: the archive
                 data = await self.timeshift.segment(feed, rendition, seq)
             return (200, self.h_media, data) if data is not None else self._not_found("segment")
-        return await self._part(feed, rendition, seq, index, client)
+        return await self._part(feed, rendition, seq, index, client, held)
 
     def _shifted(self, answer: Answer) -> tuple:
         if answer.status != 200:
@@ -218,13 +251,23 @@ class LiveHTTP:
     def _no_archive(self) -> tuple:
         return 404, self.h_not_yet, b"time-shift is not served here\n"
 
-    async def _media_playlist(self, feed: str, rendition: str, params: list[tuple[str, str]], client: str) -> tuple:
+    async def _media_playlist(self, feed: str, rendition: str, params: list[tuple[str, str]], client: str,
+                              held: _Held | None = None) -> tuple:
         ask = parse_playlist_query(params)
         window = self.state.window
         headers: tuple | list = self.h_playlist
         if ask.msn is not None:
             msn, part = ask.msn, ask.part
-            ready = await self._wait(client, feed, rendition, lambda: window.playlist_ready(feed, rendition, msn, part))
+
+            def answer() -> bool:
+                assert held is not None
+                body = window.media_bytes(feed, rendition, skip=ask.skip, skip_dateranges=ask.skip_dateranges)
+                return body is not None and self._write_whole(held, [*self.h_blocking, self._ready_at(feed, rendition)], body)
+
+            ready = await self._wait(client, feed, rendition, lambda: window.playlist_ready(feed, rendition, msn, part),
+                                     answer if held is not None else None)
+            if held is not None and held.sent is not None:
+                return 200, *held.sent
             if ready is Readiness.TOO_FAR:
                 return 400, self.h_error, b"_HLS_msn/_HLS_part too far ahead of the live edge\n"
             if ready is Readiness.WAIT:
@@ -252,20 +295,30 @@ class LiveHTTP:
             return self._not_found("init segment version")
         return 200, self.h_init, data
 
-    async def _part(self, feed: str, rendition: str, seq: int, index: int, client: str) -> tuple:
+    async def _part(self, feed: str, rendition: str, seq: int, index: int, client: str,
+                    held: _Held | None = None) -> tuple:
         window = self.state.window
         data = window.part_bytes(feed, rendition, seq, index)
         if data is not None:
             return 200, self.h_media, data
+
+        def answer() -> bool:
+            assert held is not None
+            data = window.part_bytes(feed, rendition, seq, index)
+            return data is not None and self._write_whole(held, [*self.h_media, self._ready_at(feed, rendition)], data)
+
         # The preload-hinted part (or one just behind it): answer the moment it is cut.
-        ready = await self._wait(client, feed, rendition, lambda: window.part_ready(feed, rendition, seq, index))
+        ready = await self._wait(client, feed, rendition, lambda: window.part_ready(feed, rendition, seq, index),
+                                 answer if held is not None else None)
+        if held is not None and held.sent is not None:
+            return 200, *held.sent
         data = window.part_bytes(feed, rendition, seq, index) if ready is Readiness.READY else None
         if data is not None:
             return 200, [*self.h_media, self._ready_at(feed, rendition)], data
         return self._unavailable("the part did not arrive in time") if ready is Readiness.WAIT else self._not_found("part")
 
     def _ready_at(self, feed: str, rendition: str) -> tuple[bytes, bytes]:
-        return READY_HEADER.lower().encode(), f"{self.state.arrived.get((feed, rendition), 0.0):.6f}".encode()
+        return READY_KEY, f"{self.state.arrived.get((feed, rendition), 0.0):.6f}".encode()
 
     def _not_found(self, what: str) -> tuple:
         return 404, self.h_not_yet, f"{what} not found\n".encode()

@@ -10,6 +10,7 @@ thousand held requests cost a thousand small coroutines.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import statistics
 import time
@@ -23,6 +24,21 @@ from .updates import Batch
 from .window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate, Update
 
 Key = tuple[str, str]  # (feed, rendition)
+
+log = logging.getLogger(__name__)
+
+
+class Early:
+    """A held request that can be answered from `apply` itself, the moment it is ready: the
+    answers a part releases are written one after the other before any of the held requests'
+    tasks has run again (each would otherwise be resumed, re-check and answer in turn)."""
+
+    __slots__ = ("check", "answer", "done")
+
+    def __init__(self, check: Callable[[], Readiness], answer: Callable[[], bool]) -> None:
+        self.check = check
+        self.answer = answer  # writes the whole answer; False when it cannot (the task answers)
+        self.done = False
 
 
 def _key_of(update: Update) -> Key | None:
@@ -48,9 +64,11 @@ class ReplicaState:
         # for arrived, so a benchmark can time arrival -> answer from outside
         self.arrived: dict[Key, float] = {}
         self._events: dict[Key, asyncio.Event] = {}
+        self._early: dict[Key, dict[Early, None]] = {}  # held requests in arrival order
         # seconds from "the transcoder cut the part" to "this replica lists it"
         self.part_hops: deque[float] = deque(maxlen=4096)
         self.on_part_hop: Callable[[float], None] | None = None  # the replica's metrics (http_metrics.py)
+        self.written_whole = 0  # held answers written in one piece (whole_answer.py)
         self.held = 0  # requests waiting right now
         self.held_by_feed: Counter[str] = Counter()  # the same, by feed (an LL-HLS viewer holds about one)
 
@@ -72,20 +90,51 @@ class ReplicaState:
         self.health = batch.health
         self.batches += 1
         for key in changed:
-            self.arrived[key] = now
+            self.arrived[key] = now  # before any answer: held answers say when this came
+        for key in changed:
+            self._answer_early(key)
             event = self._events.pop(key, None)
             if event is not None:
                 event.set()
         return len(changed)
 
+    def _answer_early(self, key: Key) -> None:
+        for early in list(self._early.get(key, ())):
+            if early.done:
+                continue
+            try:
+                if early.check() is Readiness.READY:
+                    early.done = early.answer()
+            except Exception:  # noqa: BLE001 - one request's failure is its own: its task answers it
+                log.exception("answering a held request early failed")
+
     # -- holding requests ------------------------------------------------------------------
-    async def wait_until(self, feed: str, rendition: str, check: Callable[[], Readiness], timeout: float) -> Readiness:
+    async def wait_until(self, feed: str, rendition: str, check: Callable[[], Readiness], timeout: float,
+                         answer: Callable[[], bool] | None = None) -> Readiness:
         """`check()` until it is not WAIT, re-asked after every change of this rendition; WAIT
-        when `timeout` seconds pass first."""
+        when `timeout` seconds pass first. With `answer`, the change that makes the request
+        ready calls it at once (`Early`): READY is then returned with the answer already out."""
+        early = Early(check, answer) if answer is not None else None
+        if early is not None:
+            self._early.setdefault((feed, rendition), {})[early] = None
+            try:
+                return await self._wait(feed, rendition, check, timeout, early)
+            finally:
+                waiting = self._early.get((feed, rendition))
+                if waiting is not None:
+                    waiting.pop(early, None)
+                    if not waiting:
+                        del self._early[(feed, rendition)]
+        return await self._wait(feed, rendition, check, timeout, None)
+
+    async def _wait(self, feed: str, rendition: str, check: Callable[[], Readiness], timeout: float,
+                    early: Early | None) -> Readiness:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         key = (feed, rendition)
         while True:
+            if early is not None and early.done:
+                return Readiness.READY
             state = check()
             remaining = deadline - loop.time()
             if state is not Readiness.WAIT or remaining <= 0:
@@ -111,7 +160,7 @@ class ReplicaState:
         """This replica: how far it follows the edge, what it holds, and the part hop."""
         hops = sorted(self.part_hops)
         out: dict = {"pid": os.getpid(), "epoch": self.epoch, "cursor": self.cursor, "batches": self.batches,
-                     "held": self.held, "parts_timed": len(hops)}
+                     "held": self.held, "held_written_whole": self.written_whole, "parts_timed": len(hops)}
         if hops:
             out["part_hop_ms"] = {
                 "p50": round(statistics.median(hops) * 1000, 2),

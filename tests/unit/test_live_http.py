@@ -113,6 +113,68 @@ def test_a_blocking_reload_is_held_until_its_part_arrives(replica: Replica) -> N
     assert time.monotonic() - started < 5
 
 
+def _held_answers(r: Replica, path: str, params: dict[str, str], count: int, release: object) -> list[requests.Response]:
+    """`count` held GETs on keep-alive sessions, released by applying `release`; then each
+    session asks once more on the same connection (the connection goes on after a held answer)."""
+    sessions = [requests.Session() for _ in range(count)]
+    for s in sessions:  # connect first: the held requests then wait on open keep-alive connections
+        assert s.get(r.server.url + "/live/iss/master.m3u8", timeout=10).status_code == 200
+    with ThreadPoolExecutor(count) as pool:
+        waiting = [pool.submit(s.get, r.server.url + path, params=params, timeout=15) for s in sessions]
+        time.sleep(0.5)
+        assert not any(f.done() for f in waiting)
+        r.apply(release)
+        answers = [f.result() for f in waiting]
+    again = [s.get(r.server.url + "/live/iss/360p/index.m3u8", timeout=10) for s in sessions]
+    assert all(a.status_code == 200 and f"{S + 1}.1.m4s" in a.text for a in again)
+    for s in sessions:
+        s.close()
+    return answers
+
+
+def _comparable(headers: requests.structures.CaseInsensitiveDict) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() not in ("date", "orbitcast-ready-at")}
+
+
+def test_held_answers_are_written_whole_from_the_arrival_and_match_what_asgi_sends() -> None:
+    """A part's arrival writes every held answer in one piece (whole_answer.py): the same status,
+    headers and bytes as the ASGI path gives (compared with it switched off), and the
+    keep-alive connection serves the next request."""
+    got: dict[str, list[requests.Response]] = {}
+    for way in ("whole", "asgi"):
+        with Replica() as r:
+            filled(r)
+            live = r.server._server.config.app
+            if way == "asgi":
+                live.whole = None
+            got[way] = _held_answers(r, "/live/iss/360p/index.m3u8", {"_HLS_msn": str(S + 1), "_HLS_part": "1"},
+                                     20, PartUpdate(part(S + 1, 1)))
+            assert r.state.written_whole == (20 if way == "whole" else 0)
+            assert r.state.held == 0
+    for way, answers in got.items():
+        assert all(a.status_code == 200 for a in answers), way
+        pl = m3u8.loads(answers[0].text)
+        assert pl.segments[-1].parts[-1].uri == f"{S + 1}.1.m4s" and pl.preload_hint.uri == f"{S + 1}.2.m4s"
+        assert len({a.content for a in answers}) == 1 and len({a.headers["orbitcast-ready-at"] for a in answers}) == 1
+    assert got["whole"][0].content == got["asgi"][0].content
+    assert _comparable(got["whole"][0].headers) == _comparable(got["asgi"][0].headers)
+
+
+def test_held_parts_are_written_whole_and_a_head_goes_through_asgi() -> None:
+    with Replica() as r:
+        filled(r)
+        with ThreadPoolExecutor(1) as pool:
+            head = pool.submit(requests.head, f"{r.server.url}/live/iss/360p/{S + 1}.1.m4s", timeout=15)
+            answers = _held_answers(r, f"/live/iss/360p/{S + 1}.1.m4s", {}, 10, PartUpdate(part(S + 1, 1)))
+            headed = head.result()
+        assert all(a.status_code == 200 and a.content == part(S + 1, 1).data for a in answers)
+        assert all(a.headers["cache-control"] == answers[0].headers["cache-control"] for a in answers)
+        assert int(answers[0].headers["content-length"]) == len(part(S + 1, 1).data)
+        assert headed.status_code == 200 and headed.content == b""
+        assert int(headed.headers["content-length"]) == len(part(S + 1, 1).data)
+        assert r.state.written_whole == 10  # the HEAD went through ASGI
+
+
 def test_the_preload_hinted_part_is_held_then_served(replica: Replica) -> None:
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(replica.get, f"/live/iss/360p/{S + 1}.1.m4s")

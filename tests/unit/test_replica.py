@@ -42,6 +42,42 @@ def test_held_requests_wake_when_their_part_arrives_and_only_then() -> None:
     asyncio.run(scenario())
 
 
+def test_held_requests_are_answered_from_the_arrival_in_order_and_a_failed_early_answer_falls_back() -> None:
+    async def scenario() -> None:
+        state = ReplicaState(POLICY)
+        w = state.window
+        state.apply(batch(1, InitUpdate("iss", info("360p"), b"i"), PartUpdate(part(10, 0)), snapshot=True))
+        answered: list[int] = []
+        seen_arrival: list[float] = []
+
+        def answer(i: int):  # type: ignore[no-untyped-def]
+            def write() -> bool:
+                if i == 3:
+                    raise OSError("connection reset")  # this one's task answers it
+                if i == 4:
+                    return False  # declined (e.g. a HEAD): its task answers it
+                seen_arrival.append(state.arrived[("iss", "360p")])
+                answered.append(i)
+                return True
+            return write
+
+        held = [asyncio.create_task(state.wait_until("iss", "360p", lambda: w.playlist_ready("iss", "360p", 10, 1), 5.0,
+                                                     answer(i)))
+                for i in range(6)]
+        await asyncio.sleep(0.05)
+        before = time.time()
+        state.apply(batch(2, PartUpdate(part(10, 0, rendition="240p"))))  # not theirs: nothing answered
+        assert answered == []
+        state.apply(batch(3, PartUpdate(part(10, 1))))
+        # written inside `apply`, before any of the held tasks ran again, in the order they came
+        assert answered == [0, 1, 2, 5] and not any(t.done() for t in held)
+        assert all(at >= before for at in seen_arrival)  # Ready-At is set before the answers
+        assert await asyncio.gather(*held) == [Readiness.READY] * 6
+        assert state.held == 0 and not state._early
+
+    asyncio.run(scenario())
+
+
 def test_a_wait_ends_at_its_bound_and_a_far_request_is_not_held() -> None:
     async def scenario() -> None:
         state = ReplicaState(POLICY)
