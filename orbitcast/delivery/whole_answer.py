@@ -64,8 +64,11 @@ class WholeAnswers:
         cycle = getattr(send, "__self__", None)
         if RequestResponseCycle is None or type(cycle) is not RequestResponseCycle:
             return False
-        if (cycle.response_started or cycle.disconnected or cycle.flow.write_paused or cycle.access_log
-                or not cycle.keep_alive or cycle.scope["method"] != "GET"):
+        try:
+            if (cycle.response_started or cycle.disconnected or cycle.flow.write_paused or cycle.access_log
+                    or not cycle.keep_alive or cycle.scope["method"] != "GET" or cycle.on_response is None):
+                return False
+        except AttributeError:  # a uvicorn whose request cycle looks otherwise: through ASGI
             return False
         data = self._encode(key, status, cycle.default_headers, headers, body)
         # What uvicorn's `send` does for a start and a final body with a Content-Length.
