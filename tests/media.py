@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -57,3 +58,16 @@ def make_truncated(valid: Path, path: Path, keep: float = 0.4) -> Path:
     data = valid.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
     return path
+
+
+def send_srt(port: int, seconds: float, passphrase: str, size: str = "640x360") -> subprocess.Popen:
+    """Debian's ffmpeg as an SRT caller (an encoder box): a moving test picture and a 660 Hz
+    tone, H.264 and AAC in MPEG-TS, in real time, encrypted with `passphrase`."""
+    return subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "mpegts",
+         f"srt://127.0.0.1:{port}?mode=caller&passphrase={passphrase}&pbkeylen=16"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )

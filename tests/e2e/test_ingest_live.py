@@ -13,6 +13,7 @@ import pytest
 import ray
 
 from tests.conftest import SRT_PASSPHRASE
+from tests.media import send_srt
 
 pytestmark = pytest.mark.e2e
 FEED = "dock"
@@ -21,14 +22,8 @@ FEED = "dock"
 def _send(live, seconds: float, passphrase: str = SRT_PASSPHRASE) -> subprocess.Popen:
     source = next(f.source for f in live.config.feeds if f.name == FEED)
     port = urlsplit(source).port
-    return subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re",
-         "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=25:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={seconds}",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "mpegts",
-         f"srt://127.0.0.1:{port}?mode=caller&passphrase={passphrase}&pbkeylen=16"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    assert port is not None
+    return send_srt(port, seconds, passphrase)
 
 
 def _send_until_taken(live, seconds: float, timeout: float = 90) -> subprocess.Popen:

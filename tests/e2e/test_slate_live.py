@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from tests.conftest import reserved_port
+from tests.media import send_srt
 from tests.small_pipeline import BOTTOM, TOP, small_config
 from tests.waiting import wait_for
 
@@ -70,13 +71,7 @@ class Relay:
         return float(found.group(1))
 
     def send(self, seconds: float) -> subprocess.Popen:
-        return subprocess.Popen(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-re",
-             "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=25:duration={seconds}",
-             "-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={seconds}",
-             "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "mpegts",
-             f"srt://127.0.0.1:{self.port}?mode=caller&passphrase={PASSPHRASE}&pbkeylen=16"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return send_srt(self.port, seconds, PASSPHRASE, size="320x180")
 
     def send_until_taken(self, seconds: float, timeout: float = 90) -> subprocess.Popen:
         """A caller that finds no listener gives up; started again, as encoders do, until the
