@@ -34,6 +34,7 @@ from orbitcast.delivery.timeshift import Timeshift, catalog_rows
 from orbitcast.energy.summary import PlanClock, energy_body
 from orbitcast.gateway.callback_app import read_callback_body
 from orbitcast.metrics.render import CONTENT_TYPE
+from orbitcast.priority import take_lead
 from orbitcast.store import Store
 from orbitcast.vod.presentation import VodPresentation
 from orbitcast.vod.state import JobStore
@@ -208,6 +209,7 @@ def _autoscaling(min_replicas: int, max_replicas: int) -> dict:
 class Delivery:
     # edge: the Edge actor; clock: the ClockAuthority (None: host clock); inbox: the SenderInbox
     def __init__(self, edge, config: OrbitcastConfig, clock=None, inbox=None, pool=None, governor=None) -> None:
+        take_lead()  # the viewer path runs first, where the system allows (orbitcast/priority.py)
         self.edge = edge
         self.config = config
         self.governor = governor  # the site's plan, live (energy.follow_plan): /api/energy's `ladder`

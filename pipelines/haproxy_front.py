@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from orbitcast.delivery.haproxy_front import FrontConfigError, front_config
+from orbitcast.priority import VIEWER_NICENESS, take_lead
 
 
 def real_haproxy() -> str:
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"orbitcast-haproxy: {path}: {err}; left as it is", file=sys.stderr)
     binary = real_haproxy()
     die_with_parent()
+    # HAProxy carries every viewer's bytes: ahead of Ray's niceness 15 where allowed (priority.py;
+    # ORBITCAST_HAPROXY_NICENESS=15 leaves it there, so that a flood of viewers cannot take the
+    # encoder's cores, at the cost of slower held answers: docs/benchmarks.md)
+    take_lead(int(os.environ.get("ORBITCAST_HAPROXY_NICENESS", VIEWER_NICENESS)))
     os.execv(binary, [binary, *args])
 
 

@@ -4,8 +4,11 @@ parts, parts that make up their segment (decoded by ffprobe), and delta updates 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 from concurrent.futures import ThreadPoolExecutor
 
 import m3u8
@@ -13,6 +16,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from orbitcast.media.peers import own_socket_inodes
+from orbitcast.priority import lowest_allowed
 from tests.hls import seq_of, whole_segments
 
 pytestmark = pytest.mark.e2e
@@ -111,6 +116,52 @@ def test_live_requests_skip_serves_wrapper_and_held_ones_are_reported_for_autosc
             time.sleep(0.05)
         assert all((msn + 1, 4) in listed_parts(w.result()[1]) for w in waits)
     assert seen >= 5
+
+
+def _replica_stats(live) -> dict[int, dict]:
+    """/api/delivery of every Delivery replica (HAProxy spreads the asks over them)."""
+    seen: dict[int, dict] = {}
+    for _ in range(40):
+        stats = requests.get(f"{live.base}/api/delivery", timeout=15).json()
+        seen[stats["pid"]] = stats
+        if len(seen) >= live.config.serve.min_replicas and _ >= 8:
+            break
+    return seen
+
+
+def _listener_pids(port: int) -> set[int]:
+    """Processes holding the listening TCP socket of `port` (the kernel's tables)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(int(fields[9]))
+    return {int(p) for p in os.listdir("/proc") if p.isdigit() and own_socket_inodes(p) & inodes}
+
+
+def test_held_answers_leave_whole_through_serve_and_the_viewer_path_leads(live):
+    """Through HAProxy and Serve's direct ingress, held answers are written whole from the part's
+    arrival (whole_answer.py); the replicas and HAProxy run ahead of Ray's niceness 15 where
+    this machine allows it (orbitcast/priority.py: CI runs as root)."""
+    live.wait_media(FEED, 3)
+    before = _replica_stats(live)
+    _, pl = load(live)
+    msn, _ = hint_of(pl)
+    with ThreadPoolExecutor(10) as pool:  # the next segment's second part: held, whatever the timing
+        answers = list(pool.map(lambda _: load(live, _HLS_msn=str(msn + 1), _HLS_part="1"), range(10)))
+    assert all((msn + 1, 1) in listed_parts(a[1]) for a in answers)
+    after = _replica_stats(live)
+    written = sum(s["held_written_whole"] - before.get(pid, {"held_written_whole": 0})["held_written_whole"]
+                  for pid, s in after.items())
+    assert written >= 10, (before, after)
+    lead = max(0, lowest_allowed()) if lowest_allowed() < 15 else 15
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in after} == {lead}
+    port = urlsplit(live.base).port
+    assert port is not None
+    fronts = _listener_pids(port)
+    assert fronts and {Path(f"/proc/{pid}/comm").read_text().strip() for pid in fronts} == {"haproxy"}
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in fronts} == {lead}
 
 
 def test_a_preload_hinted_part_is_held_and_returns_its_bytes(live):
