@@ -50,10 +50,24 @@ def give_way(target: int = BULK_NICENESS) -> int:
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 
+CAP_SYS_NICE = 23
+
+
+def _has_sys_nice() -> bool:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_NICE & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 def lowest_allowed() -> int:
-    """The lowest niceness this process may take: -20 with the privilege, else what
-    RLIMIT_NICE allows (its soft limit r permits 20 - r), never below -20."""
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
+    """The lowest niceness this process may take: -20 with CAP_SYS_NICE (root has it, unless a
+    container dropped it), else what RLIMIT_NICE allows (its soft limit r permits 20 - r)."""
+    if _has_sys_nice():
         return -20
     try:
         import resource
@@ -68,7 +82,7 @@ def lowest_allowed() -> int:
 
 def take_lead(target: int = VIEWER_NICENESS) -> int:
     """Lower the niceness of every thread of this process to `target` (never raise it), as far
-    as the system allows (`lowest_allowed`; CAP_SYS_NICE without root is found by trying).
+    as the system allows (`lowest_allowed`).
     Threads made later inherit it. Returns the calling thread's niceness."""
     for tid in _threads():
         try:
