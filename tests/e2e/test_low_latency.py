@@ -121,10 +121,10 @@ def test_live_requests_skip_serves_wrapper_and_held_ones_are_reported_for_autosc
 def _replica_stats(live) -> dict[int, dict]:
     """/api/delivery of every Delivery replica (HAProxy spreads the asks over them)."""
     seen: dict[int, dict] = {}
-    for _ in range(40):
+    for asked in range(1, 41):
         stats = requests.get(f"{live.base}/api/delivery", timeout=15).json()
         seen[stats["pid"]] = stats
-        if len(seen) >= live.config.serve.min_replicas and _ >= 8:
+        if len(seen) >= live.config.serve.min_replicas and asked > 8:
             break
     return seen
 
