@@ -53,9 +53,11 @@ class Relay:
         return (self.seqs(rung) or [-1])[-1]
 
     def past(self, seq: int) -> int | None:
-        """The newest seq listed in both rungs once both list two or more after `seq`."""
+        """The newest seq listed in both rungs once both list three or more after `seq`: the
+        first after a switch may have been cut (not yet listed) before it, the second may hold
+        both sides of it, the third is all the new side's."""
         newest = [[s for s in self.seqs(rung) if s > seq] for rung in (TOP, BOTTOM)]
-        return min(n[-1] for n in newest) if all(len(n) >= 2 for n in newest) else None
+        return min(n[-1] for n in newest) if all(len(n) >= 3 for n in newest) else None
 
     def mean_volume_db(self, rung: str, seq: int) -> float:
         """ffmpeg's volumedetect over one segment (after its init), as fetched over HTTP."""
@@ -122,8 +124,11 @@ def relay(tmp_path_factory: pytest.TempPathFactory):
 def test_the_slate_covers_a_lost_sender_and_gives_way_when_it_returns(relay: Relay) -> None:
     first = relay.send_until_taken(12)
     try:
-        live_seq = wait_for("live segments in both rungs", lambda: relay.past(-1) if len(relay.seqs(BOTTOM)) >= 3 else None,
-                            timeout=90)
+        # The listener waited for its first sender behind the slate too (from `slate_after`
+        # after the start), so what was listed before the sender was taken is slate, and the
+        # segment then being cut holds both: the sender's own begin after it.
+        taken = max(relay.last_seq(TOP), relay.last_seq(BOTTOM))
+        live_seq = wait_for("live segments in both rungs", lambda: relay.past(taken), timeout=90)
         assert relay.mean_volume_db(BOTTOM, live_seq) > -40  # the sender's tone
         feed = relay.feed()
         assert not feed["slate"]
