@@ -24,7 +24,7 @@ from ..backoff import Backoff
 from ..health import FeedHealth, State
 from .input_stats import InputMeter
 from .slate import SlatePlayer
-from .source import NoSender, Source, SourceEnded, SourceError, is_network
+from .source import InputQuiet, NoSender, Source, SourceEnded, SourceError, is_network
 from .units import FeedStreams, MediaUnit, StreamInfo
 
 Sink = Callable[[FeedStreams, list[MediaUnit]], None]
@@ -35,6 +35,22 @@ def batch_seconds_for(part_duration: float) -> float:
     """Media per hand-off: a quarter of a part keeps batching out of the latency budget (a
     part cannot leave the transcoder before its last frame arrives), at most 0.2 s."""
     return max(0.02, min(0.2, part_duration / 4))
+
+
+READ_TIMEOUT = 5.0  # how long a network input may go quiet when no slate waits on it
+MIN_READ_TIMEOUT = 0.5  # a live input's packets come every few tens of ms
+
+
+def read_timeout_for(source: str, slate_after: float | None) -> float:
+    """How long a session may go without media before it ends. An input that goes quiet rather
+    than closing (UDP, RTP, a peer gone without a word) is only known to be lost when this runs
+    out, so with a slate it is the slate's delay: the slate then goes out on time, and the
+    input is opened again (a TCP or RTMP sender that stalled that long has to reconnect). A
+    pulled HTTP source (HLS) arrives a segment at a time, with pauses as long as one, and
+    keeps the default."""
+    if not slate_after or source.startswith(("http://", "https://")):
+        return READ_TIMEOUT
+    return min(READ_TIMEOUT, max(MIN_READ_TIMEOUT, slate_after))
 
 
 class SinkError(Exception):
@@ -60,15 +76,15 @@ class FeedRunner:
         start = clock()
         self.health = FeedHealth(feed.name, timeline_start=start, media_time=start)
         self.meter = InputMeter(feed.source)  # the input only, never the slate
-        self.source = Source(
-            feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock, start_time=start,
-            open_timeout=open_timeout,
-        )
-        self.clock = clock
-        self.stop_event = threading.Event()
         # Files and lavfi are ours to read: when they fail, that is a fault to fix, not a lost
         # signal to cover. A network input is someone else's and drops.
         self.slate_after = feed.slate_after if is_network(feed.source) else None
+        self.source = Source(
+            feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock, start_time=start,
+            open_timeout=open_timeout, read_timeout=read_timeout_for(feed.source, self.slate_after),
+        )
+        self.clock = clock
+        self.stop_event = threading.Event()
         self._slate: tuple[SlatePlayer, threading.Thread] | None = None
         self._sink_lock = threading.Lock()  # the loop and the slate never hand on at once
         self._last_media = time.monotonic()  # when the timeline's newest media went out
@@ -111,6 +127,9 @@ class FeedRunner:
                 # A listener with no sender yet: open it again at once (the wait is the open
                 # timeout itself), so its port is closed only for that moment.
                 self.health.to("waiting", str(err))
+            except InputQuiet as err:
+                # Gone quiet is gone: the sender is awaited as after a close, under the slate.
+                self._wait("reconnecting", f"{err}: waiting for the sender")
             except (SourceError, SinkError) as err:
                 self._fail(str(err))
             except Exception as err:  # noqa: BLE001 - e.g. a Ray error from the next stage
@@ -211,6 +230,11 @@ class FeedRunner:
         self._wait("failed", reason)
 
     def _wait(self, state: State, reason: str) -> None:
+        # The session is over: close it and arm the slate now, so that the slate is not late
+        # by the backoff (end_session is run again by the loop; twice is the same as once).
+        self.source.end_session()
+        self.meter.end_session()
+        self._start_slate()
         delay = self.backoff.next_delay()
         self.health.to(state, reason, retry_at=time.time() + delay)
         self.stop_event.wait(delay)

@@ -41,6 +41,11 @@ class NoSender(SourceError):
     within the open timeout: the feed waits for one, it has not failed."""
 
 
+class InputQuiet(SourceError):
+    """A network input sent nothing for the read timeout (UDP or RTP with no end of stream, a
+    peer gone without closing): lost, like one that closed, not a fault of the feed."""
+
+
 class SourceEnded(Exception):
     """The source ended (a file without loop, or a network stream that closed)."""
 
@@ -285,7 +290,7 @@ class Source:
         if err is None or isinstance(err, av.error.EOFError):
             return SourceEnded("end of source")
         if isinstance(err, av.error.ExitError) and is_network(self.url):
-            return SourceError(f"no data from {redact(self.url)} for {self.timeouts[1]:g} s")
+            return InputQuiet(f"no data from {redact(self.url)} for {self.timeouts[1]:g} s")
         if self._read_any and _listen_address(self.url, self.options) and getattr(err, "errno", None) == errno.EIO:
             # How FFmpeg's RTMP listener sees the publisher leave: the end of that connection.
             return SourceEnded("the publisher disconnected")
