@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
+
+from orbitcast.netstat import bound
 
 
 def make_clip(path: Path, seconds: float = 6.0, width: int = 640, height: int = 360, fps: int = 30,
@@ -71,3 +78,31 @@ def send_srt(port: int, seconds: float, passphrase: str, size: str = "640x360") 
          f"srt://127.0.0.1:{port}?mode=caller&passphrase={passphrase}&pbkeylen=16"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
+
+
+@contextmanager
+def rtsp_server_perl(log_path: Path) -> Iterator[tuple[int, int]]:
+    """Debian's rtsp-server-perl on loopback: a sender ANNOUNCEs/RECORDs to the second port,
+    players pull from the first. It relays RTP over UDP only (no interleaved TCP)."""
+    from tests.conftest import reserved_port  # conftest imports this module
+
+    exe = shutil.which("rtsp-server-perl")
+    if exe is None:
+        pytest.skip("needs Debian's rtsp-server-perl (make test installs it)")
+    client_port, source_port, rtp_port = reserved_port(), reserved_port(), reserved_port()
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [exe, "--clientport", str(client_port), "--serverport", str(source_port), "--rtp_start_port", str(rtp_port),
+             "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not (bound(client_port, "tcp") and bound(source_port, "tcp")):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError(f"rtsp-server-perl did not listen: {log_path.read_text(errors='replace')}")
+                time.sleep(0.05)
+            yield client_port, source_port
+        finally:
+            server.kill()
+            server.wait()

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from ..config import FeedConfig
 from ..backoff import Backoff
 from ..health import FeedHealth, State
+from .hls_origin import is_hls_pull, origin_ended
 from .input_stats import InputMeter
 from .slate import SlatePlayer
 from .source import InputQuiet, NoSender, Source, SourceEnded, SourceError, is_network
@@ -119,6 +120,10 @@ class FeedRunner:
                     continue
                 if not is_network(self.feed.source):
                     self.health.to("ended", "end of source")
+                    return
+                if is_hls_pull(self.feed.source) and origin_ended(self.feed.source):
+                    # Opened again, a finished playlist would play from its start once more.
+                    self.health.to("ended", "the origin ended the stream (EXT-X-ENDLIST)")
                     return
                 # A network input that ends (the sender disconnected) comes back: open it again
                 # on the same timeline, so seqs continue and never repeat.

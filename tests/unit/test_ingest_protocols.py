@@ -24,7 +24,7 @@ from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
 from orbitcast.segment import Segment
 from tests.conftest import reserved_port
-from tests.media import make_clip
+from tests.media import make_clip, rtsp_server_perl
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -303,25 +303,9 @@ def test_hls_pull_plays_a_live_playlist_to_its_end(http_dir: tuple[Path, int], t
 # -- RTSP -------------------------------------------------------------------------------------------
 @pytest.fixture
 def rtsp_server(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    """Debian's rtsp-server-perl: a sender ANNOUNCEs/RECORDs to one port, players pull from the
-    other. It relays RTP over UDP only (no interleaved TCP), so only UDP transport is tested."""
-    exe = shutil.which("rtsp-server-perl")
-    if exe is None:
-        pytest.skip("needs Debian's rtsp-server-perl (make test installs it)")
-    client_port, source_port, rtp_port = reserved_port(), reserved_port(), reserved_port()
-    log = (tmp_path / "rtsp-server.log").open("wb")
-    server = subprocess.Popen(
-        [exe, "--clientport", str(client_port), "--serverport", str(source_port), "--rtp_start_port", str(rtp_port),
-         "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(lambda: bound(client_port, "tcp") and bound(source_port, "tcp"), what="rtsp-server-perl")
-        yield client_port, source_port
-    finally:
-        server.kill()
-        server.wait()
-        log.close()
+    """rtsp-server-perl relays RTP over UDP only, so only UDP transport is tested against it."""
+    with rtsp_server_perl(tmp_path / "rtsp-server.log") as ports:
+        yield ports
 
 
 def test_rtsp_pull_over_udp_plays_and_a_stopped_sender_is_reported(rtsp_server: tuple[int, int], tmp_path: Path) -> None:
