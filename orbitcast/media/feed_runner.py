@@ -22,10 +22,10 @@ from collections.abc import Callable
 from ..config import FeedConfig
 from ..backoff import Backoff
 from ..health import FeedHealth, State
-from .hls_origin import is_hls_pull, origin_ended
+from .hls_origin import OriginWatch, is_hls_pull
 from .input_stats import InputMeter
 from .slate import SlatePlayer
-from .source import InputQuiet, NoSender, Source, SourceEnded, SourceError, is_network
+from .source import READ_TIMEOUT, InputQuiet, NoSender, Source, SourceEnded, SourceError, is_network
 from .units import FeedStreams, MediaUnit, StreamInfo
 
 Sink = Callable[[FeedStreams, list[MediaUnit]], None]
@@ -38,7 +38,6 @@ def batch_seconds_for(part_duration: float) -> float:
     return max(0.02, min(0.2, part_duration / 4))
 
 
-READ_TIMEOUT = 5.0  # how long a network input may go quiet when no slate waits on it
 MIN_READ_TIMEOUT = 0.5  # a live input's packets come every few tens of ms
 
 
@@ -47,8 +46,8 @@ def read_timeout_for(source: str, slate_after: float | None) -> float:
     than closing (UDP, RTP, a peer gone without a word) is only known to be lost when this runs
     out, so with a slate it is the slate's delay: the slate then goes out on time, and the
     input is opened again (a TCP or RTMP sender that stalled that long has to reconnect). A
-    pulled HTTP source (HLS) arrives a segment at a time, with pauses as long as one, and
-    keeps the default."""
+    pulled HTTP source arrives a segment at a time, with pauses as long as one: it keeps the
+    default, and an HLS origin's is set from its playlist at each open (hls_origin.py)."""
     if not slate_after or source.startswith(("http://", "https://")):
         return READ_TIMEOUT
     return min(READ_TIMEOUT, max(MIN_READ_TIMEOUT, slate_after))
@@ -84,6 +83,7 @@ class FeedRunner:
             feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock, start_time=start,
             open_timeout=open_timeout, read_timeout=read_timeout_for(feed.source, self.slate_after),
         )
+        self.origin = OriginWatch(feed.source) if is_hls_pull(feed.source) else None
         self.clock = clock
         self.stop_event = threading.Event()
         self._slate: tuple[SlatePlayer, threading.Thread] | None = None
@@ -112,7 +112,14 @@ class FeedRunner:
             if where and self.health.state == "starting":
                 self.health.to("waiting", f"listener on {where}: no sender yet")
             try:
-                streams = self.source.open()
+                options, read_timeout = None, None
+                if self.origin is not None:
+                    plan = self.origin.next_session()
+                    if not plan.new:
+                        self._wait("reconnecting", "the origin lists no segment it has not sent: waiting for it")
+                        continue
+                    options, read_timeout = plan.options, plan.read_timeout
+                streams = self.source.open(options, read_timeout)
                 self._end_slate()
                 self._pump(streams)
             except SourceEnded:
@@ -121,9 +128,7 @@ class FeedRunner:
                 if not is_network(self.feed.source):
                     self.health.to("ended", "end of source")
                     return
-                if is_hls_pull(self.feed.source) and origin_ended(self.feed.source):
-                    # Opened again, a finished playlist would play from its start once more.
-                    self.health.to("ended", "the origin ended the stream (EXT-X-ENDLIST)")
+                if self._origin_ended():
                     return
                 # A network input that ends (the sender disconnected) comes back: open it again
                 # on the same timeline, so seqs continue and never repeat.
@@ -134,6 +139,8 @@ class FeedRunner:
                 self.health.to("waiting", str(err))
             except InputQuiet as err:
                 # Gone quiet is gone: the sender is awaited as after a close, under the slate.
+                if self._origin_ended():
+                    return
                 self._wait("reconnecting", f"{err}: waiting for the sender")
             except (SourceError, SinkError) as err:
                 self._fail(str(err))
@@ -145,6 +152,14 @@ class FeedRunner:
                 self.source.end_session()
                 self.meter.end_session()
         self.health.to("stopped")
+
+    def _origin_ended(self) -> bool:
+        """After a session of an HLS pull: whether its origin ended the stream (then the feed
+        has ended; opened again, a finished playlist would play from its start once more)."""
+        if self.origin is None or not self.origin.session_ended():
+            return False
+        self.health.to("ended", "the origin ended the stream (EXT-X-ENDLIST)")
+        return True
 
     def _pump(self, streams: FeedStreams) -> None:
         batch: list[MediaUnit] = []

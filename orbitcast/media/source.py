@@ -27,6 +27,7 @@ NETWORK_SCHEMES = ("udp://", "srt://", "rtmp://", "rtmps://", "rtsp://", "http:/
 LAVFI_PREFIX = "lavfi:"
 # Raw frames that live only in memory must travel as planes (see units.py).
 IN_MEMORY_VIDEO = {"wrapped_avframe"}
+READ_TIMEOUT = 5.0  # how long a network session may go without media, unless told otherwise
 # After a stall longer than this, capture times are re-anchored to the wall clock.
 REANCHOR_AFTER = 1.0
 REANCHOR_PACED_AFTER = 5.0
@@ -97,7 +98,7 @@ class Source:
         options: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         open_timeout: float = 10.0,
-        read_timeout: float = 5.0,
+        read_timeout: float = READ_TIMEOUT,
         start_time: float = 0.0,
     ) -> None:
         self.url = url
@@ -123,7 +124,7 @@ class Source:
         self._last_decode = {"video": -1.0, "audio": -1.0}
 
     # -- opening ---------------------------------------------------------------------------
-    def _open_container(self) -> av.container.InputContainer:
+    def _open_container(self, options: dict[str, str]) -> av.container.InputContainer:
         url, fmt = self.url, None
         if url.startswith(LAVFI_PREFIX):
             url, fmt = url[len(LAVFI_PREFIX):], "lavfi"
@@ -132,7 +133,7 @@ class Source:
         if needs_relay(url):
             return self._open_relayed(url)
         try:
-            kwargs: dict = {"format": fmt, "options": self.options}
+            kwargs: dict = {"format": fmt, "options": {**self.options, **options}}
             if is_network(url):
                 kwargs["timeout"] = self.timeouts
             return av.open(url, **kwargs)  # type: ignore[return-value]
@@ -209,9 +210,14 @@ class Source:
             return SourceEnded(str(outcome))
         return NoSender(str(outcome)) if isinstance(outcome, RelayIdle) else SourceError(str(outcome))
 
-    def open(self) -> FeedStreams:
+    def open(self, options: dict[str, str] | None = None, read_timeout: float | None = None) -> FeedStreams:
+        """Open a session; `options` are added to the source's for this session only, and
+        `read_timeout` replaces the source's from now on (an HLS origin's depends on its
+        target duration, known from its playlist)."""
         self.close()
-        container = self._open_container()
+        if read_timeout is not None:
+            self.timeouts = (self.timeouts[0], read_timeout)
+        container = self._open_container(options or {})
         video = _pick([s for s in container.streams if s.type == "video"])
         if video is None:
             container.close()

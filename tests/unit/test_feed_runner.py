@@ -124,9 +124,9 @@ def test_backoff_delays_between_attempts(tmp_path: Path) -> None:
     original_open = runner.source.open
     original_delay = runner.backoff.next_delay
 
-    def counting_open() -> FeedStreams:
+    def counting_open(*args, **kwargs) -> FeedStreams:  # type: ignore[no-untyped-def]
         attempts.append(time.monotonic())
-        return original_open()
+        return original_open(*args, **kwargs)
 
     def recording_delay() -> float:
         delays.append(original_delay())
