@@ -559,7 +559,8 @@ class Transcoding:
     """A sink that transcodes in this process, as a pool member does (actors/transcoder.py)."""
 
     def __init__(self) -> None:
-        self.ladder = LadderConfig(rungs=(Rung(name="lo", width=160, height=120, video_bitrate=150_000),),
+        self.ladder = LadderConfig(rungs=(Rung(name="lo", width=160, height=120, video_bitrate=150_000),
+                                          Rung(name="min", width=96, height=72, video_bitrate=60_000)),
                                    preset="ultrafast")
         self.transcoder: LiveTranscoder | None = None
         self.segments: list[Segment] = []
@@ -597,17 +598,22 @@ def test_segments_across_input_slate_and_input_decode_and_seqs_never_repeat_or_s
     lose_and_regain_input(sink, protocol, tmp_path)
     assert sink.transcoder is not None
     sink.segments += [s for s in sink.transcoder.flush() if isinstance(s, Segment)]
-    init = sink.transcoder.init_segments["lo"]
-    seqs = [s.seq for s in sink.segments]
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs  # one after another: no gap, no repeat
-    for seg in sink.segments:
-        path = tmp_path / f"{seg.seq}.mp4"
-        path.write_bytes(init + seg.data)
-        frames = _probe_frames(path)
-        assert frames.get("video", 0) > 0 and frames.get("audio", 0) > 0, (seg.seq, frames)
-    whole = tmp_path / "whole.mp4"
-    whole.write_bytes(init + b"".join(s.data for s in sink.segments))
-    assert _probe_frames(whole)["video"] >= 25 * 6  # 3 s + the slate + 3 s of pictures
+    rung_seqs = {}
+    for rung in sink.ladder.rungs:
+        init = sink.transcoder.init_segments[rung.name]
+        segments = [s for s in sink.segments if s.rendition == rung.name]
+        seqs = rung_seqs[rung.name] = [s.seq for s in segments]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs  # one after another: no gap, no repeat
+        for seg in segments:
+            path = tmp_path / f"{rung.name}-{seg.seq}.mp4"
+            path.write_bytes(init + seg.data)
+            frames = _probe_frames(path)
+            assert frames.get("video", 0) > 0 and frames.get("audio", 0) > 0, (rung.name, seg.seq, frames)
+        whole = tmp_path / f"{rung.name}.mp4"
+        whole.write_bytes(init + b"".join(s.data for s in segments))
+        assert _probe_frames(whole)["video"] >= 25 * 6  # 3 s + the slate + 3 s of pictures
+    assert rung_seqs["lo"] == rung_seqs["min"]  # every rung, every seq
+    whole = tmp_path / "lo.mp4"
     # what a viewer sees in the middle of the outage: the card, not the last live picture; then
     # the live picture again
     _, slate, after = (r[2] for r in runs_of(sink)[:3])
