@@ -139,9 +139,9 @@ class Source:
             return av.open(url, **kwargs)  # type: ignore[return-value]
         except av.error.ExitError:
             # PyAV's open timeout: nothing arrived (or no publisher came to a listener).
-            where = _listen_address(url, self.options)
+            where = self.listening
             if where:
-                raise NoSender(f"listener on {where}: no publisher connected within {self.timeouts[0]:g} s") from None
+                raise NoSender(f"listener on {where}: no sender within {self.timeouts[0]:g} s") from None
             raise SourceError(f"no media from {redact(url)} within {self.timeouts[0]:g} s") from None
         except (av.error.FFmpegError, OSError, ValueError) as err:
             raise SourceError(_reason(err)) from None
@@ -168,6 +168,9 @@ class Source:
         """host:port where this source waits for a sender to connect, None for one it reaches."""
         if needs_relay(self.url):
             return urlsplit(self.url).netloc if is_listener(self.url) else None
+        if self.url.startswith("udp://"):
+            # it binds its port and waits for datagrams: until they come it waits, not fails
+            return urlsplit(self.url).netloc
         return _listen_address(self.url, self.options)
 
     @property

@@ -300,10 +300,11 @@ def test_a_network_input_that_ends_is_opened_again_and_its_timeline_goes_on() ->
         th.join(timeout=15)
 
 
-def test_a_listener_that_no_sender_reached_waits_without_failing_and_takes_one_when_it_comes() -> None:
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])  # a UDP input listens too: it binds its port
+def test_a_listener_that_no_sender_reached_waits_without_failing_and_takes_one_when_it_comes(protocol: str) -> None:
     port = reserved_port()
     sink = Collector()
-    feed = FeedConfig(name="drop", source=f"tcp://127.0.0.1:{port}?listen=1", realtime=False, slate_after=None)
+    feed = FeedConfig(name="drop", source=CONTRIBUTIONS[protocol].source(port), realtime=False, slate_after=None)
     runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=tiny_backoff(), open_timeout=1.0)
     th = start(runner)
     try:
@@ -311,7 +312,7 @@ def test_a_listener_that_no_sender_reached_waits_without_failing_and_takes_one_w
         assert f"listener on 127.0.0.1:{port}" in (runner.health.reason or "")
         time.sleep(2.5)  # a few open timeouts pass: still waiting, never failed
         assert runner.health.state == "waiting" and runner.health.retries == 0
-        sender = _contribute(CONTRIBUTIONS["tcp"], port, 1.0)
+        sender = _contribute(CONTRIBUTIONS[protocol], port, 1.0)
         assert sender.returncode == 0
         # the sender is done writing before the runner has decoded what it sent (CI's busy cores)
         wait_for(lambda: any(u.kind == "video" for u in sink.units), timeout=20)
