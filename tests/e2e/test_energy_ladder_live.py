@@ -166,7 +166,10 @@ def test_the_top_rung_is_dropped_and_brought_back_while_players_keep_playing(sun
     assert not errors and not probes[-1]["fatal"], (errors, probes[-1])
     times = [p["t"] for p in probes]
     assert times[-1] - times[0] > 2 * HOUR_S * 0.8, times
-    assert levels_played[:2] == [180, 90], levels_played
+    # the player was on the top rung when it was dropped, and went to the one below; on busy
+    # cores hls.js may begin on the lower rung (its first bandwidth estimate) and climb first
+    climbed = levels_played[1:] if levels_played[:2] == [90, 180] else levels_played
+    assert climbed[:2] == [180, 90], levels_played
     stalls = probes[-1]["stats"]["stalls"]
     assert stalls["count"] <= 2 and stalls["seconds"] < 2.0, stalls
     # ffmpeg (5.1 does not know EXT-X-GAP) asked for the gap segments, got 404 for each and
