@@ -31,16 +31,27 @@ class ActorPoster:
     """Delivers callbacks whose URL belongs to a recipient actor of this cluster by calling its
     `handle_callbacks(bodies) -> statuses`; every other URL over HTTP, as Threema does."""
 
-    def __init__(self, actors: dict[str, "ray.actor.ActorHandle"], timeout_s: float) -> None:
+    def __init__(self, actors: dict[str, "ray.actor.ActorHandle"], timeout_s: float,
+                 names: dict[str, str] | None = None) -> None:
         self.actors = actors
+        self.names = dict(names or {})  # callback URL -> the recipient actor's name
         self.http = RequestsPoster(timeout_s)
         self.timeout_s = timeout_s
+
+    def _actor(self, url: str) -> "ray.actor.ActorHandle | None":
+        actor = self.actors.get(url)
+        if actor is None and url in self.names:
+            try:
+                actor = self.actors[url] = ray.get_actor(self.names[url])
+            except ValueError:  # not started yet: over HTTP meanwhile
+                return None
+        return actor
 
     def __call__(self, url: str, body: bytes) -> int:
         return self.post_many(url, [body])[0]
 
     def post_many(self, url: str, bodies: list[bytes]) -> list[int]:
-        actor = self.actors.get(url)
+        actor = self._actor(url)
         if actor is None:
             out: list[int] = []
             for body in bodies:  # HTTP recipients: one POST each, each settled on its own
@@ -56,9 +67,11 @@ class ActorPoster:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=64)
 class GatewayActor:
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, routes: dict[str, str] | None = None) -> None:
+        """`routes`: callback URLs whose recipient is a named actor of this cluster, and its
+        name; a gateway that Ray starts again after a crash finds them by name."""
         self.gateway = Gateway(config)
-        self.poster = ActorPoster({}, config.callback_timeout_s)
+        self.poster = ActorPoster({}, config.callback_timeout_s, routes)
         self.gateway.start_delivery(self.poster)
 
     def route(self, recipients: dict[str, "ray.actor.ActorHandle"]) -> None:
@@ -90,7 +103,7 @@ class GatewayActor:
         return self.gateway.delivery_status()
 
     def stop(self) -> None:
-        self.gateway.stop_delivery()
+        self.gateway.close()
 
 
 _METHODS = {"public_key", "capabilities", "credits", "send_e2e", "upload_blob", "download_blob"}

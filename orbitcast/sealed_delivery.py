@@ -63,8 +63,9 @@ def _replace_keys(plan: SealingPlan, **changes: object) -> SealingPlan:
     return SealingPlan(**values)  # type: ignore[arg-type]
 
 
-def build_plan(config: OrbitcastConfig, base_url: str, blob_store: str) -> SealingPlan:
-    """Keys from `threema.keys_dir`, secrets from config (or fresh ones), gateway accounts."""
+def build_plan(config: OrbitcastConfig, base_url: str, blob_store: str, queue_journal: str | None = None) -> SealingPlan:
+    """Keys from `threema.keys_dir`, secrets from config (or fresh ones), gateway accounts;
+    the embedded gateway keeps undelivered messages in `queue_journal` when given."""
     t: ThreemaConfig = config.threema
     sender_keys = load_or_create_keys(t.keys_dir, t.sender)
     edge_keys = load_or_create_keys(t.keys_dir, t.edge)
@@ -88,7 +89,7 @@ def build_plan(config: OrbitcastConfig, base_url: str, blob_store: str) -> Seali
             ))
         # Recipients are on the cluster or nearby: retry callbacks often (at most 1 s apart),
         # so a recipient that is still starting gets its messages as soon as it answers.
-        gateway = GatewayConfig(identities=accounts, blob_store=blob_store,
+        gateway = GatewayConfig(identities=accounts, blob_store=blob_store, queue_journal=queue_journal,
                                 max_blob_bytes=max(t.max_blob_bytes, 1024) * 2, retry_max_s=1.0)
     return SealingPlan(
         gateway_url=t.gateway_url or f"{base_url}/threema",

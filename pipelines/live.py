@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -129,12 +130,16 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
     clock = ClockAuthority.options(name=CLOCK_NAME, get_if_exists=True, lifetime="detached").remote(config.clock, CLOCK_NAME)
     serve.start(http_options={"host": config.serve.host, "port": config.serve.port})
     base_url = f"http://127.0.0.1:{config.serve.port}"
-    plan = build_plan(config, base_url, blob_store=Store(config.store).path("threema-blobs"))
+    store = Store(config.store)
+    plan = build_plan(config, base_url, blob_store=store.path("threema-blobs"), queue_journal=store.path("threema-queues"))
     # Inside the cluster the embedded gateway is an actor: the packagers and the edge call it,
     # and it hands the edge and the sender's inbox their callbacks by actor calls, in batches.
-    gateway = GatewayActor.remote(plan.gateway) if plan.gateway is not None else None
-    edge = Edge.remote(config, plan.edge_view(), gateway)
-    inbox = SenderInbox.remote(plan.packager_view(), gateway)
+    # Named, so that a gateway that Ray starts again finds them (its routes die with it).
+    edge_name, inbox_name = (f"orbitcast-{part}-{secrets.token_hex(4)}" for part in ("edge", "inbox"))
+    routes = {plan.edge_callback_url: edge_name, plan.sender_callback_url: inbox_name}
+    gateway = GatewayActor.remote(plan.gateway, routes) if plan.gateway is not None else None
+    edge = Edge.options(name=edge_name).remote(config, plan.edge_view(), gateway)
+    inbox = SenderInbox.options(name=inbox_name).remote(plan.packager_view(), gateway)
     if gateway is not None:
         ray.get(gateway.route.remote({plan.edge_callback_url: edge, plan.sender_callback_url: inbox}))
     try:

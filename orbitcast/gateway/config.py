@@ -65,6 +65,11 @@ class GatewayConfig(BaseModel):
     max_blob_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     blob_store: str = DEFAULT_BLOB_STORE  # a local path or a pyarrow.fs URI (s3://, gs://, file://)
     max_queue: int = Field(default=10_000, gt=0)  # per recipient
+    # Where undelivered messages are kept (a local path or a pyarrow.fs URI), so that a gateway
+    # that starts again delivers them (journal.py); None: in memory only. A message is written
+    # once it has waited `journal_after_s` undelivered.
+    queue_journal: str | None = None
+    journal_after_s: float = Field(default=1.0, gt=0)
     # Memory for transient blobs (LL-HLS parts): about two minutes of the demo ladder.
     transient_blob_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     retry_initial_s: float = Field(default=0.05, gt=0)

@@ -26,6 +26,7 @@ from .config import GatewayConfig, IdentityConfig
 from .dead_letters import DeadLetter, DeadLetters
 from .delivery import Poster, RecipientWorker, RequestsPoster, RetryPolicy
 from .errors import BadRequest, GatewayRefusal, NoCredits, NotFound, TooLarge, Unauthorized, Unavailable
+from .journal import JournalKeeper, QueueJournal
 from .lookup import email_hash, phone_hash
 from .queues import QueuedMessage, RecipientQueue
 
@@ -68,6 +69,48 @@ class Gateway:
         self.counters: Counter[str] = Counter()
         for account in config.identities:
             self.add_identity(account)
+        self.journal: JournalKeeper | None = None
+        if config.queue_journal:
+            self.journal = JournalKeeper(QueueJournal.from_uri(config.queue_journal), self._all_queues,
+                                         config.journal_after_s)
+            self._restore(self.journal)
+            self.journal.start()
+
+    def _all_queues(self) -> dict[str, RecipientQueue]:
+        with self._lock:
+            return dict(self._queues)
+
+    def _restore(self, keeper: JournalKeeper) -> None:
+        """Queue again what an earlier gateway on this store accepted and did not settle, each
+        as old as it is (`max_age_s` counts from its acceptance)."""
+        restored = 0
+        for message in keeper.journal.load():
+            with self._lock:
+                queue = self._queues.get(message.to_id)
+            if queue is None:
+                log.warning("queue journal: %s is for %s, not an identity here; left in the journal",
+                            message.message_id, message.to_id)
+                continue
+            try:
+                queue.put(message, age=max(0.0, self._clock() - message.date))
+            except Unavailable:
+                log.warning("queue journal: %s's queue is full; %s left in the journal", message.to_id, message.message_id)
+                continue
+            keeper.restored(message)
+            with self._lock:
+                self._status[message.message_id] = MessageStatus(message.message_id, message.from_id, message.to_id,
+                                                                 attempts=message.attempts)
+            restored += 1
+        self.counters["restored"] = restored
+        if restored:
+            log.info("queue journal: %d undelivered messages queued again", restored)
+
+    def close(self) -> None:
+        """Stop delivering, and leave the journal as the queues are now."""
+        self.stop_delivery()
+        if self.journal is not None:
+            self.journal.stop()
+            self.journal.keep()
 
     # -- accounts ------------------------------------------------------------------------
 
@@ -340,5 +383,7 @@ class Gateway:
             "dead_letters": sum(r["dead_letters"] for r in recipients.values()),
             "refused_queue_full": sum(r["refused_queue_full"] for r in recipients.values()),
             "alarm": any(r["alarm"] for r in recipients.values()),
+            # undelivered messages an earlier gateway on this store left, queued again at start
+            "restored": self.counters["restored"],
             "recipients": recipients,
         }

@@ -59,12 +59,13 @@ class RecipientQueue:
         self._woken = 0  # bumped by `wake`: a waiting `take` returns at once
         self._changed = threading.Condition()
 
-    def put(self, message: QueuedMessage) -> None:
-        """Queue `message`; 503 (`Unavailable`) when the recipient already has `max_length`."""
+    def put(self, message: QueuedMessage, age: float = 0.0) -> None:
+        """Queue `message`; 503 (`Unavailable`) when the recipient already has `max_length`.
+        `age`: how long ago it was accepted (one restored from the journal)."""
         with self._changed:
             if len(self._all) >= self.max_length:
                 raise Unavailable("recipient queue full")
-            message.queued_at = self._clock()
+            message.queued_at = self._clock() - age
             message.order = next(self._arrivals)
             self._new.append(message)
             self._all[message.message_id] = message
@@ -166,6 +167,12 @@ class RecipientQueue:
         """Every undelivered message, in the order they were queued."""
         with self._changed:
             return sorted(self._all.values(), key=lambda m: m.order)
+
+    def older_than(self, age: float) -> list[QueuedMessage]:
+        """The undelivered messages queued at least `age` seconds ago, in their order."""
+        with self._changed:
+            cutoff = self._clock() - age
+            return sorted((m for m in self._all.values() if m.queued_at <= cutoff), key=lambda m: m.order)
 
     def reclaim(self) -> None:
         """A new worker starts: what an old one had in flight is to be tried again."""

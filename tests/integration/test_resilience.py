@@ -1,14 +1,17 @@
 """A transcoder pool member dies: its feed moves to another member and keeps playing, and no
-sequence number is lost or listed twice."""
+sequence number is lost or listed twice. The gateway dies: what it had not delivered is queued
+again from the store."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import m3u8
 import pytest
 import ray
 
+from orbitcast.store import Store
 from tests.hls import whole_segments
 
 pytestmark = pytest.mark.ray
@@ -40,3 +43,37 @@ def test_feed_moves_when_its_transcoder_dies(live):
         assert seqs == sorted(set(seqs)), seqs
         assert seqs[-1] - seqs[0] == len(seqs) - 1, f"a seq is missing: {seqs}"
     assert live.feeds()["synth"]["state"] == "live"
+
+
+def test_messages_waiting_for_an_absent_subscriber_outlive_the_gateway(live):
+    """*SDKRECV (a subscriber of the file feed, its receiver not running now) has messages
+    waiting in the gateway, written behind to the store. The gateway actor dies; Ray starts it
+    again, and it queues them again, as old as they were; the edge still gets every segment."""
+    who = "*SDKRECV"
+    gateway = live.pipeline.gateway
+    folder = Path(Store(live.config.store).path("threema-queues")) / who.replace("*", "_")
+
+    def status() -> dict:
+        return ray.get(gateway.delivery_status.remote(), timeout=60)
+
+    live.wait_media("file", 4)
+    deadline = time.monotonic() + 60
+    while len(list(folder.glob("*.json"))) < 3:
+        assert time.monotonic() < deadline, status()["recipients"][who]
+        time.sleep(0.5)
+    before = status()["recipients"][who]
+    kept = len(list(folder.glob("*.json")))
+    newest = max(_seqs(live, "synth", "360p"))
+    ray.kill(gateway, no_restart=False)  # as the process dying: nothing more is written
+
+    after = status()  # answered by the gateway Ray started again
+    assert after["restored"] >= kept, (after["restored"], kept)
+    assert after["recipients"][who]["queued"] >= kept
+    assert after["recipients"][who]["oldest_s"] >= before["oldest_s"]  # its age kept
+    # the feed goes on: the restarted gateway hands the edge its messages
+    deadline = time.monotonic() + 60
+    while max(_seqs(live, "synth", "360p")) < newest + 3:
+        assert time.monotonic() < deadline, "synth stopped after the gateway's restart"
+        time.sleep(0.5)
+    seqs = _seqs(live, "synth", "360p")
+    assert seqs == sorted(set(seqs)), seqs
