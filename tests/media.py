@@ -67,17 +67,22 @@ def make_truncated(valid: Path, path: Path, keep: float = 0.4) -> Path:
     return path
 
 
-def send_srt(port: int, seconds: float, passphrase: str, size: str = "640x360") -> subprocess.Popen:
-    """Debian's ffmpeg as an SRT caller (an encoder box): a moving test picture and a 660 Hz
-    tone, H.264 and AAC in MPEG-TS, in real time, encrypted with `passphrase`."""
+def send_test_stream(target: str, muxer: str, seconds: float, size: str = "640x360") -> subprocess.Popen:
+    """Debian's ffmpeg as a contribution encoder: a moving test picture and a 660 Hz tone,
+    H.264 and AAC, in real time, muxed as `muxer` to `target`."""
     return subprocess.Popen(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-re",
          "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
          "-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=48000:duration={seconds}",
-         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "mpegts",
-         f"srt://127.0.0.1:{port}?mode=caller&passphrase={passphrase}&pbkeylen=16"],
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", muxer, target],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
+
+
+def send_srt(port: int, seconds: float, passphrase: str, size: str = "640x360") -> subprocess.Popen:
+    """An SRT caller (an encoder box) sending MPEG-TS encrypted with `passphrase`."""
+    return send_test_stream(f"srt://127.0.0.1:{port}?mode=caller&passphrase={passphrase}&pbkeylen=16",
+                            "mpegts", seconds, size)
 
 
 @contextmanager

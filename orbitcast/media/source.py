@@ -27,6 +27,7 @@ NETWORK_SCHEMES = ("udp://", "srt://", "rtmp://", "rtmps://", "rtsp://", "http:/
 LAVFI_PREFIX = "lavfi:"
 # Raw frames that live only in memory must travel as planes (see units.py).
 IN_MEMORY_VIDEO = {"wrapped_avframe"}
+PEER_GONE = (errno.EIO, errno.EPIPE, errno.ECONNRESET)  # a listener's sender closed its connection
 READ_TIMEOUT = 5.0  # how long a network session may go without media, unless told otherwise
 # After a stall longer than this, capture times are re-anchored to the wall clock.
 REANCHOR_AFTER = 1.0
@@ -300,8 +301,9 @@ class Source:
             return SourceEnded("end of source")
         if isinstance(err, av.error.ExitError) and is_network(self.url):
             return InputQuiet(f"no data from {redact(self.url)} for {self.timeouts[1]:g} s")
-        if self._read_any and _listen_address(self.url, self.options) and getattr(err, "errno", None) == errno.EIO:
-            # How FFmpeg's RTMP listener sees the publisher leave: the end of that connection.
+        if self._read_any and _listen_address(self.url, self.options) and getattr(err, "errno", None) in PEER_GONE:
+            # How FFmpeg's RTMP listener sees the publisher leave: the end of that connection
+            # (EPIPE where we were behind and it had closed before our acknowledgement went out).
             return SourceEnded("the publisher disconnected")
         return SourceError(_reason(err))
 

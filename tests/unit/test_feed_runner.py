@@ -28,7 +28,7 @@ from orbitcast.media.units import FeedStreams, MediaUnit
 from orbitcast.netstat import bound
 from orbitcast.segment import Segment
 from tests.conftest import reserved_port
-from tests.media import make_clip, make_corrupt, rtsp_server_perl
+from tests.media import make_clip, make_corrupt, rtsp_server_perl, send_test_stream
 
 
 @pytest.fixture(scope="module")
@@ -316,6 +316,30 @@ def test_a_listener_that_no_sender_reached_waits_without_failing_and_takes_one_w
         assert sender.returncode == 0
         # the sender is done writing before the runner has decoded what it sent (CI's busy cores)
         wait_for(lambda: any(u.kind == "video" for u in sink.units), timeout=20)
+    finally:
+        runner.stop()
+        th.join(timeout=15)
+
+
+def test_an_rtmp_publisher_that_leaves_while_the_feed_is_behind_is_a_reconnect_not_a_failure() -> None:
+    """The next stage takes the feed's media slower than real time (busy cores): the publisher
+    has sent everything and closed while its data still waits in our socket. FFmpeg's listener
+    then fails to acknowledge (EPIPE) after reading the rest: the end of that session."""
+    port = reserved_port()
+
+    def slow(streams: FeedStreams, units: list[MediaUnit]) -> None:
+        time.sleep(0.2)  # a batch of 0.05 s of media takes 0.2 s
+
+    feed = FeedConfig(name="cam", source=CONTRIBUTIONS["rtmp"].source(port), options={"listen": "1"}, slate_after=None)
+    runner = FeedRunner(feed, slow, batch_seconds=0.05, backoff=tiny_backoff(), open_timeout=3.0)
+    th = start(runner)
+    try:
+        wait_for(lambda: bound(port, "tcp"))
+        # 640x360 at 1.3 Mbit/s: more than the sockets hold, so the sender waits on us, then closes
+        sender = send_test_stream(CONTRIBUTIONS["rtmp"].target(port), "flv", 10.0)
+        assert sender.wait(timeout=60) == 0, sender.stderr.read() if sender.stderr else ""
+        wait_for(lambda: runner.health.reconnects >= 1 or runner.health.retries >= 1, timeout=60)
+        assert runner.health.reconnects == 1 and runner.health.retries == 0, runner.health.as_dict()
     finally:
         runner.stop()
         th.join(timeout=15)
