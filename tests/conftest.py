@@ -137,10 +137,6 @@ def pipeline_config(media_dir: Path, tmp_path_factory: pytest.TempPathFactory,
             # (the slate is tested in test_feed_runner.py and test_slate.py).
             {"name": "dock", "source": f"srt://127.0.0.1:{reserved_port()}?mode=listener&passphrase={SRT_PASSPHRASE}&pbkeylen=16",
              "slate_after": None},
-            # An RTMP publishing point and a UDP port, the same way (idle until their test sends).
-            {"name": "cam", "source": f"rtmp://127.0.0.1:{reserved_port()}/live/cam", "options": {"listen": "1"},
-             "slate_after": None},
-            {"name": "sat", "source": f"udp://127.0.0.1:{reserved_port()}", "slate_after": None},
         ],
         "ladder": TEST_LADDER,  # segment, part and window durations: the shipped LL-HLS defaults
         # A DVR window of 30 s (shipped: 180) and one Delivery replica (shipped: two), for CI's

@@ -25,6 +25,7 @@ from typing import Callable
 import pyarrow.fs as pafs
 
 from orbitcast.sealing.keys import is_identity
+from orbitcast.store import open_store
 
 from .queues import QueuedMessage, RecipientQueue
 
@@ -42,10 +43,7 @@ class QueueJournal:
 
     @classmethod
     def from_uri(cls, uri_or_path: str) -> "QueueJournal":
-        if "://" in uri_or_path:
-            filesystem, path = pafs.FileSystem.from_uri(uri_or_path)
-            return cls(filesystem, path)
-        return cls(pafs.LocalFileSystem(), uri_or_path)
+        return cls(*open_store(uri_or_path))
 
     def _path(self, to_id: str, message_id: str) -> str:
         return f"{self.base_path}/{to_id.replace('*', '_')}/{message_id}.json"

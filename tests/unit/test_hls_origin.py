@@ -120,12 +120,25 @@ def test_a_lost_origin_is_opened_again_at_the_first_segment_not_played(
     assert watch.session_ended()
 
 
-class Collector:
+class FeedSink:
     def __init__(self) -> None:
-        self.units: list[MediaUnit] = []
+        self.batches: list[tuple[FeedStreams, list[MediaUnit]]] = []
 
     def __call__(self, streams: FeedStreams, units: list[MediaUnit]) -> None:
-        self.units.extend(units)
+        self.batches.append((streams, list(units)))
+
+    def pictures(self) -> int:
+        """Pictures from the origin (the slate's are raw video)."""
+        return sum(1 for s, units in self.batches if s.video.codec != "rawvideo" for u in units if u.kind == "video")
+
+
+def _pull(port: int, sink: FeedSink, backoff: Backoff) -> tuple[FeedRunner, threading.Thread]:
+    """A feed pulling the origin's live.m3u8, running on a thread of its own."""
+    feed = FeedConfig(name="partner", source=f"http://127.0.0.1:{port}/live.m3u8", slate_after=0.5)
+    runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=backoff)
+    th = threading.Thread(target=runner.run, daemon=True)
+    th.start()
+    return runner, th
 
 
 @pytest.mark.skipif(subprocess.run(["which", "ffmpeg"], capture_output=True).returncode != 0, reason="needs ffmpeg")
@@ -142,11 +155,8 @@ def test_an_hls_pull_that_reaches_its_end_list_ends_and_is_not_played_again(
         check=True, timeout=60,
     )
     assert parse_media_playlist((root / "live.m3u8").read_text()).ended
-    sink = Collector()
-    feed = FeedConfig(name="partner", source=f"http://127.0.0.1:{port}/live.m3u8", slate_after=0.5)
-    runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=Backoff(initial=0.02, factor=2.0, maximum=0.1, jitter=0.0))
-    th = threading.Thread(target=runner.run, daemon=True)
-    th.start()
+    sink = FeedSink()
+    runner, th = _pull(port, sink, Backoff(initial=0.02, factor=2.0, maximum=0.1, jitter=0.0))
     try:
         deadline = time.monotonic() + 30
         while runner.health.state != "ended" and time.monotonic() < deadline:
@@ -156,8 +166,7 @@ def test_an_hls_pull_that_reaches_its_end_list_ends_and_is_not_played_again(
         runner.stop()
         th.join(timeout=10)
     assert runner.health.state in ("ended", "stopped") and "EXT-X-ENDLIST" in (runner.health.reason or "")
-    pictures = sum(1 for u in sink.units if u.kind == "video")
-    assert seconds * 25 - 5 <= pictures <= seconds * 25, pictures  # every picture, once
+    assert seconds * 25 - 5 <= sink.pictures() <= seconds * 25, sink.pictures()  # every picture, once
 
 
 def _write_hls(root: Path, seconds: int, *flags: str) -> subprocess.Popen:
@@ -172,18 +181,6 @@ def _write_hls(root: Path, seconds: int, *flags: str) -> subprocess.Popen:
     )
 
 
-class FeedSink:
-    def __init__(self) -> None:
-        self.batches: list[tuple[FeedStreams, list[MediaUnit]]] = []
-
-    def __call__(self, streams: FeedStreams, units: list[MediaUnit]) -> None:
-        self.batches.append((streams, list(units)))
-
-    def pictures(self) -> int:
-        """Pictures from the origin (the slate's are raw video)."""
-        return sum(1 for s, units in self.batches if s.video.codec != "rawvideo" for u in units if u.kind == "video")
-
-
 @pytest.mark.skipif(subprocess.run(["which", "ffmpeg"], capture_output=True).returncode != 0, reason="needs ffmpeg")
 def test_a_stale_origin_is_covered_and_not_replayed_and_plays_on_when_it_lists_again(
         origin: tuple[Path, int, list[str | None]]) -> None:
@@ -193,10 +190,7 @@ def test_a_stale_origin_is_covered_and_not_replayed_and_plays_on_when_it_lists_a
     while not (root / "live.m3u8").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     sink = FeedSink()
-    feed = FeedConfig(name="partner", source=f"http://127.0.0.1:{port}/live.m3u8", slate_after=0.5)
-    runner = FeedRunner(feed, sink, batch_seconds=0.2, backoff=Backoff(initial=0.05, factor=2.0, maximum=0.3, jitter=0.0))
-    th = threading.Thread(target=runner.run, daemon=True)
-    th.start()
+    runner, th = _pull(port, sink, Backoff(initial=0.05, factor=2.0, maximum=0.3, jitter=0.0))
     try:
         assert first.wait(timeout=60) == 0
         stale = parse_media_playlist((root / "live.m3u8").read_text())
