@@ -52,6 +52,19 @@ class Sun:
     def ladder(self) -> dict:
         return self.get("/api/energy").json()["ladder"]
 
+    def start_day(self) -> None:
+        """The governor's day began when the pipeline started, however long the first segment
+        took to reach the players on a loaded machine. A restarted governor starts its simulated
+        day again (docs/energy.md): restarted now, 08:00 is now."""
+        import ray
+
+        killed = time.time()
+        ray.kill(self.pipeline.governor, no_restart=False)
+        wait_for("the day started again", lambda: [c["at"] > killed for c in self.ladder().get("changes", [])] == [True],
+                 timeout=60, every=0.25)
+        wait_for("the top rung playable", lambda: (self.master_rungs() or []) == [TOP, BOTTOM], timeout=HOUR_S, every=0.25)
+        self.masters.clear()
+
 
 @pytest.fixture(scope="module")
 def sun(tmp_path_factory: pytest.TempPathFactory):
@@ -91,15 +104,6 @@ def sun(tmp_path_factory: pytest.TempPathFactory):
         watcher = threading.Thread(target=watch_master, daemon=True)
         watcher.start()
         wait_for("the feed playable", lambda: s.master_rungs(), timeout=120)
-        # The governor's day began when the pipeline started, however long the first segment
-        # took to reach the players on a loaded machine. A restarted governor starts its
-        # simulated day again (docs/energy.md): restarted now, 08:00 is now.
-        killed = time.time()
-        ray.kill(pipeline.governor, no_restart=False)
-        wait_for("the day started again", lambda: [c["at"] > killed for c in s.ladder().get("changes", [])] == [True],
-                 timeout=60, every=0.25)
-        wait_for("the top rung playable", lambda: (s.master_rungs() or []) == [TOP, BOTTOM], timeout=HOUR_S, every=0.25)
-        s.masters.clear()
         yield s
         stop.set()
         watcher.join(5)
@@ -113,7 +117,9 @@ PROBE = """() => ({t: document.querySelector('video').currentTime, stats: window
   level: window.hls ? hls.currentLevel : null, levels: window.hls ? hls.levels.map(l => l.height) : [],
   fatal: window.fatal || []})"""
 WATCH = """() => {
-  window.fatal = []; window.levelsPlayed = [];
+  window.fatal = []; window.levelsPlayed = []; window.videoEvents = [];
+  const video = document.querySelector('video');
+  for (const e of ['waiting', 'playing']) video.addEventListener(e, () => videoEvents.push([e, Date.now() / 1000]));
   const attach = () => {
     if (typeof hls === 'undefined' || !hls) return setTimeout(attach, 100);
     window.hls = hls;
@@ -124,22 +130,42 @@ WATCH = """() => {
 }"""
 
 
+def _settled(page) -> bool:
+    """The video has played 3 s on since it last waited."""
+    return page.evaluate("""() => {
+      const v = document.querySelector('video');
+      if (!videoEvents.length && !v.paused && v.currentTime > 0) videoEvents.push(['playing', Date.now() / 1000]);
+      const last = videoEvents[videoEvents.length - 1];
+      if (!last || last[0] !== 'playing') return false;
+      window.playingFrom = window.playingFrom && window.playingFrom[0] === last[1] ? window.playingFrom : [last[1], v.currentTime];
+      return v.currentTime - window.playingFrom[1] >= 3;
+    }""")
+
+
 def test_the_top_rung_is_dropped_and_brought_back_while_players_keep_playing(sun: Sun) -> None:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make test installs it)")
-    # ffmpeg reads the top rung's playlist across both changes (a player fixed on one variant)
-    reader = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-v", "warning", "-i", f"{sun.base}/live/{FEED}/{TOP}/index.m3u8",
-         "-t", str(2.5 * HOUR_S), "-map", "0:v", "-fps_mode", "passthrough", "-f", "framecrc", "-"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     probes = []
     with browser_page(f"{sun.base}/?feed={FEED}") as (page, errors):
         page.evaluate(WATCH)
+        # The player settles first: 3 s played on without a stall. Its start on two busy cores
+        # is not what this test watches (hls.js there sometimes waits seconds after its first
+        # parts while the playlists it blocks on keep coming); the day starts once it plays,
+        # and its stalls count from then.
+        wait_for("the player playing on", lambda: _settled(page), timeout=120, every=0.5)
+        before = page.evaluate(PROBE)
+        sun.start_day()  # 08:00 again: the hours this test watches
+        page.evaluate("() => { window.levelsPlayed = [hls.levels[hls.currentLevel].height]; }")
+        # ffmpeg reads the top rung's playlist across both changes (a player fixed on one variant)
+        reader = subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-v", "warning", "-i", f"{sun.base}/live/{FEED}/{TOP}/index.m3u8",
+             "-t", str(2.5 * HOUR_S), "-map", "0:v", "-fps_mode", "passthrough", "-f", "framecrc", "-"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # until the top rung is back and has played a while
         restored = None
         deadline = time.monotonic() + 4 * HOUR_S
         while time.monotonic() < deadline:
-            probes.append(page.evaluate(PROBE))
+            probes.append(page.evaluate(PROBE) | {"at": time.time()})
             steps = [c["rungs"] for c in sun.ladder().get("changes", [])]
             if restored is None and len(steps) >= 3 and TOP in steps[-1]:
                 restored = time.monotonic()
@@ -147,6 +173,7 @@ def test_the_top_rung_is_dropped_and_brought_back_while_players_keep_playing(sun
                 break
             time.sleep(0.5)
         levels_played = page.evaluate("() => window.levelsPlayed")
+        page_events = page.evaluate("() => window.videoEvents")
     out, err = reader.communicate(timeout=4 * HOUR_S)
 
     # the governor dropped the top rung and brought it back, in the plan's hours
@@ -166,12 +193,17 @@ def test_the_top_rung_is_dropped_and_brought_back_while_players_keep_playing(sun
     assert not errors and not probes[-1]["fatal"], (errors, probes[-1])
     times = [p["t"] for p in probes]
     assert times[-1] - times[0] > 2 * HOUR_S * 0.8, times
-    # the player was on the top rung when it was dropped, and went to the one below; on busy
-    # cores hls.js may begin on the lower rung (its first bandwidth estimate) and climb first
-    climbed = levels_played[1:] if levels_played[:2] == [90, 180] else levels_played
-    assert climbed[:2] == [180, 90], levels_played
-    stalls = probes[-1]["stats"]["stalls"]
-    assert stalls["count"] <= 2 and stalls["seconds"] < 2.0, stalls
+    # the player played the rung below through the dropped hour (hls.js on the top rung when it
+    # was dropped switched down; on busy cores ABR may have taken it there before)
+    def height(p: dict) -> int | None:
+        return p["levels"][p["level"]] if p["level"] is not None and 0 <= p["level"] < len(p["levels"]) else None
+
+    dropped = [height(p) for p in probes if changes[1]["at"] + HOUR_S / 3 < p["at"] < changes[2]["at"]]
+    assert dropped and set(dropped) == {90}, (dropped, levels_played)
+    assert levels_played[:2] in ([180, 90], [90]) or levels_played[:3] == [90, 180, 90], levels_played
+    stalls, settled = probes[-1]["stats"]["stalls"], before["stats"]["stalls"]
+    count, seconds = stalls["count"] - settled["count"], stalls["seconds"] - settled["seconds"]
+    assert count <= 2 and seconds < 2.0, (stalls, settled, page_events)
     # ffmpeg (5.1 does not know EXT-X-GAP) asked for the gap segments, got 404 for each and
     # read on without a decode error: every segment it could not open is one the playlist
     # lists as a gap, and it decoded media before and after the dropped hour
