@@ -87,23 +87,37 @@ def recent_media(live, seconds: int) -> tuple[datetime, datetime]:
     watched, so the time-shift must give exactly it."""
     pl = m3u8.loads(live.get(f"/live/{FEED}/360p/index.m3u8").text)
     segs = [(s.current_program_date_time, s.duration) for s in pl.segments if s.uri and s.uri.count(".") == 1]
-    for i in range(len(segs) - 2 - seconds, -1, -1):  # the newest run first, two segments back
+    starts = range(len(segs) - 2 - seconds, -1, -1)  # the newest run first, two segments back
+    return continuous(segs, seconds, starts, "in the live playlist")
+
+
+def early_media(live, seconds: int) -> tuple[datetime, datetime]:
+    """A range of `seconds` among the feed's first: the first continuous run the archive lists.
+    A paced source more than 5 s late on the starved cores of the pipeline's start is
+    re-anchored to the wall clock (orbitcast/media/source.py), so its first dates may jump."""
+    first = datetime.fromtimestamp(live.feeds()[FEED]["timeline_start"], tz=timezone.utc)
+    _, pl, _ = variants(live, master_url(live, first, first + timedelta(seconds=30)))["360p"]
+    segs = [(s.current_program_date_time, s.duration) for s in pl.segments]
+    return continuous(segs, seconds, range(len(segs) - seconds), "among the feed's first 30 s")
+
+
+def continuous(segs: list[tuple[datetime, float]], seconds: int, starts: range, where: str) -> tuple[datetime, datetime]:
+    for i in starts:
         run = segs[i:i + seconds + 1]
         if all(abs((b[0] - a[0]).total_seconds() - a[1]) < 0.05 for a, b in zip(run, run[1:])):
             offset = timedelta(seconds=0.4)  # inside a segment, not on its edge
             return run[0][0] + offset, run[-1][0] + offset
-    raise AssertionError(f"no {seconds} s of continuous media in the live playlist: {segs}")
+    raise AssertionError(f"no {seconds} s of continuous media {where}: {segs}")
 
 
 def test_a_range_only_the_archive_has_plays(live):
     keep = 2 * live.config.live_window * live.config.segment_duration  # what the live window still holds
-    live.wait_media(FEED, keep + 16)
+    live.wait_media(FEED, keep + 30)
     # the feed's first seconds: long out of the live window, and asked for by no earlier test
-    first = datetime.fromtimestamp(live.feeds()[FEED]["timeline_start"], tz=timezone.utc)
-    start = first + timedelta(seconds=2)
-    assert start + timedelta(seconds=keep + 6) < datetime.now(timezone.utc)
+    start, end = early_media(live, 6)
+    assert end + timedelta(seconds=keep) < datetime.now(timezone.utc)
     before = ray.get(live.pipeline.edge.stats.remote())["archive"]
-    check_range(live, start, start + timedelta(seconds=6))
+    check_range(live, start, end)
     # the segments came out of sealed blobs, opened by the edge (each rung's six or seven)
     after = ray.get(live.pipeline.edge.stats.remote())["archive"]
     assert after.get("opened", 0) - before.get("opened", 0) >= 2 * 6, (before, after)
