@@ -5,6 +5,7 @@ again from the store."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -75,7 +76,16 @@ def test_messages_waiting_for_an_absent_subscriber_outlive_the_gateway(live):
     kept = len(young)
     assert kept >= 3, dates
     newest = max(_seqs(live, "synth", "360p"))
+    def pid() -> int:
+        return ray.get(gateway.__ray_call__.remote(lambda _: os.getpid()), timeout=60)
+
+    first = pid()
     ray.kill(gateway, no_restart=False)  # as the process dying: nothing more is written
+    # a call made at once may still reach the old process (the kill goes by way of the GCS)
+    deadline = time.monotonic() + 60
+    while pid() == first:
+        assert time.monotonic() < deadline, "the gateway was not restarted"
+        time.sleep(0.25)
 
     after = status()  # answered by the gateway Ray started again
     assert after["restored"] >= kept, (after["restored"], kept)
