@@ -8,8 +8,9 @@ the live feed, and we measure startup, stalls and glass-to-glass latency.
 
 Modes, one after another (orbitcast's first, then ffmpeg's, each with a fresh browser):
   ll       orbitcast's demo (started in-process once, or --url), hls.js as the viewer page sets
-           it up (PLAYER_CONFIG in deployments/static/index.html: lowLatencyMode, and catching
-           up at up to 1.5x when it falls behind its target)
+           it up (PLAYER_CONFIG in deployments/static/index.html: lowLatencyMode, catching
+           up at up to 1.5x when it falls behind its target, back to live from 4 target
+           durations behind)
   ll-defaults  the same stream, new Hls({lowLatencyMode: true}): hls.js defaults otherwise
   classic  the same stream, new Hls({lowLatencyMode: false})
   ffmpeg   the reference: Debian's ffmpeg CLI, the demo's lavfi source, libx264 veryfast

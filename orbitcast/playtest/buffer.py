@@ -136,14 +136,17 @@ class PlaybackBuffer:
         return out
 
 
-def catch_up_rate(latency: float, target: float, target_duration: float, ahead: float, max_rate: float) -> float:
+def catch_up_rate(latency: float, target: float, target_duration: float, ahead: float, max_rate: float,
+                  max_latency: float = math.inf) -> float:
     """hls.js's live catch-up (its latency controller): when the player is behind its target
-    latency by less than a target duration and holds more than a second of media, it plays
-    faster, up to `max_rate` (maxLiveSyncPlaybackRate; 1 turns it off)."""
+    latency by less than the target plus a target duration (and less than `max_latency`,
+    liveMaxLatencyDuration) and holds more than a second of media, it plays faster, up to
+    `max_rate` (maxLiveSyncPlaybackRate; 1 turns it off). Further behind it plays at 1x: only
+    the jump to live (`too_far_behind`) brings it back."""
     if max_rate <= 1:
         return 1.0
     distance = latency - target
-    if 0.05 < distance < target + target_duration and ahead > 1.0:
+    if 0.05 < distance < min(max_latency, target + target_duration) and ahead > 1.0:
         rate = round(2 / (1 + math.exp(-0.75 * distance)) * 20) / 20
         return min(min(2.0, max_rate), max(1.0, rate))
     return 1.0
@@ -153,3 +156,10 @@ def target_latency(hold_back: float, stalls: int, target_duration: float, per_st
     """What hls.js aims for behind the live edge: the playlist's hold-back, raised by a second
     per stall (liveSyncOnStallIncrease), by at most one target duration."""
     return hold_back + min(stalls * per_stall, target_duration)
+
+
+def too_far_behind(edge: float, shown: float, max_latency: float) -> bool:
+    """hls.js's jump back to live: on a playlist load, a playhead more than `max_latency`
+    (liveMaxLatencyDuration, or liveMaxLatencyDurationCount target durations) behind the
+    listed edge is put back at the live sync position. hls.js's default is never."""
+    return edge - shown > max_latency

@@ -34,7 +34,7 @@ class SessionRecord:
     bytes: int = 0  # media (and init) bytes received
     requests: Counter = field(default_factory=Counter)  # successful requests by kind
     errors: Counter = field(default_factory=Counter)  # failed requests (or player errors) by what failed
-    live_jumps: int = 0  # times it fell out of the playlist and jumped back to live
+    live_jumps: int = 0  # times it fell out of the playlist, or too far behind its edge, and jumped back to live
     error: str | None = None  # why the session ended early or never played
     extra: dict[str, Any] = field(default_factory=dict)
 

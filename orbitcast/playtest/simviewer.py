@@ -13,7 +13,8 @@ loads and plays it on a virtual buffer (buffer.py).
 - a rendition switch at a segment boundary (every rung starts a segment with a keyframe) when
   the throughput estimate says so; the new rung's init segment is loaded once;
 - catch-up at up to `max_rate` when it falls behind its target latency, the target raised by a
-  second per stall: hls.js's latency controller with the viewer page's settings;
+  second per stall, and a jump back to live when it is more than `max_latency_tds` target
+  durations behind the edge: hls.js's latency controller with the viewer page's settings;
 - glass-to-glass latency every `tick` seconds: the clock authority's now minus the program
   date-time of the media at the playhead.
 Every request it makes is counted (and logged when asked), failed ones by what failed.
@@ -30,7 +31,7 @@ from urllib.parse import urljoin
 import aiohttp
 
 from . import abr
-from .buffer import PlaybackBuffer, catch_up_rate, target_latency
+from .buffer import PlaybackBuffer, catch_up_rate, target_latency, too_far_behind
 from .clock import AuthorityClock
 from .errors import PlaylistError
 from .playlist import MediaPlaylist, Part, PlaylistCache, Segment, Variant, merge, parse_master, reload_url
@@ -45,6 +46,7 @@ class ViewerOptions:
     low_latency: bool = True  # use LL-HLS when the playlist offers it (hls.js lowLatencyMode)
     preload_hints: bool = True
     max_rate: float = 1.5  # the viewer page's maxLiveSyncPlaybackRate
+    max_latency_tds: float = 4.0  # the viewer page's liveMaxLatencyDurationCount (inf: hls.js's default)
     tick: float = 0.5  # seconds between latency samples
     log_requests: bool = False
 
@@ -218,7 +220,7 @@ class SimulatedViewer:
             pl = self.playlist
             assert pl is not None
             found = locate(pl, seq, index, self.low_latency)
-            if found == BEHIND:
+            if found == BEHIND or self._too_far_behind(pl):
                 item = self._join_live(pl)
                 self.record.live_jumps += 1
                 seq, index = item.seq, item.index or 0
@@ -249,6 +251,17 @@ class SimulatedViewer:
         item = start_item(pl, position, self.low_latency)
         self.buffer.seek(max(position, item.pdt), item.pdt, now)
         return item
+
+    def _too_far_behind(self, pl: MediaPlaylist) -> bool:
+        b = self.buffer
+        if b is None or b.started_at is None:
+            return False  # hls.js checks a player that has media (readyState), not one starting
+        b.advance(time.monotonic())
+        shown = b.pdt
+        return shown is not None and too_far_behind(pl.edge, shown, self._max_latency(pl))
+
+    def _max_latency(self, pl: MediaPlaylist) -> float:
+        return self.options.max_latency_tds * pl.target_duration
 
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
         try:
@@ -469,4 +482,5 @@ class SimulatedViewer:
             edge_now = pl.edge + (now - self.playlist_at)
             stalls = len(b.stalls) + (b.stalled_since is not None)
             target = target_latency(hold_back(pl, self.low_latency), stalls, pl.target_duration)
-            b.set_rate(catch_up_rate(edge_now - shown, target, pl.target_duration, b.ahead, self.options.max_rate), now)
+            b.set_rate(catch_up_rate(edge_now - shown, target, pl.target_duration, b.ahead, self.options.max_rate,
+                                     self._max_latency(pl)), now)

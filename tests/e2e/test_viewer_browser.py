@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 import sys
 import time
@@ -205,3 +206,35 @@ def test_on_a_phone_the_panel_is_under_the_player_and_nothing_scrolls_sideways(v
         assert box["width"] > 0 and box["left"] >= 0 and box["right"] <= 390, seen
     assert seen["panel"]["top"] >= seen["video"]["bottom"] and seen["panel"]["top"] < 844, seen
     assert page.is_visible("#video") and page.is_visible("#ledger") and page.is_visible("#latency-spark"), seen
+
+
+# Put the player 6 s behind (within the playlist), as stalls on a busy machine did, and log the
+# seeks that follow.
+SEEK_BACK = """() => {
+  const v = document.querySelector('video'), d = hls.latestLevelDetails;
+  window.seeks = [];
+  const to = Math.max(d.fragmentStart + 0.5, v.currentTime - 6);
+  v.currentTime = to;
+  v.addEventListener('seeking', () => seeks.push(v.currentTime));
+  return {to, edge: d.edge};
+}"""
+LATENCY = "() => ({latency: hls.latency, target: hls.targetLatency, t: document.querySelector('video').currentTime, seeks: window.seeks || []})"
+
+
+def test_a_viewer_left_far_behind_the_live_edge_jumps_back_to_it(live, viewer: Viewer):
+    # hls.js plays faster only within about a target duration of its target latency; further
+    # behind, the page's liveMaxLatencyDurationCount brings it back (without it, it stays there).
+    page = viewer.page
+    try:  # near its target first (the page brings it there when stalls put it further behind)
+        page.wait_for_function("() => hls.latency !== null && hls.latency < hls.targetLatency + 1.5", timeout=30_000)
+    except Exception:
+        raise AssertionError(f"not near the live edge: {page.evaluate(LATENCY)}")
+    sought = page.evaluate(SEEK_BACK)
+    assert sought["edge"] - sought["to"] > 4 * math.ceil(live.config.segment_duration) + 0.5, sought  # 4 target durations
+    try:
+        page.wait_for_function("() => seeks.some(t => t > %f) && hls.latency < hls.targetLatency + 1.5"
+                               % (sought["to"] + 3), timeout=20_000)
+    except Exception:
+        raise AssertionError(f"still behind: {page.evaluate(LATENCY)}, after the seek to {sought}")
+    before = page.evaluate(LATENCY)
+    page.wait_for_function("t => document.querySelector('video').currentTime > t + 1", arg=before["t"], timeout=15_000)

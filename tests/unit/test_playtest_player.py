@@ -4,6 +4,8 @@ a player starts and what it loads next in an LL-HLS playlist."""
 
 from __future__ import annotations
 
+import math
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from orbitcast.delivery.playlists import MediaView, PartLine, SegmentLine, media_playlist
 from orbitcast.delivery.policy import PlaylistPolicy
 from orbitcast.playtest import abr
-from orbitcast.playtest.buffer import PlaybackBuffer, catch_up_rate, target_latency
+from orbitcast.playtest.buffer import PlaybackBuffer, catch_up_rate, target_latency, too_far_behind
 from orbitcast.playtest.playlist import parse_media
 from orbitcast.playtest.simviewer import BEHIND, WAIT, Item, hold_back, locate, start_item
 
@@ -111,6 +113,15 @@ def test_catch_up_follows_hls_js():
     assert catch_up_rate(latency=0.62, target=0.6, target_duration=1.0, ahead=2.0, max_rate=1.5) == 1.0  # on target
     assert catch_up_rate(latency=5.0, target=0.6, target_duration=1.0, ahead=2.0, max_rate=1.5) == 1.0  # out of range
     assert catch_up_rate(latency=1.6, target=0.6, target_duration=1.0, ahead=2.0, max_rate=1.0) == 1.0  # turned off
+    # liveMaxLatencyDuration narrows the range when it is below target + target duration
+    assert catch_up_rate(latency=1.5, target=0.6, target_duration=1.0, ahead=2.0, max_rate=1.5, max_latency=0.8) == 1.0
+    assert catch_up_rate(latency=1.3, target=0.6, target_duration=1.0, ahead=2.0, max_rate=1.5, max_latency=0.8) > 1.0
+
+
+def test_a_player_further_behind_than_its_max_latency_jumps_to_live():
+    assert too_far_behind(edge=100.0, shown=95.5, max_latency=4.0)
+    assert not too_far_behind(edge=100.0, shown=96.5, max_latency=4.0)
+    assert not too_far_behind(edge=100.0, shown=50.0, max_latency=math.inf)  # hls.js's default: never
 
 
 def test_each_stall_raises_the_target_latency_by_a_second_up_to_a_target_duration():

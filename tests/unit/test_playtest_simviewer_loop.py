@@ -98,7 +98,8 @@ class Origin:
         return app
 
 
-async def play(freeze_after: float | None, seconds: float) -> tuple[SimulatedViewer, float]:
+async def play(freeze_after: float | None, seconds: float, freeze_s: float = 2.0,
+               options: ViewerOptions = ViewerOptions(log_requests=True)) -> tuple[SimulatedViewer, float]:
     origin = Origin(None)
     runner = web.AppRunner(origin.app())
     await runner.setup()
@@ -111,8 +112,8 @@ async def play(freeze_after: float | None, seconds: float) -> tuple[SimulatedVie
             clock = await measure(http, url)
             start = time.monotonic()
             if freeze_after is not None:
-                origin.freeze = (time.time() + freeze_after, time.time() + freeze_after + 2.0)
-            viewer = SimulatedViewer("v000", url, http, clock, start, ViewerOptions(log_requests=True))
+                origin.freeze = (time.time() + freeze_after, time.time() + freeze_after + freeze_s)
+            viewer = SimulatedViewer("v000", url, http, clock, start, options)
             await viewer.run(start + seconds)
             return viewer, clock.offset_s
     finally:
@@ -149,3 +150,17 @@ def test_a_two_second_freeze_of_the_origin_is_one_stall_of_about_two_seconds():
     lat = [v for _, v in r.latency]
     assert max(lat) == pytest.approx(lat[0] + (b - a), abs=0.35)
     assert r.played_s > 7.0 - (b - a) - 1.0 and r.latency[-1][0] > b + 1
+
+
+def test_a_viewer_left_five_seconds_behind_by_a_freeze_jumps_back_to_live():
+    # The viewer page's liveMaxLatencyDurationCount (4 target durations): a 5 s freeze leaves the
+    # player about 5 s behind, beyond hls.js's catch-up range; it jumps back to live.
+    viewer, _ = asyncio.run(play(1.5, 10.0, freeze_s=5.0))
+    r = viewer.record
+    assert r.error is None and len(r.stalls) >= 1 and r.live_jumps == 1, (r.stalls, r.live_jumps)
+    late = [v for t, v in r.latency if t > r.stalls[-1][1] + 1.0]
+    assert max(v for _, v in r.latency) > 4.0 and late and max(late) < 2.0, r.latency
+    # hls.js's default (never jump): it stays behind, playing at 1x out of the catch-up range
+    viewer, _ = asyncio.run(play(1.5, 10.0, freeze_s=5.0, options=ViewerOptions(max_latency_tds=math.inf)))
+    r = viewer.record
+    assert r.live_jumps == 0 and r.latency[-1][1] > 4.0, r.latency
