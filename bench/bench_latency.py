@@ -534,14 +534,15 @@ def table_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
 def starvation_warning(s: dict[str, Any]) -> str | None:
     """Say so when the figures measure the machine rather than the stream: a media clock slower
     than real time means Chromium was short of CPU (it drops frames and lets the clock slip
-    without a 'waiting' event), and hls.js with its defaults never catches the time up."""
+    without a 'waiting' event), and hls.js catches up only near its target latency."""
     speed = s.get("media_clock_speed")
     if speed is None or speed >= 0.995:
         return None
     return (f"WARNING the video clock ran at {speed:.3f}x real time (g2g {fmt(s.get('g2g_drift_s'), '+.2f')} s "
             f"over the run, {fmt(s.get('frames_dropped'), 'd')} frames dropped, load {fmt((s.get('loadavg_end') or [None])[0])} "
             f"on {os.cpu_count()} cores; {s.get('stalls', 0)} 'waiting' stalls, {fmt(s.get('stalled_s'), '.1f')} s): the browser "
-            f"was most likely short of CPU; latency it loses stays lost: hls.js defaults only jump back when it drops out of the playlist window")
+            f"was most likely short of CPU; latency it loses beyond hls.js's catch-up range stays lost until the player is "
+            f"liveMaxLatencyDurationCount target durations behind (the viewer page's: 4; hls.js's default: out of the window)")
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
