@@ -156,10 +156,3 @@ def target_latency(hold_back: float, stalls: int, target_duration: float, per_st
     """What hls.js aims for behind the live edge: the playlist's hold-back, raised by a second
     per stall (liveSyncOnStallIncrease), by at most one target duration."""
     return hold_back + min(stalls * per_stall, target_duration)
-
-
-def too_far_behind(edge: float, shown: float, max_latency: float) -> bool:
-    """hls.js's jump back to live: on a playlist load, a playhead more than `max_latency`
-    (liveMaxLatencyDuration, or liveMaxLatencyDurationCount target durations) behind the
-    listed edge is put back at the live sync position. hls.js's default is never."""
-    return edge - shown > max_latency

@@ -31,7 +31,7 @@ from urllib.parse import urljoin
 import aiohttp
 
 from . import abr
-from .buffer import PlaybackBuffer, catch_up_rate, target_latency, too_far_behind
+from .buffer import PlaybackBuffer, catch_up_rate, target_latency
 from .clock import AuthorityClock
 from .errors import PlaylistError
 from .playlist import MediaPlaylist, Part, PlaylistCache, Segment, Variant, merge, parse_master, reload_url
@@ -94,6 +94,19 @@ def locate(pl: MediaPlaylist, seq: int, index: int, low_latency: bool) -> Item |
         if not seg.complete:
             return WAIT
         return _whole(seg)
+
+
+def listed_from(pl: MediaPlaylist, seq: int, index: int) -> float:
+    """Media seconds `pl` lists from (seq, index) to its edge: what lies between a player that
+    loads that item next and the live edge, on the media timeline (program date-times may jump
+    where a source was re-anchored; hls.js measures on the media timeline)."""
+    total = 0.0
+    for seg in pl.segments:
+        if seg.seq > seq or (seg.seq == seq and (index == 0 or not seg.parts)):
+            total += seg.duration
+        elif seg.seq == seq:
+            total += sum(p.duration for p in seg.parts[index:])
+    return total
 
 
 def _whole(seg: Segment) -> Item:
@@ -220,7 +233,7 @@ class SimulatedViewer:
             pl = self.playlist
             assert pl is not None
             found = locate(pl, seq, index, self.low_latency)
-            if found == BEHIND or self._too_far_behind(pl):
+            if found == BEHIND or self._too_far_behind(pl, seq, index):
                 item = self._join_live(pl)
                 self.record.live_jumps += 1
                 seq, index = item.seq, item.index or 0
@@ -249,16 +262,26 @@ class SimulatedViewer:
         closest = pl.edge - ((pl.part_target or pl.target_duration) if self.low_latency else pl.target_duration)
         position = min(pl.edge + age - hold_back(pl, self.low_latency), closest)
         item = start_item(pl, position, self.low_latency)
+        seg = pl.segment(item.seq)
+        if seg is not None and position > seg.end:
+            # In a hole of the dates (a source re-anchored to the wall clock): the media after
+            # it. Seeking into the hole would count its seconds as media to load before playing.
+            after = locate(pl, item.seq + 1, 0, self.low_latency)
+            if isinstance(after, Item):
+                item, position = after, after.pdt
+            else:
+                position = seg.end
         self.buffer.seek(max(position, item.pdt), item.pdt, now)
         return item
 
-    def _too_far_behind(self, pl: MediaPlaylist) -> bool:
+    def _too_far_behind(self, pl: MediaPlaylist, seq: int, index: int) -> bool:
+        """hls.js's jump back to live: on a playlist load, a playhead more than the max latency
+        (liveMaxLatencyDurationCount target durations) behind the listed edge goes back to live."""
         b = self.buffer
         if b is None or b.started_at is None:
             return False  # hls.js checks a player that has media (readyState), not one starting
         b.advance(time.monotonic())
-        shown = b.pdt
-        return shown is not None and too_far_behind(pl.edge, shown, self._max_latency(pl))
+        return b.ahead + listed_from(pl, seq, index) > self._max_latency(pl)
 
     def _max_latency(self, pl: MediaPlaylist) -> float:
         return self.options.max_latency_tds * pl.target_duration

@@ -4,8 +4,7 @@ a player starts and what it loads next in an LL-HLS playlist."""
 
 from __future__ import annotations
 
-import math
-
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,9 +12,9 @@ import pytest
 from orbitcast.delivery.playlists import MediaView, PartLine, SegmentLine, media_playlist
 from orbitcast.delivery.policy import PlaylistPolicy
 from orbitcast.playtest import abr
-from orbitcast.playtest.buffer import PlaybackBuffer, catch_up_rate, target_latency, too_far_behind
+from orbitcast.playtest.buffer import PlaybackBuffer, catch_up_rate, target_latency
 from orbitcast.playtest.playlist import parse_media
-from orbitcast.playtest.simviewer import BEHIND, WAIT, Item, hold_back, locate, start_item
+from orbitcast.playtest.simviewer import BEHIND, WAIT, Item, SimulatedViewer, hold_back, listed_from, locate, start_item
 
 # -- the buffer ----------------------------------------------------------------------------
 
@@ -118,11 +117,6 @@ def test_catch_up_follows_hls_js():
     assert catch_up_rate(latency=1.3, target=0.6, target_duration=1.0, ahead=2.0, max_rate=1.5, max_latency=0.8) > 1.0
 
 
-def test_a_player_further_behind_than_its_max_latency_jumps_to_live():
-    assert too_far_behind(edge=100.0, shown=95.5, max_latency=4.0)
-    assert not too_far_behind(edge=100.0, shown=96.5, max_latency=4.0)
-    assert not too_far_behind(edge=100.0, shown=50.0, max_latency=math.inf)  # hls.js's default: never
-
 
 def test_each_stall_raises_the_target_latency_by_a_second_up_to_a_target_duration():
     assert target_latency(0.6, 0, 1.0) == 0.6
@@ -188,13 +182,16 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 E = T0.timestamp()
 
 
-def playlist(open_parts: int, gap: int | None = None):
+def playlist(open_parts: int, gap: int | None = None, jump: float = 0.0, jump_at: int = 110):
+    """Segments 100-111 of 1 s (parts from 109 on) and `open_parts` of 112; from `jump_at` on
+    dated `jump` seconds later (a source re-anchored to the wall clock)."""
     segments = []
     for seq in range(100, 112):
         parts = tuple(PartLine(seq, i, 0.2, i == 0) for i in range(5)) if seq >= 109 else ()
-        segments.append(SegmentLine(seq, 1.0, T0 + timedelta(seconds=seq), gap=seq == gap, parts=parts))
+        dated = T0 + timedelta(seconds=seq + (jump if seq >= jump_at else 0.0))
+        segments.append(SegmentLine(seq, 1.0, dated, gap=seq == gap, parts=parts))
     open_ = tuple(PartLine(112, i, 0.2, i == 0) for i in range(open_parts))
-    view = MediaView(100, "abcdef012345", tuple(segments), T0 + timedelta(seconds=112) if open_ else None,
+    view = MediaView(100, "abcdef012345", tuple(segments), T0 + timedelta(seconds=112 + (jump if 112 >= jump_at else 0.0)) if open_ else None,
                      open_, (112, open_parts))
     return parse_media(media_playlist(view, POLICY))
 
@@ -238,3 +235,26 @@ def test_a_gap_segment_is_passed_over_without_a_request():
     pl = playlist(open_parts=0, gap=104)
     item = locate(pl, 104, 0, True)
     assert isinstance(item, Item) and item.gap and item.uri is None
+
+
+def test_the_distance_to_the_live_edge_is_counted_on_the_media_timeline():
+    pl = playlist(open_parts=3)
+    assert listed_from(pl, 111, 2) == pytest.approx(0.6 + 0.6)  # 111's last three parts, 112's three
+    assert listed_from(pl, 105, 0) == pytest.approx(7 + 0.6)  # whole segments 105-111, then the parts
+    assert listed_from(pl, 113, 0) == 0.0
+    # dates that jump 5 s forward (a re-anchored source) put nobody further behind in media
+    jumped = playlist(open_parts=3, jump=5.0)
+    assert jumped.edge - pl.edge == pytest.approx(5.0)
+    assert listed_from(jumped, 105, 0) == listed_from(pl, 105, 0)
+
+
+def test_a_player_joining_where_the_dates_jump_starts_after_the_jump():
+    # Dated 5 s later from 112 on: PART-HOLD-BACK behind the edge (117.2 - 0.6) falls between
+    # 111's end (112) and 112's start (117). It starts at 112.0, its playhead on that part's date.
+    pl = playlist(open_parts=1, jump=5.0, jump_at=112)
+    viewer = SimulatedViewer("v", "http://127.0.0.1:9/x.m3u8", None, None, 0.0)  # type: ignore[arg-type]
+    viewer.low_latency, viewer.playlist_at = True, time.monotonic()
+    viewer.buffer = PlaybackBuffer(threshold=0.2)
+    item = viewer._join_live(pl)
+    assert (item.seq, item.index) == (112, 0)
+    assert viewer.buffer.pdt == pytest.approx(E + 117.0) and viewer.buffer.playhead == pytest.approx(0.0)
