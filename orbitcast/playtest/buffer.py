@@ -142,7 +142,7 @@ def catch_up_rate(latency: float, target: float, target_duration: float, ahead: 
     latency by less than the target plus a target duration (and less than `max_latency`,
     liveMaxLatencyDuration) and holds more than a second of media, it plays faster, up to
     `max_rate` (maxLiveSyncPlaybackRate; 1 turns it off). Further behind it plays at 1x: only
-    the jump to live (`too_far_behind`) brings it back."""
+    the jump back to live (liveMaxLatencyDurationCount, the simulated viewer's) brings it back."""
     if max_rate <= 1:
         return 1.0
     distance = latency - target

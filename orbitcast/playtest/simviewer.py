@@ -101,10 +101,12 @@ def listed_from(pl: MediaPlaylist, seq: int, index: int) -> float:
     loads that item next and the live edge, on the media timeline (program date-times may jump
     where a source was re-anchored; hls.js measures on the media timeline)."""
     total = 0.0
-    for seg in pl.segments:
-        if seg.seq > seq or (seg.seq == seq and (index == 0 or not seg.parts)):
+    for seg in reversed(pl.segments):  # from the edge back: a player near it looks at a few
+        if seg.seq < seq:
+            break
+        if seg.seq > seq or index == 0 or not seg.parts:
             total += seg.duration
-        elif seg.seq == seq:
+        else:
             total += sum(p.duration for p in seg.parts[index:])
     return total
 
@@ -178,6 +180,7 @@ class SimulatedViewer:
         self._hint_gone: list[str] = []  # hinted URLs that did not come (the last few)
         self._reload_task: asyncio.Task | None = None
         self._skip = True
+        self._checked: MediaPlaylist | None = None  # the playlist last checked for the jump to live
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -280,6 +283,9 @@ class SimulatedViewer:
         b = self.buffer
         if b is None or b.started_at is None:
             return False  # hls.js checks a player that has media (readyState), not one starting
+        if pl is self._checked:
+            return False  # checked when it came
+        self._checked = pl
         b.advance(time.monotonic())
         return b.ahead + listed_from(pl, seq, index) > self._max_latency(pl)
 
