@@ -40,6 +40,14 @@ def hint_of(pl: m3u8.M3U8) -> tuple[int, int]:
     return int(seq), int(index)
 
 
+def next_segment(pl: m3u8.M3U8) -> int:
+    """The MSN after the segment being cut: the last segment listed whole, plus two (the most
+    6.2.5.2 allows to ask for). Not the hint's MSN plus one: once the segment being cut has all
+    its parts listed and not yet its EXTINF, the hint already names the next segment, and its
+    MSN plus one is three past the last segment: 400."""
+    return pl.media_sequence + max(i for i, s in enumerate(pl.segments) if s.uri) + 2
+
+
 def listed_parts(pl: m3u8.M3U8) -> set[tuple[int, int]]:
     """(seq, index) of every EXT-X-PART in the playlist."""
     return {tuple(int(x) for x in p.uri.split(".")[:2]) for s in pl.segments for p in s.parts}  # type: ignore[misc]
@@ -97,13 +105,13 @@ def test_live_requests_skip_serves_wrapper_and_held_ones_are_reported_for_autosc
     # Serve's request wrapper stamps X-Request-ID on all it answers; /live/ is answered ahead of it.
     assert "x-request-id" not in r.headers
     assert "x-request-id" in requests.get(f"{live.base}/api/feeds", timeout=15).headers
-    msn, _ = hint_of(pl)
+    msn = next_segment(pl)
     replicas = live.config.serve.min_replicas
     n = 6 * replicas
     seen = 0
     with ThreadPoolExecutor(n) as pool:
         # the last part of the next segment: held for a segment's time or more
-        waits = [pool.submit(load, live, _HLS_msn=str(msn + 1), _HLS_part="4") for _ in range(n)]
+        waits = [pool.submit(load, live, _HLS_msn=str(msn), _HLS_part="4") for _ in range(n)]
         while not all(w.done() for w in waits):
             # Each replica counts what it holds (what record_autoscaling_stats reports to Serve).
             # HAProxy (leastconn) spreads the held requests evenly, about 6 on each replica, and
@@ -114,7 +122,7 @@ def test_live_requests_skip_serves_wrapper_and_held_ones_are_reported_for_autosc
                     for s in f.samples]
             seen = max(seen, int(sum(held)))
             time.sleep(0.05)
-        assert all((msn + 1, 4) in listed_parts(w.result()[1]) for w in waits)
+        assert all((msn, 4) in listed_parts(w.result()[1]) for w in waits)
     assert seen >= 5
 
 
@@ -147,10 +155,10 @@ def test_held_answers_leave_whole_through_serve_and_the_viewer_path_leads(live):
     live.wait_media(FEED, 3)
     before = _replica_stats(live)
     _, pl = load(live)
-    msn, _ = hint_of(pl)
+    msn = next_segment(pl)
     with ThreadPoolExecutor(10) as pool:  # the next segment's second part: held, whatever the timing
-        answers = list(pool.map(lambda _: load(live, _HLS_msn=str(msn + 1), _HLS_part="1"), range(10)))
-    assert all((msn + 1, 1) in listed_parts(a[1]) for a in answers)
+        answers = list(pool.map(lambda _: load(live, _HLS_msn=str(msn), _HLS_part="1"), range(10)))
+    assert all((msn, 1) in listed_parts(a[1]) for a in answers)
     after = _replica_stats(live)
     written = sum(s["held_written_whole"] - before.get(pid, {"held_written_whole": 0})["held_written_whole"]
                   for pid, s in after.items())
@@ -204,14 +212,14 @@ def test_parts_concatenate_to_their_segment_and_decode_after_the_init(live):
 def test_a_delta_update_merged_with_the_last_full_playlist_is_the_next_full_one(live):
     live.wait_media(FEED, live.config.live_window + 2, timeout=180)
     _, full = load(live)
-    msn, _ = hint_of(full)
+    msn = next_segment(full)
     # The delta and the next full playlist both wait for the first part of the next segment and
     # are answered when it arrives. Usually from the same moment of the window, but not always:
     # on CI's two busy cores a request can arrive after the part was cut and be answered at once
     # from a later edge. So they are compared segment by segment (by MSN), not as whole texts.
     with ThreadPoolExecutor(2) as pool:
-        asked_delta = pool.submit(load, live, _HLS_msn=str(msn + 1), _HLS_part="0", _HLS_skip="YES")
-        asked_full = pool.submit(load, live, _HLS_msn=str(msn + 1), _HLS_part="0")
+        asked_delta = pool.submit(load, live, _HLS_msn=str(msn), _HLS_part="0", _HLS_skip="YES")
+        asked_full = pool.submit(load, live, _HLS_msn=str(msn), _HLS_part="0")
         delta, after = asked_delta.result()[1], asked_full.result()[1]
     assert delta.skip is not None and delta.skip.skipped_segments > 0
     skipped = delta.skip.skipped_segments
