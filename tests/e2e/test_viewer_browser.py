@@ -208,12 +208,12 @@ def test_on_a_phone_the_panel_is_under_the_player_and_nothing_scrolls_sideways(v
     assert page.is_visible("#video") and page.is_visible("#ledger") and page.is_visible("#latency-spark"), seen
 
 
-# Put the player 6 s behind (within the playlist), as stalls on a busy machine did, and log the
-# seeks that follow.
+# Put the player 6 s behind the edge hls.js sees (within the playlist), as stalls on a busy
+# machine did, and log the seeks that follow.
 SEEK_BACK = """() => {
   const v = document.querySelector('video'), d = hls.latestLevelDetails;
   window.seeks = [];
-  const to = Math.max(d.fragmentStart + 0.5, v.currentTime - 6);
+  const to = Math.max(d.fragmentStart + 0.5, d.edge - 6);
   v.currentTime = to;
   v.addEventListener('seeking', () => seeks.push(v.currentTime));
   return {to, edge: d.edge};
