@@ -117,7 +117,6 @@ def test_catch_up_follows_hls_js():
     assert catch_up_rate(latency=1.3, target=0.6, target_duration=1.0, ahead=2.0, max_rate=1.5, max_latency=0.8) > 1.0
 
 
-
 def test_each_stall_raises_the_target_latency_by_a_second_up_to_a_target_duration():
     assert target_latency(0.6, 0, 1.0) == 0.6
     assert target_latency(0.6, 1, 2.0) == 1.6
@@ -185,14 +184,15 @@ E = T0.timestamp()
 def playlist(open_parts: int, gap: int | None = None, jump: float = 0.0, jump_at: int = 110):
     """Segments 100-111 of 1 s (parts from 109 on) and `open_parts` of 112; from `jump_at` on
     dated `jump` seconds later (a source re-anchored to the wall clock)."""
+    def dated(seq: int) -> datetime:
+        return T0 + timedelta(seconds=seq + (jump if seq >= jump_at else 0.0))
+
     segments = []
     for seq in range(100, 112):
         parts = tuple(PartLine(seq, i, 0.2, i == 0) for i in range(5)) if seq >= 109 else ()
-        dated = T0 + timedelta(seconds=seq + (jump if seq >= jump_at else 0.0))
-        segments.append(SegmentLine(seq, 1.0, dated, gap=seq == gap, parts=parts))
+        segments.append(SegmentLine(seq, 1.0, dated(seq), gap=seq == gap, parts=parts))
     open_ = tuple(PartLine(112, i, 0.2, i == 0) for i in range(open_parts))
-    view = MediaView(100, "abcdef012345", tuple(segments), T0 + timedelta(seconds=112 + (jump if 112 >= jump_at else 0.0)) if open_ else None,
-                     open_, (112, open_parts))
+    view = MediaView(100, "abcdef012345", tuple(segments), dated(112) if open_ else None, open_, (112, open_parts))
     return parse_media(media_playlist(view, POLICY))
 
 
