@@ -42,7 +42,8 @@ class FeedActor:
                                    skew_drift_ppm=feed.clock_skew_drift_ppm).start()
         self.member: tuple[int, ray.actor.ActorHandle] | None = None
         self.replay = ReplayBuffer(segment_duration)
-        self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now, batch_seconds=batch_seconds_for(part_duration))
+        self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now, batch_seconds=batch_seconds_for(part_duration),
+                                 segment_duration=segment_duration)
         threading.Thread(target=self.runner.run, name=f"feed-{feed.name}", daemon=True).start()
         threading.Thread(target=self._report, name=f"health-{feed.name}", daemon=True).start()
 

@@ -368,12 +368,14 @@ class LiveTranscoder:
             self._min_frame_gap = _frame_gap(self.fps, asked.fps or self.fps)  # the rate changes here
         if self._last_video_time is not None and t - self._last_video_time < self._min_frame_gap:
             return  # above the output rate (or a repeated timestamp): drop
-        self._last_video_time = t
+        before, self._last_video_time = self._last_video_time, t
         if self._analyse:
             self._signal.video_frame(frame, t + self._capture_offset)  # a few samples a second
             if self._frame_tap is not None:
                 self._frame_tap(frame, t, t + self._capture_offset)
         key = seq != self._current_seq
+        if key and before is not None and self._current_seq is not None and seq > self._current_seq + 1:
+            self._bridge(before, t)
         if key:
             self._current_seq = seq
             self._pdt[seq] = t + self._capture_offset
@@ -386,6 +388,25 @@ class LiveTranscoder:
             out.mux_video(scaled)
         # Silence where audio is missing: the muxer holds pictures until every track has data.
         self._mux_audio(self._audio.fill_to(t - (MAX_AUDIO_LAG if self._adec is not None else 0.0)))
+
+    def _bridge(self, last: float, t: float) -> None:
+        """Whole segments without a picture between the one at `last` and this one at `t` (a
+        source that moved its timeline ahead to keep its dates on the wall clock, or media lost
+        upstream). The muxer times a sample by the next one, so the picture at `last` would
+        last the whole hole, and its part and segment with it: every rung is finished at that
+        picture's end and made afresh from this one (the same init segment), and the sound
+        goes on from here, not through the hole."""
+        assert self._current_seq is not None
+        end = min(last + 1.0 / self.fps, (self._current_seq + 1) * self.segment_duration)
+        self._audio.skip_to(t)
+        fresh = []
+        for o in self._outputs:
+            self._retired.extend(self._retire(o, end))
+            again = _RungOutput(o.rung, self.fps, self.part_duration, self.ladder.preset, self._audio.encoder,
+                                audio_from=t, faster=o.faster)
+            again.last_seq, again.codecs = o.last_seq, o.codecs
+            fresh.append(again)
+        self._outputs = fresh
 
     def _apply_ladder(self, t: float, asked: "_Ask | None") -> None:
         """At the first picture of a segment (`t`): the ladder asked for takes effect (the ask
