@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
@@ -18,6 +19,10 @@ from .clock_authority import NAME as CLOCK_NAME
 from .stamping_clock import StampingClock
 
 HEALTH_EVERY = 1.0
+# Batches handed to the transcoder before the feed waits for the oldest: the next batch is read
+# and carried while the one before is encoded (one at a time, the feed's thread sat idle for a
+# quarter of the time, and a demo beside a browser on two cores fell behind the wall clock).
+IN_FLIGHT = 2
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
@@ -41,6 +46,8 @@ class FeedActor:
                                    skew_offset_s=feed.clock_skew_offset_s,
                                    skew_drift_ppm=feed.clock_skew_drift_ppm).start()
         self.member: tuple[int, ray.actor.ActorHandle] | None = None
+        self._batch = 0
+        self._in_flight: deque[tuple[ray.ObjectRef, bool]] = deque()  # (push, of the slate), oldest first
         self.replay = ReplayBuffer(segment_duration)
         self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now, batch_seconds=batch_seconds_for(part_duration),
                                  segment_duration=segment_duration)
@@ -55,17 +62,25 @@ class FeedActor:
                 self.member = ray.get(self.pool.assign.remote(self.feed.name))
             index, member = self.member
             try:
-                done, signal = ray.get(member.push.remote(self.feed.name, streams, units, slate))
-                self.replay.finished_through(done)
-                if not slate:
-                    self.runner.meter.signal(signal)
+                self._batch += 1
+                self._in_flight.append((member.push.remote(self.feed.name, streams, units, slate, self._batch), slate))
+                while len(self._in_flight) >= IN_FLIGHT:
+                    ref, of_slate = self._in_flight[0]
+                    done, signal = ray.get(ref)
+                    self._in_flight.popleft()
+                    self.replay.finished_through(done)
+                    if not of_slate:
+                        self.runner.meter.signal(signal)
                 return
             except RayTaskError as err:
                 # The transcoder refused this media (undecodable input): the feed fails alone.
+                self._in_flight.clear()
                 raise SinkError(str(err.cause) if err.cause else str(err).splitlines()[-1]) from None
             except RayActorError:
                 # The member died with the segment it was filling: the feed moves, and the new
-                # member gets every unit since the last segment finished in all rungs.
+                # member gets every unit since the last segment finished in all rungs (those of
+                # the batches still in flight included: the replay holds them).
+                self._in_flight.clear()
                 self.member = ray.get(self.pool.assign.remote(self.feed.name, avoid=index))
                 units = self.replay.pending()
         raise SinkError("no transcoder took the feed after 3 attempts")

@@ -15,6 +15,7 @@ from orbitcast.energy.accounting import MemberEnergy
 from orbitcast.media.placement import Placement
 from orbitcast.media.signal_health import HOLD_S
 from orbitcast.media.transcode import LiveTranscoder
+from orbitcast.media.turns import Turns
 from orbitcast.media.units import FeedStreams, MediaUnit
 from orbitcast.priority import give_way
 
@@ -38,7 +39,7 @@ class Transcoder:
         self._feeds: dict[str, LiveTranscoder] = {}
         self._published_init: dict[str, dict[str, bytes]] = {}
         self._in_flight: dict[str, deque[ray.ObjectRef]] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._turns: dict[str, Turns] = {}
         self._analysis: dict[str, AnalysisLink | None] = {}  # feed -> its hand-off to analysis (None: off)
         self._guard = threading.Lock()
         # joules per segment (docs/energy.md): this process's CPU time, the host's energy
@@ -53,13 +54,15 @@ class Transcoder:
         return len(self._feeds)
 
     def push(
-        self, feed: str, streams: FeedStreams, units: list[MediaUnit], slate: bool = False,
+        self, feed: str, streams: FeedStreams, units: list[MediaUnit], slate: bool = False, batch: int | None = None,
     ) -> tuple[int | None, dict]:
-        """Transcode a batch (`slate`: the feed's slate, not its input); returns the highest seq
-        finished in every rung (see ReplayBuffer) and the input's picture and sound states."""
+        """Transcode a batch (`slate`: the feed's slate, not its input; `batch`: its number, the
+        order in which the feed's batches are taken, see orbitcast/media/turns.py); returns the
+        highest seq finished in every rung (see ReplayBuffer) and the input's picture and sound
+        states."""
         with self._guard:
-            lock = self._locks.setdefault(feed, threading.Lock())
-        with lock:
+            turns = self._turns.setdefault(feed, Turns())
+        with turns.turn(batch):
             tr = self._feeds.get(feed)
             if tr is None:
                 cfg = self.config
