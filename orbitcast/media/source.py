@@ -33,9 +33,10 @@ PEER_GONE = (errno.EIO, errno.EPIPE, errno.ECONNRESET)  # a listener's sender cl
 READ_TIMEOUT = 5.0  # how long a network session may go without media, unless told otherwise
 # How far a source may fall behind the wall clock before its timeline moves ahead (a live
 # one: see Source._ahead_for) or its capture clock is re-anchored (a local file or graph read
-# without pacing). A paced source less late than its limit catches up instead.
+# without pacing). A paced source less late than its limit catches up instead: the failover of
+# its transcoder to another pool member (5-6 s on a loaded machine) loses no seq to a skip.
 BEHIND_LIMIT = 1.0
-BEHIND_LIMIT_PACED = 5.0
+BEHIND_LIMIT_PACED = 10.0
 
 
 class SourceError(Exception):
@@ -342,7 +343,7 @@ class Source:
         d = None if dts is None else round((self.next_time + dts - self._first) * 90000) / 90000
         if (t if d is None else d) < self._last_decode[kind] or t < self._start:  # e.g. audio priming before the first frame
             return  # a source that jumps back in time: drop, downstream time never goes back
-        ahead = self._ahead_for(kind, t, key)
+        ahead = self._ahead_for(kind, t)
         if ahead > 0:
             self.next_time = round((self.next_time + ahead) * 90000) / 90000
             t = round((t + ahead) * 90000) / 90000
@@ -353,7 +354,7 @@ class Source:
         capture = self._capture_for(t)
         yield MediaUnit(kind, data, t, capture, key)  # type: ignore[arg-type]
 
-    def _ahead_for(self, kind: str, t: float, key: bool) -> float:
+    def _ahead_for(self, kind: str, t: float) -> float:
         """How far the timeline moves ahead before the unit at `t` (0: not at all).
 
         A live source (paced, or from the network) that is behind the wall clock by more than
@@ -371,7 +372,10 @@ class Source:
         late = time.monotonic() - (self._anchor_mono + (t - self._anchor_time))
         if late <= (BEHIND_LIMIT_PACED if self.realtime else BEHIND_LIMIT):
             return 0.0
-        if kind != "video" or not key:
+        # Any picture will do, not only a keyframe: no packet is dropped, the decoder sees them
+        # all in order (only their times move), and the ladder's keyframes are its own. A file
+        # with one keyframe per loop would otherwise never start a segment with one.
+        if kind != "video":
             return 0.0
         newest = self._last["video"]
         if newest >= 0 and segment_index(t, unit) <= segment_index(newest, unit):

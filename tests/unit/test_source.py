@@ -305,3 +305,27 @@ def test_reopen_of_another_file_continues_the_timeline(media: Path) -> None:
     second = read_all(src)
     last_video = max(u.time for u in first if u.kind == "video")
     assert min(u.time for u in second) == pytest.approx(last_video + 1 / 30, abs=1e-4)
+
+
+def test_a_live_source_moves_ahead_at_the_next_segment_without_waiting_for_a_keyframe(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A file whose keyframes are far apart (here one per loop) skips at the first picture of
+    the next segment all the same: every packet still reaches the decoder in order."""
+    import orbitcast.media.source as source_mod
+
+    clip = make_clip(tmp_path / "sparse.mp4", seconds=3.0, width=160, height=120, audio=False, gop=1000)
+    monkeypatch.setattr(source_mod, "BEHIND_LIMIT_PACED", 0.3)
+    D = 0.5
+    src = Source(str(clip), realtime=True, loop=True, segment_duration=D)
+    src.open()
+    it = src.units()
+    first = next(it)
+    time.sleep(1.2)
+    units = [first] + take_until(it, first.time + 2 * D + 1.2)
+    src.close()
+    hole = next(i for i, (a, b) in enumerate(zip(units, units[1:])) if b.time - a.time > 0.5)
+    after = units[hole + 1]
+    assert not after.keyframe, "it did not wait for a keyframe"
+    assert units[hole].time < (math.floor(first.time / D) + 1) * D <= units[hole].time + 1 / 30 + 1e-6
+    assert after.time / D == pytest.approx(round(after.time / D), abs=1e-6)
+    assert after.capture - after.time == pytest.approx(first.capture - first.time, abs=1e-6)
