@@ -49,8 +49,7 @@ class FeedActor:
         self._batch = 0
         self._in_flight: deque[tuple[ray.ObjectRef, bool]] = deque()  # (push, of the slate), oldest first
         self.replay = ReplayBuffer(segment_duration)
-        self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now, batch_seconds=batch_seconds_for(part_duration),
-                                 segment_duration=segment_duration)
+        self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now, batch_seconds=batch_seconds_for(part_duration))
         threading.Thread(target=self.runner.run, name=f"feed-{feed.name}", daemon=True).start()
         threading.Thread(target=self._report, name=f"health-{feed.name}", daemon=True).start()
 

@@ -209,8 +209,7 @@ def receive(r: Route, cfg: OrbitcastConfig, got: Received) -> FeedRunner:
         got.parts += [x for x in transcoder[0].push(units) if isinstance(x, Part)]
 
     feed = FeedConfig(name="bench", source=r.source, options=r.options, slate_after=None)
-    runner = FeedRunner(feed, sink, batch_seconds=batch_seconds_for(cfg.part_duration), open_timeout=30,
-                        segment_duration=cfg.segment_duration)
+    runner = FeedRunner(feed, sink, batch_seconds=batch_seconds_for(cfg.part_duration), open_timeout=30)
     threading.Thread(target=runner.run, name="bench-feed", daemon=True).start()
     return runner
 

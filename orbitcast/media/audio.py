@@ -80,8 +80,8 @@ class LadderAudio:
         return self._write(np.zeros((2, missing), dtype=np.float32))
 
     def skip_to(self, t: float) -> None:
-        """The timeline moved ahead to `t` over a hole with no pictures (a live source that fell
-        behind, see source.py): the track goes on from there rather than fill the hole with
+        """The timeline moved ahead to `t` over a hole of whole segments with no pictures (see
+        LiveTranscoder._bridge): the track goes on from there rather than fill the hole with
         silence no rung would carry. Samples short of a whole AAC frame are dropped."""
         at = round(t * RATE)
         if self._written is not None and at > self._written:

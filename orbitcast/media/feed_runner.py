@@ -3,7 +3,7 @@ and on any failure record the reason and try again after a backoff.
 
 The hand-off (`sink`) blocks until the transcoder has taken the batch: that is the feed's
 backpressure policy. A paced source then falls behind the wall clock instead of buffering
-without bound, and `Source` moves its timeline ahead when it is too far behind.
+without bound, and `Source` re-anchors its capture times when it does.
 
 While a network input is away (`waiting`, `reconnecting`, `failed`), the loop thread is
 blocked in `Source.open` or in the backoff, so the slate (slate.py) runs in a thread of its
@@ -66,7 +66,6 @@ class FeedRunner:
         batch_seconds: float = 0.2,
         backoff: Backoff | None = None,
         open_timeout: float = 10.0,
-        segment_duration: float | None = None,
     ) -> None:
         self.feed = feed
         self.sink = sink
@@ -83,7 +82,6 @@ class FeedRunner:
         self.source = Source(
             feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock, start_time=start,
             open_timeout=open_timeout, read_timeout=read_timeout_for(feed.source, self.slate_after),
-            segment_duration=segment_duration,
         )
         self.origin = OriginWatch(feed.source) if is_hls_pull(feed.source) else None
         self.clock = clock

@@ -10,7 +10,6 @@ a loop or a reconnect never makes time go backwards downstream. Every failure is
 from __future__ import annotations
 
 import errno
-import math
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -20,7 +19,6 @@ from urllib.parse import urlsplit
 import av
 import av.error
 
-from .boundaries import HALF_TICK, segment_index
 from .peers import called_address, publisher_of
 from .relay import Relay, RelayEnded, RelayFailed, RelayIdle, is_listener, needs_relay, redact
 from .units import FeedStreams, MediaUnit, StreamInfo
@@ -31,12 +29,9 @@ LAVFI_PREFIX = "lavfi:"
 IN_MEMORY_VIDEO = {"wrapped_avframe"}
 PEER_GONE = (errno.EIO, errno.EPIPE, errno.ECONNRESET)  # a listener's sender closed its connection
 READ_TIMEOUT = 5.0  # how long a network session may go without media, unless told otherwise
-# How far a source may fall behind the wall clock before its timeline moves ahead (a live
-# one: see Source._ahead_for) or its capture clock is re-anchored (a local file or graph read
-# without pacing). A paced source less late than its limit catches up instead: the failover of
-# its transcoder to another pool member (5-6 s on a loaded machine) loses no seq to a skip.
-BEHIND_LIMIT = 1.0
-BEHIND_LIMIT_PACED = 10.0
+# After a stall longer than this, capture times are re-anchored to the wall clock.
+REANCHOR_AFTER = 1.0
+REANCHOR_PACED_AFTER = 5.0
 
 
 class SourceError(Exception):
@@ -106,14 +101,8 @@ class Source:
         open_timeout: float = 10.0,
         read_timeout: float = READ_TIMEOUT,
         start_time: float = 0.0,
-        segment_duration: float | None = None,
     ) -> None:
         self.url = url
-        # Given (a feed's live edge to keep), a live source that falls behind moves its timeline
-        # ahead in whole segments, from a segment's start, so that the segments on either side
-        # of the hole stay whole. Without it (a reader that is not live: the quality check,
-        # benchmarks), nothing is skipped and capture times are re-anchored instead.
-        self.segment_duration = segment_duration
         self.loop = loop and not is_network(url)
         self.realtime = realtime and not is_network(url)
         self.options = dict(options or {})
@@ -343,57 +332,21 @@ class Source:
         d = None if dts is None else round((self.next_time + dts - self._first) * 90000) / 90000
         if (t if d is None else d) < self._last_decode[kind] or t < self._start:  # e.g. audio priming before the first frame
             return  # a source that jumps back in time: drop, downstream time never goes back
-        ahead = self._ahead_for(kind, t)
-        if ahead > 0:
-            self.next_time = round((self.next_time + ahead) * 90000) / 90000
-            t = round((t + ahead) * 90000) / 90000
-            d = None if d is None else round((d + ahead) * 90000) / 90000
         if d is not None:
             self._last_decode[kind] = d
         self._last[kind] = max(self._last[kind], t)
         capture = self._capture_for(t)
         yield MediaUnit(kind, data, t, capture, key)  # type: ignore[arg-type]
 
-    def _ahead_for(self, kind: str, t: float) -> float:
-        """How far the timeline moves ahead before the unit at `t` (0: not at all).
-
-        A live source (paced, or from the network) that is behind the wall clock by more than
-        it may catch up (a stall, a session opened again after a pause, a machine too busy to
-        keep a paced source on time) goes on from where the wall clock is: its media time
-        skips ahead with its capture times, leaving a hole that playlists list as EXT-X-GAP
-        segments. Moving the dates alone (re-anchoring them) would leave a date jump between
-        two adjacent segments, which a player that places playlists by their dates (hls.js)
-        takes as its timeline moved by the jump: it then waits seconds for media it already
-        has. The skip waits for a picture that can start a segment after the newest one, and
-        lands it on a segment boundary."""
-        unit = self.segment_duration
-        if unit is None or self._anchor_wall is None or not self._keeps_live():
-            return 0.0
-        late = time.monotonic() - (self._anchor_mono + (t - self._anchor_time))
-        if late <= (BEHIND_LIMIT_PACED if self.realtime else BEHIND_LIMIT):
-            return 0.0
-        # Any picture will do, not only a keyframe: no packet is dropped, the decoder sees them
-        # all in order (only their times move), and the ladder's keyframes are its own. A file
-        # with one keyframe per loop would otherwise never start a segment with one.
-        if kind != "video":
-            return 0.0
-        newest = self._last["video"]
-        if newest >= 0 and segment_index(t, unit) <= segment_index(newest, unit):
-            return 0.0  # the segment being made ends first, whole
-        return math.ceil((t + late - HALF_TICK) / unit) * unit - t
-
-    def _keeps_live(self) -> bool:
-        return self.segment_duration is not None and (self.realtime or is_network(self.url))
-
     def _capture_for(self, t: float) -> float:
         now_mono = time.monotonic()
         if self._anchor_wall is None:
             self._anchor_wall, self._anchor_time, self._anchor_mono = self.clock(), t, now_mono
         due = self._anchor_mono + (t - self._anchor_time)
-        if not self._keeps_live() and now_mono - due > (BEHIND_LIMIT_PACED if self.realtime else BEHIND_LIMIT):
-            # No live edge to keep (see segment_duration), or a local source read as fast as it
-            # goes by a consumer slower than real time: nothing is skipped, and the capture
-            # times follow the wall clock again.
+        if now_mono - due > (REANCHOR_PACED_AFTER if self.realtime else REANCHOR_AFTER):
+            # The source stalled (or was reopened after a pause): its media time no longer
+            # matches the wall clock. A paced source that is only a little late (a busy
+            # machine) catches up instead, so its program date-times stay evenly spaced.
             self._anchor_wall, self._anchor_time, self._anchor_mono = self.clock(), t, now_mono
         elif self.realtime and due > now_mono:
             time.sleep(due - now_mono)

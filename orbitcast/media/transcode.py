@@ -390,9 +390,9 @@ class LiveTranscoder:
         self._mux_audio(self._audio.fill_to(t - (MAX_AUDIO_LAG if self._adec is not None else 0.0)))
 
     def _bridge(self, last: float, t: float) -> None:
-        """Whole segments without a picture between the one at `last` and this one at `t` (a
-        source that moved its timeline ahead to keep its dates on the wall clock, or media lost
-        upstream). The muxer times a sample by the next one, so the picture at `last` would
+        """Whole segments without a picture between the one at `last` and this one at `t` (media
+        lost upstream: a camera or a relay that dropped frames for a second or more). The muxer
+        times a sample by the next one, so the picture at `last` would
         last the whole hole, and its part and segment with it: every rung is finished at that
         picture's end and made afresh from this one (the same init segment), and the sound
         goes on from here, not through the hole."""

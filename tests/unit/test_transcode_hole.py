@@ -1,6 +1,6 @@
-"""A hole of whole segments in the feed's timeline (a live source that fell behind the wall
-clock moves its media time ahead with its dates, source.py): the transcoder's output on both
-sides of it, decoded back with PyAV."""
+"""A hole of whole segments in the feed's timeline (media lost upstream: a camera or relay
+that dropped frames for seconds, its timestamps going on with the wall clock): the
+transcoder's output on both sides of it, decoded back with PyAV."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ SKIP = 5.0
 
 def transcode_with_hole(at: float, seconds: float = 8.0) -> tuple[LiveTranscoder, list[Part | Segment]]:
     """The lavfi source through a transcoder, every unit from media time `at` on moved SKIP
-    seconds ahead, dates with it, as Source moves a timeline that fell behind."""
+    seconds ahead, dates with it, as a source that lost SKIP seconds of media delivers it."""
     src = Source(LAVFI, realtime=False, loop=True, clock=lambda: CLOCK)
     tr = LiveTranscoder("feed", LADDER, D, PART, src.open())
     out: list[Part | Segment] = []
