@@ -392,10 +392,10 @@ class LiveTranscoder:
     def _bridge(self, last: float, t: float) -> None:
         """Whole segments without a picture between the one at `last` and this one at `t` (media
         lost upstream: a camera or a relay that dropped frames for a second or more). The muxer
-        times a sample by the next one, so the picture at `last` would
-        last the whole hole, and its part and segment with it: every rung is finished at that
-        picture's end and made afresh from this one (the same init segment), and the sound
-        goes on from here, not through the hole."""
+        times a sample by the next one, so the picture at `last` would last the whole hole, and
+        its part and segment with it: every rung is finished at that picture's end and made
+        afresh from this one (the same init segment), and the sound goes on from here, not
+        through the hole."""
         assert self._current_seq is not None
         end = min(last + 1.0 / self.fps, (self._current_seq + 1) * self.segment_duration)
         self._audio.skip_to(t)
