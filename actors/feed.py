@@ -65,9 +65,10 @@ class FeedActor:
                 self._in_flight.append((member.push.remote(self.feed.name, streams, units, slate, self._batch), slate))
                 while len(self._in_flight) >= IN_FLIGHT:
                     ref, of_slate = self._in_flight[0]
-                    done, signal = ray.get(ref)
+                    done, signal, encoders = ray.get(ref)
                     self._in_flight.popleft()
                     self.replay.finished_through(done)
+                    self.runner.encoders = encoders
                     if not of_slate:
                         self.runner.meter.signal(signal)
                 return

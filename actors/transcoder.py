@@ -12,6 +12,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from orbitcast.config import OrbitcastConfig
 from orbitcast.energy.accounting import MemberEnergy
+from orbitcast.media.overload import OverloadSteps, steps_for
 from orbitcast.media.placement import Placement
 from orbitcast.media.signal_health import HOLD_S
 from orbitcast.media.transcode import LiveTranscoder
@@ -55,11 +56,11 @@ class Transcoder:
 
     def push(
         self, feed: str, streams: FeedStreams, units: list[MediaUnit], slate: bool = False, batch: int | None = None,
-    ) -> tuple[int | None, dict]:
+    ) -> tuple[int | None, dict, dict]:
         """Transcode a batch (`slate`: the feed's slate, not its input; `batch`: its number, the
         order in which the feed's batches are taken, see orbitcast/media/turns.py); returns the
-        highest seq finished in every rung (see ReplayBuffer) and the input's picture and sound
-        states."""
+        highest seq finished in every rung (see ReplayBuffer), the input's picture and sound
+        states, and the encoders' (LiveTranscoder.encoder_status)."""
         with self._guard:
             turns = self._turns.setdefault(feed, Turns())
         with turns.turn(batch):
@@ -68,8 +69,11 @@ class Transcoder:
                 cfg = self.config
                 hold = next((f.signal_hold for f in cfg.feeds if f.name == feed), HOLD_S)
                 link = self._analysis.setdefault(feed, AnalysisLink.for_feed(feed, cfg.analysis, cfg.segment_duration))
+                over = cfg.ladder.overload
+                steps = steps_for(cfg.ladder.preset, over.presets)
                 tr = LiveTranscoder(feed, cfg.ladder, cfg.segment_duration, cfg.part_duration, streams,
-                                    analyse=not slate, signal_hold=hold, frame_tap=link.tap if link else None)
+                                    analyse=not slate, signal_hold=hold, frame_tap=link.tap if link else None,
+                                    overload=OverloadSteps(steps, over.behind, over.calm) if steps else None)
                 if self.energy is not None:
                     tr.energy = self.energy.feed(feed, cfg.ladder.rungs, tr.fps)
                 if self._ladder is not None:
@@ -84,7 +88,7 @@ class Transcoder:
             inits = self._new_inits(feed, tr)
             if out or inits:
                 self._hand_on(feed, inits, out)
-            return tr.published_through, tr.input_signal
+            return tr.published_through, tr.input_signal, tr.encoder_status
 
     def _follow_plan(self, governor: "ray.actor.ActorHandle") -> None:
         poll = self.config.energy.follow_plan.poll_s

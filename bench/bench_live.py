@@ -2,14 +2,20 @@
 
 Samples the newest segment's lag behind the wall clock (from /api/feeds) and the machine's CPU
 use (from /proc/stat) every few seconds, and prints the first and last minute's averages.
+`--hog N` takes N cores (or a fraction) away from `--hog-from` seconds on (busy loops at niceness 0, as another
+program on the host would), to see the ladder's overload steps (`ladder.overload`,
+docs/architecture.md) at work; `--no-overload` turns them off to compare.
 
     .venv/bin/python -m bench.bench_live --seconds 300
+    .venv/bin/python -m bench.bench_live --seconds 180 --hog 1
+    .venv/bin/python -m bench.bench_live --seconds 180 --hog 1 --no-overload
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import time
@@ -23,11 +29,22 @@ def cpu_times() -> tuple[float, float]:
     return sum(fields), idle
 
 
+def hog(until: float, share: float) -> None:
+    """Keep `share` of a core busy (in 10 ms periods) until `until`."""
+    while (start := time.monotonic()) < until:
+        while time.monotonic() < start + 0.01 * share:
+            pass
+        time.sleep(max(0.0, start + 0.01 - time.monotonic()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=300.0)
     parser.add_argument("--port", type=int, default=8077)
     parser.add_argument("--every", type=float, default=5.0)
+    parser.add_argument("--hog", type=float, default=0, help="cores to keep busy from --hog-from on (1.5: one and a half)")
+    parser.add_argument("--hog-from", type=float, default=30.0, help="seconds after the first segment")
+    parser.add_argument("--no-overload", action="store_true", help="no faster presets when the encoders fall behind")
     args = parser.parse_args()
 
     import ray
@@ -38,6 +55,9 @@ def main() -> None:
     cfg = OrbitcastConfig().model_copy(update={"store": "/tmp/orbitcast-bench-store"})
     cfg = cfg.model_copy(update={"serve": cfg.serve.model_copy(update={"port": args.port}),
                                  "threema": cfg.threema.model_copy(update={"keys_dir": "/tmp/orbitcast-bench-keys"})})
+    if args.no_overload:
+        off = cfg.ladder.overload.model_copy(update={"presets": ()})
+        cfg = cfg.model_copy(update={"ladder": cfg.ladder.model_copy(update={"overload": off})})
     ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False)
     t0 = time.monotonic()
     pipeline = start(cfg)
@@ -46,8 +66,17 @@ def main() -> None:
     samples: list[tuple[float, float, float]] = []  # (elapsed, lag, cpu%)
     last = cpu_times()
     end = time.monotonic() + args.seconds
+    hogs = []
+    whole, rest = divmod(args.hog, 1.0)
+    for share in [1.0] * int(whole) + ([rest] if rest else []):
+        hogs.append(multiprocessing.get_context("spawn").Process(target=hog, args=(end, share), daemon=True))
+    hog_at = time.monotonic() + args.hog_from
     while time.monotonic() < end:
         time.sleep(args.every)
+        if hogs and time.monotonic() >= hog_at and not hogs[0].is_alive() and hogs[0].exitcode is None:
+            for h in hogs:
+                h.start()
+            print(f"busy loops started: {args.hog:g} core(s)", flush=True)
         total, idle = cpu_times()
         busy = 100.0 * (1 - (idle - last[1]) / max(1e-9, total - last[0]))
         last = (total, idle)
@@ -55,7 +84,10 @@ def main() -> None:
             feed = json.load(r)["feeds"][0]
         if feed.get("latency") is not None:
             samples.append((time.monotonic() - t0, feed["latency"], busy))
-            print(f"t={samples[-1][0]:6.1f}s  lag={feed['latency']:6.2f}s  cpu={busy:5.1f}%  seq={feed['last_segment']['seq']}", flush=True)
+            enc = feed.get("encoders") or {}
+            faster = sorted(set((enc.get("faster") or {}).values())) or [enc.get("preset")]
+            print(f"t={samples[-1][0]:6.1f}s  lag={feed['latency']:6.2f}s  cpu={busy:5.1f}%  seq={feed['last_segment']['seq']}"
+                  f"  preset={','.join(map(str, faster))}", flush=True)
     first = [s for s in samples if s[0] <= samples[0][0] + 60]
     final = [s for s in samples if s[0] >= samples[-1][0] - 60]
     for name, part in (("first minute", first), ("last minute", final)):

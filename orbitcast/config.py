@@ -18,6 +18,7 @@ from orbitcast.analysis.config import AnalysisConfig
 from orbitcast.clock.config import ClockConfig
 from orbitcast.delivery.names import NAME_RE
 from orbitcast.energy.config import EnergyConfig
+from orbitcast.media.overload import X264_PRESETS
 
 DEMO_SOURCE = (
     "lavfi:testsrc2=size=1280x720:rate=30,format=yuv420p[out0];"
@@ -68,11 +69,31 @@ DEFAULT_LADDER = (
 )
 
 
+class OverloadConfig(_Strict):
+    """Faster x264 presets for a feed whose encoders cannot keep pace (orbitcast/media/overload.py)."""
+
+    presets: tuple[str, ...] = Field(
+        default=("superfast", "ultrafast"),
+        description="presets to step through while behind, those faster than the ladder's used; empty: off",
+    )
+    behind: float = Field(default=1.0, gt=0, le=60, description="seconds the newest encoded media may lag the wall clock")
+    calm: float = Field(default=30.0, gt=0, le=3600, description="seconds without lag before stepping back one preset")
+
+    @field_validator("presets")
+    @classmethod
+    def _known(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [p for p in v if p not in X264_PRESETS]
+        if unknown:
+            raise ValueError(f"unknown x264 preset(s) {unknown}; one of {', '.join(X264_PRESETS)}")
+        return v
+
+
 class LadderConfig(_Strict):
     rungs: tuple[Rung, ...] = DEFAULT_LADDER
     audio_bitrate: int = Field(default=128_000, gt=0)
     preset: str = "veryfast"
     fps: int | None = Field(default=None, gt=0, le=120, description="output frame rate; default: the source's")
+    overload: OverloadConfig = Field(default_factory=OverloadConfig)
 
     @field_validator("rungs")
     @classmethod

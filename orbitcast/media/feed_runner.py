@@ -76,6 +76,8 @@ class FeedRunner:
         start = clock()
         self.health = FeedHealth(feed.name, timeline_start=start, media_time=start)
         self.meter = InputMeter(feed.source)  # the input only, never the slate
+        # The encoders as the transcoder last reported them (LiveTranscoder.encoder_status); None before.
+        self.encoders: dict | None = None
         # Files and lavfi are ours to read: when they fail, that is a fault to fix, not a lost
         # signal to cover. A network input is someone else's and drops.
         self.slate_after = feed.slate_after if is_network(feed.source) else None
@@ -185,7 +187,8 @@ class FeedRunner:
 
     def status(self) -> dict:
         """The feed as /api/feeds shows it: its health and what its input is doing."""
-        return {**self.health.as_dict(), "input": {**self.meter.snapshot(time.time()), **(self.source.link() or {})}}
+        return {**self.health.as_dict(), "input": {**self.meter.snapshot(time.time()), **(self.source.link() or {})},
+                "encoders": self.encoders}
 
     def _deliver(self, streams: FeedStreams, batch: list[MediaUnit]) -> None:
         self._hand_on(streams, batch)

@@ -30,6 +30,7 @@ from .boundaries import HALF_TICK, segment_index
 from .deinterlace import Deinterlacer
 from . import x264
 from .fmp4 import Fragment, FragmentSplitter, codecs_string
+from .overload import OverloadSteps, faster_of
 from .signal_health import HOLD_S, NO_SIGNAL, SignalHealth
 from .units import FeedStreams, MediaUnit, StreamInfo
 
@@ -186,6 +187,8 @@ class LiveTranscoder:
         signal_hold: float = HOLD_S,
         frame_tap: Callable[[VideoFrame, float, float], None] | None = None,
         energy: "FeedEnergy | None" = None,
+        overload: OverloadSteps | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.feed = feed
         self.ladder = ladder
@@ -219,6 +222,10 @@ class LiveTranscoder:
         # Energy accounting (orbitcast/energy/accounting.py): the CPU time of each push, and
         # joules on every segment it completes.
         self.energy = energy
+        # Faster presets while the encoders cannot keep pace with the wall clock (overload.py):
+        # `clock` is the wall clock the units' capture times are on.
+        self.overload = overload
+        self.clock = clock
 
     @property
     def init_segments(self) -> dict[str, bytes]:
@@ -261,15 +268,26 @@ class LiveTranscoder:
         self._asked = _Ask(tuple(r.name for r in self.ladder.rungs if r.name in names), fps, quick,
                            faster_preset if quick else None)
 
-    def _faster_for(self, rung: Rung, ask: "_Ask") -> str | None:
-        if rung.name not in ask.fast or ask.faster is None:
+    def _faster_for(self, rung: Rung, ask: "_Ask | None", overloaded: str | None) -> str | None:
+        """The preset a rung runs on (None: the ladder's): the faster of the energy plan's and the
+        overload step's, where it keeps the rung's stream headers."""
+        planned = ask.faster if ask is not None and rung.name in ask.fast else None
+        preset = faster_of(planned, overloaded)
+        if preset is None or preset == self.ladder.preset:
             return None
-        return ask.faster if x264.headers_match(rung, self.fps, self.ladder.preset, ask.faster) else None
+        return preset if x264.headers_match(rung, self.fps, self.ladder.preset, preset) else None
 
     @property
     def faster_now(self) -> dict[str, str]:
         """The rungs on a faster preset now, and the preset."""
         return {o.rung.name: o.faster for o in self._outputs if o.faster}
+
+    @property
+    def encoder_status(self) -> dict:
+        """The encoders as /api/feeds shows them: the ladder's preset, the rungs on a faster one
+        now (the energy plan's or an overload step's), and the overload steps (None: off)."""
+        return {"preset": self.ladder.preset, "faster": self.faster_now,
+                "overload": self.overload.status() if self.overload is not None else None}
 
     @property
     def codecs(self) -> dict[str, str]:
@@ -312,7 +330,9 @@ class LiveTranscoder:
         """Transcode units; returns what they completed, in order: every part as soon as it is
         cut, and each segment right after its last part (before the next segment's first)."""
         started = time.thread_time()
+        newest: MediaUnit | None = None
         for unit in units:
+            newest = unit
             # The track starts with the feed's first unit (Source drops audio before the first
             # picture), so audio that starts late is preceded by silence.
             self._audio.start(unit.time)
@@ -333,6 +353,8 @@ class LiveTranscoder:
                     self._video_frame(frame)  # type: ignore[arg-type]
                 else:
                     self._audio_frame(frame)  # type: ignore[arg-type]
+        if self.overload is not None and newest is not None:
+            self.overload.observe(self.clock() - newest.capture)
         return self._accounted(self._collect(final=False), started)
 
     def flush(self) -> list[Part | Segment]:
@@ -411,10 +433,12 @@ class LiveTranscoder:
     def _apply_ladder(self, t: float, asked: "_Ask | None") -> None:
         """At the first picture of a segment (`t`): the ladder asked for takes effect (the ask
         stays: it is the ladder wanted, compared again at every boundary)."""
-        if asked is None:
+        overloaded = self.overload.at_boundary(self.clock()) if self.overload is not None else None
+        if asked is None and overloaded is None and not self.faster_now:
             return
-        names, fps = asked.rungs, asked.fps
-        wanted = {r.name: self._faster_for(r, asked) for r in self.ladder.rungs if r.name in names}
+        names = asked.rungs if asked is not None else tuple(r.name for r in self.ladder.rungs)
+        fps = asked.fps if asked is not None else None
+        wanted = {r.name: self._faster_for(r, asked, overloaded) for r in self.ladder.rungs if r.name in names}
         changed = names != self.ladder_now or any(o.faster != wanted[o.rung.name] for o in self._outputs
                                                   if o.rung.name in wanted)
         if changed:

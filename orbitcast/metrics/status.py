@@ -41,6 +41,12 @@ def feed_families(feeds: Sequence[Mapping[str, Any]], now: float) -> dict[str, d
                                 "Data packets of the feed's SRT session by what became of them (from 0 each session)",
                                 ("feed", "kind"))
     srt_rtt = store.gauge("orbitcast_feed_srt_rtt_seconds", "Round trip of the feed's SRT link", ("feed",))
+    behind = store.gauge("orbitcast_feed_encode_behind_seconds",
+                         "Wall clock minus the capture time of the newest media the feed's transcoder encoded", ("feed",))
+    faster = store.gauge("orbitcast_feed_rungs_on_faster_preset",
+                         "Rungs encoded on a faster x264 preset than the ladder's (energy plan or overload)", ("feed",))
+    overloads = store.counter("orbitcast_feed_overload_steps_total",
+                              "Times the feed's encoders stepped to a faster preset to keep pace", ("feed",))
     for entry in feeds:
         feed = str(entry.get("feed", ""))
         current = str(entry.get("state", "unknown"))
@@ -54,6 +60,14 @@ def feed_families(feeds: Sequence[Mapping[str, Any]], now: float) -> dict[str, d
         if (value := _number(entry.get("retries"))) is not None:
             retries.set_total(value, feed)
         renditions.set(len(entry.get("renditions") or ()), feed)
+        encoders = entry.get("encoders") or {}
+        if encoders:
+            faster.set(len(encoders.get("faster") or {}), feed)
+        overload = encoders.get("overload") or {}
+        if (value := _number(overload.get("behind_s"))) is not None:
+            behind.set(value, feed)
+        if (value := _number(overload.get("steps_up"))) is not None:
+            overloads.set_total(value, feed)
         srt = (entry.get("input") or {}).get("srt")
         if srt:
             srt_up.set(1.0 if srt.get("connected") else 0.0, feed)

@@ -35,6 +35,12 @@ def test_two_feeds_run_for_20_seconds(live):
         made = (f["last_segment"]["seq"] - first[name]["last_segment"]["seq"]) * live.config.segment_duration
         assert made >= 4.0, (first[name]["last_segment"], f["last_segment"])
         assert f["latency"] is not None and 0 <= f["latency"] < REANCHOR_PACED_AFTER + 2 * live.config.segment_duration, f
+        # the encoders as the transcoder reports them: the ladder's preset, and how far behind the
+        # wall clock the newest media it encoded was (the overload steps' measure, overload.py)
+        enc = f["encoders"]
+        assert enc["preset"] == live.config.ladder.preset and enc["overload"] is not None, enc
+        assert 0 <= enc["overload"]["behind_s"] < REANCHOR_PACED_AFTER + 2 * live.config.segment_duration, enc
+        assert set(enc["faster"]) <= {r.name for r in live.config.ladder.rungs}, enc
         for r in live.config.ladder.rungs:
             pl = m3u8.loads(live.get(f"/live/{name}/{r.name}/index.m3u8").text)
             listed = [s for s in pl.segments if s.uri]
