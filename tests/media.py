@@ -85,6 +85,33 @@ def send_srt(port: int, seconds: float, passphrase: str, size: str = "640x360") 
                             "mpegts", seconds, size)
 
 
+RTP_PORTS = 8  # two streams (RTP and RTCP each) for a source, and as many again for a second one
+
+
+def _free_udp_block(n: int) -> int:
+    """The first of `n` consecutive UDP ports, all free now, in the tests' reserved range
+    (conftest.reserved_port), starting on an even port as RTP wants."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(200):
+        start = rng.randrange(20000, 30000 - n) & ~1
+        socks = []
+        try:
+            for port in range(start, start + n):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return start
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {n} free UDP ports in a row in 20000-29999")
+
+
 @contextmanager
 def rtsp_server_perl(log_path: Path) -> Iterator[tuple[int, int]]:
     """Debian's rtsp-server-perl on loopback: a sender ANNOUNCEs/RECORDs to the second port,
@@ -94,10 +121,16 @@ def rtsp_server_perl(log_path: Path) -> Iterator[tuple[int, int]]:
     exe = shutil.which("rtsp-server-perl")
     if exe is None:
         pytest.skip("needs Debian's rtsp-server-perl (make test installs it)")
-    client_port, source_port, rtp_port = reserved_port(), reserved_port(), reserved_port()
+    client_port, source_port, rtp_port = reserved_port(), reserved_port(), _free_udp_block(RTP_PORTS)
     with log_path.open("wb") as log:
+        # Once its last source has left, the server takes RTP ports from its package default
+        # (20000) again, not from --rtp_start_port (RTSP::Server::housekeeping): the next sender's
+        # RECORD then failed where 20000 was taken, after its ANNOUNCE had made the mount, which
+        # nothing removes, so every later ANNOUNCE got 403 Forbidden. The default is set too.
         server = subprocess.Popen(
-            [exe, "--clientport", str(client_port), "--serverport", str(source_port), "--rtp_start_port", str(rtp_port),
+            ["perl", "-MRTSP::Server", "-e", "$RTSP::Server::RTP_START_PORT = shift @ARGV; do shift @ARGV; die $@ if $@",
+             str(rtp_port), exe,
+             "--clientport", str(client_port), "--serverport", str(source_port), "--rtp_start_port", str(rtp_port),
              "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         )
