@@ -1,10 +1,12 @@
-"""`orbitcast playtest` against the live test pipeline: one 20 s run of two hls.js players in
-headless Chromium (Debian's) under device profiles and 20 simulated LL-HLS viewers. The JSON
-report has a session per player with plausible figures, every simulated viewer's media count
-matches its own request log (and what it logged is what the server serves), the HTML report and
-its plots are written, each browser has its P.1203 input, the throttled browser plays a
-lower rung than the unthrottled one, and the picture quality measured per rung (orbitcast
-quality) is in the report with the VMAF each browser watched."""
+"""`orbitcast playtest` against the live test pipeline: a 20 s run of one hls.js player in
+headless Chromium (Debian's) and 20 simulated LL-HLS viewers. The JSON report has a session per
+player with plausible figures, every simulated viewer's media count matches its own request log
+(and what it logged is what the server serves), the HTML report and its plots are written, the
+browser has its P.1203 input, and the picture quality measured per rung (orbitcast quality) is
+in the report with the VMAF the browser watched. Then a 20 s run of two browsers alone, one
+throttled: it plays a lower rung than the unthrottled one. (Both browsers and the 20 viewers in
+one run left the two cores too busy for either browser to play: the throttled one played half
+a second in 20 s, and neither changed rung.)"""
 
 from __future__ import annotations
 
@@ -33,17 +35,28 @@ MEDIA = ("part", "hint", "segment")
 
 @pytest.fixture(scope="module")
 def run(live, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (make test installs it)")
     live.wait_media("synth", 4)
     out = tmp_path_factory.mktemp("playtest") / "report.json"
     # the feed's picture quality per rung (docs/quality.md), for the report's quality section
     quality = out.with_name("quality.json")
     quality.write_text(json.dumps(measure(live.config, "synth", 2.0)))
+    return playtest(live, out, "--viewers", str(VIEWERS), "--profiles", "console", "--ramp", "4", "--request-log",
+                    "--quality", str(quality))
+
+
+@pytest.fixture(scope="module")
+def throttled(live, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    live.wait_media("synth", 4)
+    out = tmp_path_factory.mktemp("playtest-throttled") / "report.json"
+    return playtest(live, out, "--profiles", f"console,{THROTTLED}")[0]
+
+
+def playtest(live, out: Path, *options: str) -> tuple[dict, Path]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make test installs it)")
     cmd = [str(Path(sys.executable).parent / "orbitcast"), "playtest", f"{live.base}/live/synth/master.m3u8",
-           "--seconds", str(SECONDS), "--viewers", str(VIEWERS), "--profiles", f"console,{THROTTLED}",
-           "--ramp", "4", "--request-log", "--audio-kbps", str(live.config.ladder.audio_bitrate / 1000), "--out", str(out),
-           "--quality", str(quality)]
+           "--seconds", str(SECONDS), "--audio-kbps", str(live.config.ladder.audio_bitrate / 1000), "--out", str(out),
+           *options]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 150)
     assert done.returncode == 0, done.stdout + done.stderr  # no budget given: 0 unless a player never played
     assert done.stdout.splitlines()[0].split()[:2] == ["players", "n"], done.stdout  # the summary table
@@ -54,7 +67,7 @@ def test_a_session_per_player_with_plausible_figures(run):
     report, _ = run
     sessions = report["sessions"]
     assert report["clock"]["source"].endswith("/time") and report["clock"]["rtt_s"] is not None
-    assert [s["kind"] for s in sessions].count("browser") == 2
+    assert [s["kind"] for s in sessions].count("browser") == 1
     assert [s["kind"] for s in sessions].count("simulated") == VIEWERS
     assert len({s["id"] for s in sessions}) == len(sessions)
     for s in sessions:
@@ -69,7 +82,7 @@ def test_a_session_per_player_with_plausible_figures(run):
         if s["kind"] == "simulated":  # the server offers LL-HLS: blocking reloads and parts, no polling
             assert s["requests"]["reload"] > SECONDS and s["requests"].get("part", 0) + s["requests"].get("hint", 0) > SECONDS
     totals = report["totals"]["all"]
-    assert totals["sessions"] == VIEWERS + 2 and totals["started"] == VIEWERS + 2
+    assert totals["sessions"] == VIEWERS + 1 and totals["started"] == VIEWERS + 1
     assert totals["media_requests"] == sum(s["media_requests"] for s in sessions)
 
 
@@ -107,7 +120,7 @@ def test_html_report_plots_and_p1203_inputs(run, live):
             im.verify()
             assert im.format == "PNG"
     sizes = {f"{r.width}x{r.height}" for r in live.config.ladder.rungs}
-    assert len(report["files"]["p1203"]) == 2
+    assert len(report["files"]["p1203"]) == 1
     for name in report["files"]["p1203"]:
         data = json.loads((folder / name).read_text())
         video = data["I13"]["segments"]
@@ -116,8 +129,8 @@ def test_html_report_plots_and_p1203_inputs(run, live):
         assert data["IGen"]["device"] in {"pc", "mobile"}
 
 
-def test_the_throttled_browser_plays_a_lower_rung_than_the_unthrottled_one(run, live):
-    report, _ = run
+def test_the_throttled_browser_plays_a_lower_rung_than_the_unthrottled_one(throttled, live):
+    report = throttled
     by_profile = {s["profile"]: s for s in report["sessions"] if s["kind"] == "browser"}
     fast, slow = by_profile["console"], by_profile[THROTTLED]
     audio = live.config.ladder.audio_bitrate
@@ -141,7 +154,7 @@ def test_the_report_has_the_picture_quality_each_browser_watched(run, live):
     rungs = {r["name"]: r["vmaf"]["mean"] for r in report["quality"]["measurement"]["rungs"]}
     assert list(rungs) == [r.name for r in live.config.ladder.rungs]
     watched = {w["id"]: w["vmaf"] for w in report["quality"]["watched"] if w["kind"] == "browser"}
-    assert len(watched) == 2
-    for vmaf in watched.values():  # a mix of the rungs each played
+    assert len(watched) == 1
+    for vmaf in watched.values():  # a mix of the rungs it played
         assert vmaf is not None and min(rungs.values()) - 0.01 <= vmaf <= max(rungs.values()) + 0.01
     assert "<h2>Picture quality</h2>" in (folder / report["files"]["html"]).read_text()
