@@ -60,7 +60,14 @@ class UpdateLog:
                 snapshot = True
             else:
                 snapshot = False
-                updates = [u for v, u in self._log if v > cursor]
+                # From the newest back: a follower is a few writes behind, the log 4096 long
+                # (every replica polls after every write).
+                updates = []
+                for v, u in reversed(self._log):
+                    if v <= cursor:
+                        break
+                    updates.append(u)
+                updates.reverse()
         if snapshot:
             # Built outside the log's lock from the window (which has its own): the version
             # read before it is a lower bound, and replaying later writes again is harmless.
