@@ -206,7 +206,7 @@ def _playtest(args: argparse.Namespace) -> int:
 
     try:
         from orbitcast.playtest import (BrowserSetup, PlaytestError, PlaytestOptions, ViewerOptions, find_chromium,
-                                        run_playtest, table, viewer_page_config)
+                                        player_config_json, run_playtest, table, viewer_page_config)
     except ImportError as err:
         print(f"orbitcast playtest: {err.name} is missing: pip install 'orbitcast[playtest]'", file=sys.stderr)
         return 2
@@ -225,8 +225,10 @@ def _playtest(args: argparse.Namespace) -> int:
     try:
         setup = None
         if browsers:
-            setup = BrowserSetup(find_chromium(args.chromium), (static / "hls.min.js").read_text(),
-                                 viewer_page_config((static / "index.html").read_text()))
+            config = viewer_page_config((static / "index.html").read_text())
+            if args.player_config:
+                config.update(player_config_json(args.player_config))
+            setup = BrowserSetup(find_chromium(args.chromium), (static / "hls.min.js").read_text(), config)
         options = PlaytestOptions(
             url=args.url, seconds=args.seconds, viewers=args.viewers, browsers=browsers, profiles=args.profiles,
             out=Path(args.out), max_stall_ratio=args.max_stall_ratio, max_latency=args.max_latency, ramp=args.ramp,
@@ -365,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     playtest.add_argument("--audio-kbps", type=float, default=128.0,
                           help="audio bitrate for the P.1203 inputs (playlists do not state it; default %(default)s)")
     playtest.add_argument("--chromium", default=None, help="the Chromium binary (default: chromium on PATH)")
+    playtest.add_argument("--player-config", default=None, metavar="JSON",
+                          help="hls.js settings over the viewer page's, for the browsers "
+                               "(e.g. '{\"abrEwmaDefaultEstimate\": 5000000}': a first guess of 5 Mbit/s)")
     playtest.add_argument("--quality", default=None, metavar="FILE.json",
                           help="the JSON of `orbitcast quality --json`: a picture-quality table in the report, and "
                                "the VMAF each player watched")

@@ -3,7 +3,7 @@ device profiles, and simulated LL-HLS viewers in one asyncio process, all timed 
 authority; a report of what each viewer experienced (startup, stalls, latency, switches), with
 plots and P.1203 inputs. See docs/playtest.md."""
 
-from .browser import BrowserSetup, find_chromium, viewer_page_config
+from .browser import BrowserSetup, find_chromium, player_config_json, viewer_page_config
 from .errors import PlaylistError, PlaytestError
 from .profiles import PROFILES, Profile
 from .report import table
@@ -20,6 +20,7 @@ __all__ = [
     "SimulatedViewer",
     "ViewerOptions",
     "find_chromium",
+    "player_config_json",
     "run_playtest",
     "table",
     "viewer_page_config",

@@ -59,6 +59,17 @@ def viewer_page_config(index_html: str) -> dict[str, Any]:
         return dict(DEFAULT_PLAYER_CONFIG)
 
 
+def player_config_json(text: str) -> dict[str, Any]:
+    """hls.js settings given on the command line: a JSON object (PlaytestError otherwise)."""
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PlaytestError(f"--player-config is not JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(config, dict):
+        raise PlaytestError("--player-config must be a JSON object of hls.js settings")
+    return config
+
+
 def page_html(hls_js: str) -> str:
     # "</script" inside the inlined library would end its <script> element early.
     return PAGE.read_text().replace("/*HLS_JS*/", hls_js.replace("</script", "<\\/script"), 1)

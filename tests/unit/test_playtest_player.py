@@ -258,3 +258,13 @@ def test_a_player_joining_where_the_dates_jump_starts_after_the_jump():
     item = viewer._join_live(pl)
     assert (item.seq, item.index) == (112, 0)
     assert viewer.buffer.pdt == pytest.approx(E + 117.0) and viewer.buffer.playhead == pytest.approx(0.0)
+
+
+def test_player_settings_from_the_command_line_are_a_json_object_or_a_clear_error():
+    from orbitcast.playtest import PlaytestError, player_config_json
+
+    assert player_config_json('{"abrEwmaDefaultEstimate": 5000000}') == {"abrEwmaDefaultEstimate": 5000000}
+    with pytest.raises(PlaytestError, match="not JSON"):
+        player_config_json("{abr: 1}")
+    with pytest.raises(PlaytestError, match="JSON object"):
+        player_config_json("[1, 2]")
