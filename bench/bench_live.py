@@ -2,13 +2,13 @@
 
 Samples the newest segment's lag behind the wall clock (from /api/feeds) and the machine's CPU
 use (from /proc/stat) every few seconds, and prints the first and last minute's averages.
-`--hog N` takes N cores (or a fraction) away from `--hog-from` seconds on (busy loops at niceness 0, as another
-program on the host would), to see the ladder's overload steps (`ladder.overload`,
-docs/architecture.md) at work; `--no-overload` turns them off to compare.
+`--hog N` takes N cores (or a fraction of one) away from `--hog-from` seconds on, with busy
+loops at this process's priority (as another program on the host would), to see the ladder's
+overload steps (`ladder.overload`, docs/architecture.md) at work; `--no-overload` turns them off.
 
     .venv/bin/python -m bench.bench_live --seconds 300
-    .venv/bin/python -m bench.bench_live --seconds 180 --hog 1
-    .venv/bin/python -m bench.bench_live --seconds 180 --hog 1 --no-overload
+    .venv/bin/python -m bench.bench_live --seconds 180 --hog 0.5
+    .venv/bin/python -m bench.bench_live --seconds 180 --hog 0.5 --no-overload
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import random
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -91,9 +93,6 @@ RTP_PORTS = 8  # two streams (RTP and RTCP each) for a source, and as many again
 def _free_udp_block(n: int) -> int:
     """The first of `n` consecutive UDP ports, all free now, in the tests' reserved range
     (conftest.reserved_port), starting on an even port as RTP wants."""
-    import random
-    import socket
-
     rng = random.Random()
     for _ in range(200):
         start = rng.randrange(20000, 30000 - n) & ~1
