@@ -84,11 +84,20 @@ def recent_media(live, seconds: int) -> tuple[datetime, datetime]:
     """A range of `seconds` just behind the live edge: on a starved machine a paced source falls
     behind the wall clock (and catches up later), so the newest media may be dated seconds
     before now. Taken from the live playlist's dates, the range is one a viewer could have
-    watched, so the time-shift must give exactly it."""
-    pl = m3u8.loads(live.get(f"/live/{FEED}/360p/index.m3u8").text)
-    segs = [(s.current_program_date_time, s.duration) for s in pl.segments if s.uri and s.uri.count(".") == 1]
-    starts = range(len(segs) - 2 - seconds, -1, -1)  # the newest run first, two segments back
-    return continuous(segs, seconds, starts, "in the live playlist")
+    watched, so the time-shift must give exactly it. A source re-anchored after the pipeline's
+    start (CI once: a 7.8 s jump 7 s in) leaves no such run until the live edge has grown
+    one past the jump, so this waits for it."""
+    deadline = time.monotonic() + 4 * seconds * live.config.segment_duration
+    while True:
+        pl = m3u8.loads(live.get(f"/live/{FEED}/360p/index.m3u8").text)
+        segs = [(s.current_program_date_time, s.duration) for s in pl.segments if s.uri and s.uri.count(".") == 1]
+        starts = range(len(segs) - 2 - seconds, -1, -1)  # the newest run first, two segments back
+        try:
+            return continuous(segs, seconds, starts, "in the live playlist")
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(live.config.segment_duration)
 
 
 def early_media(live, seconds: int) -> tuple[datetime, datetime]:

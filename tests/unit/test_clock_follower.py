@@ -57,15 +57,29 @@ def skewed_follower(authority: ClockAuthority, route: Route,
                     skew={"offset_s": 0.25, "drift_ppm": 200.0})
 
 
-def worst_error(follower: Follower, authority: ClockAuthority) -> float:
-    """The largest |follower - authority| of 50 reads, each pair carried to one monotonic
+def worst_error(follower: Follower, authority: ClockAuthority, reads: int = 50) -> float:
+    """The largest |follower - authority| of `reads` reads, each pair carried to one monotonic
     instant (a thread switch between two plain reads would count as clock error)."""
-    worst = 0.0
-    for _ in range(50):
+    return max(abs(e) for e, _ in bounded_errors(follower, authority, reads))
+
+
+# How well two (monotonic, clock) probes compare two clocks (the tightest of 5 brackets,
+# a few microseconds wide): a read is within its claimed bound when within it plus this.
+PROBE_SLACK_S = 20e-6
+
+
+def bounded_errors(follower: Follower, authority: ClockAuthority,
+                   reads: int) -> list[tuple[float, float]]:
+    """(follower - authority, the larger error bound the follower claimed around the read)."""
+    out = []
+    for _ in range(reads):
+        before = follower.client.status().error_bound_s
         m_f, t_f = monotonic_pair(follower.now)
+        after = follower.client.status().error_bound_s
         m_a, t_a = monotonic_pair(authority.now)
-        worst = max(worst, abs(t_f - (t_a + (m_f - m_a))))
-    return worst
+        assert before is not None and after is not None
+        out.append((t_f - (t_a + (m_f - m_a)), max(before, after)))
+    return out
 
 
 def test_skewed_follower_is_in_step_before_start_returns(authority: ClockAuthority) -> None:
@@ -95,9 +109,17 @@ def test_follower_over_udp_to_the_authoritys_server_is_within_1ms(
                   where=lambda: {"node_id": NODE, "ntp": server.address})
     follower = skewed_follower(authority, route).start()
     try:
-        time.sleep(0.3)  # a dozen exchanges: the filter's choice and the frequency fit
         assert follower.status()["transport"] == f"udp 127.0.0.1:{server.port}"
-        assert worst_error(follower, authority) < 1e-3
+        # Settled: what a first burst on a starved host got wrong (CI once: 1.8 ms) is slewed
+        # out at 500 ppm, 1 ms in 2 s; the clock says so by its claimed bound. Quiet, at once.
+        deadline = time.monotonic() + 30
+        while (follower.client.status().error_bound_s or 1.0) >= 1e-3:
+            assert time.monotonic() < deadline, follower.client.status()
+            time.sleep(0.05)
+        xs = bounded_errors(follower, authority, 50)
+        assert max(abs(e) for e, _ in xs) < 1e-3, xs
+        # never better than it claims, at any load
+        assert all(abs(e) <= bound + PROBE_SLACK_S for e, bound in xs), xs
         assert server.replies >= INITIAL_BURST
     finally:
         follower.stop()
