@@ -106,6 +106,7 @@ class _RungOutput:
         # A rung brought back mid-stream (None: made from the start) starts at a segment's first
         # picture: sound from before it belongs to the segment before, which it did not make.
         self.audio_from = audio_from
+        self.audio_end: float | None = None  # where the sound it was given ends, seconds
         self.splitter = FragmentSplitter()
         self.container = av.open(
             self.splitter, "w", format="mp4",
@@ -147,6 +148,8 @@ class _RungOutput:
             pkt.duration = src.duration
             pkt.stream = self.audio
             self.container.mux(pkt)
+            if src.pts is not None and src.duration:
+                self.audio_end = float((src.pts + src.duration) * src.time_base)
 
     def finish(self) -> None:
         self.container.mux(self.video.encode(None))
@@ -443,16 +446,24 @@ class LiveTranscoder:
                                                   if o.rung.name in wanted)
         if changed:
             kept = []
+            # A rung on to another preset goes on with the sound its old encoder was not given:
+            # AAC comes out of its encoder (and often out of the source) a few frames after the
+            # pictures of the same instant, and what falls short of the boundary would
+            # otherwise be in neither segment, a hole at which hls.js stalls.
+            sound_from: dict[str, float] = {}
             for o in self._outputs:
                 if o.rung.name in wanted and o.faster == wanted[o.rung.name]:
                     kept.append(o)
                 else:  # dropped, or on to another preset: a new encoder from this segment
                     self._retired.extend(self._retire(o, t))
+                    if o.audio_end is not None:
+                        sound_from[o.rung.name] = min(o.audio_end, t)
             have = {o.rung.name for o in kept}
             for rung in self.ladder.rungs:
                 if rung.name in wanted and rung.name not in have:
                     kept.append(_RungOutput(rung, self.fps, self.part_duration, self.ladder.preset,
-                                            self._audio.encoder, audio_from=t, faster=wanted[rung.name]))
+                                            self._audio.encoder, audio_from=sound_from.get(rung.name, t),
+                                            faster=wanted[rung.name]))
             order = {r.name: i for i, r in enumerate(self.ladder.rungs)}
             self._outputs = sorted(kept, key=lambda o: order[o.rung.name])
         out_fps = fps or self.fps

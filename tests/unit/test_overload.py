@@ -14,7 +14,7 @@ from orbitcast.media.source import Source
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.segment import Part, Segment
 from tests.unit.test_transcode import CLOCK, D, LADDER, LAVFI, PART
-from tests.unit.test_transcode_ladder import frames, segments
+from tests.unit.test_transcode_ladder import audio_holes, frames, segments
 
 STEPS = ("superfast", "ultrafast")
 
@@ -142,6 +142,9 @@ def test_a_transcoder_behind_the_wall_clock_encodes_faster_from_the_next_segment
         whole = next(iter(inits[rung])) + b"".join(s.data for s in segs)
         with av.open(io.BytesIO(whole)) as c:  # one stream across the preset changes
             assert len(list(c.decode(video=0))) == sum(len(frames(init, s)) for s in segs)
+        # and one sound: a hole in the audio is a stall in hls.js (bufferSeekOverHole)
+        assert audio_holes(whole) == [], rung
+
 
 
 def test_a_transcoder_that_keeps_pace_stays_on_its_preset() -> None:

@@ -63,6 +63,15 @@ def dropped() -> tuple[LiveTranscoder, list, list[bytes]]:
     # asked for mid-seq 1 (hi dropped from seq 2 on), back mid-seq 4 (hi again from seq 5)
     return run_with_changes({2.7: (("lo",), None), 8.7: (None, None)})
 
+def audio_holes(mp4: bytes) -> list[tuple[float, float]]:
+    """(where, how long) of every break in the audio track's samples of an fMP4 stream."""
+    with av.open(io.BytesIO(mp4)) as c:
+        a = c.streams.audio[0]
+        pkts = [(float(p.pts * a.time_base), float(p.duration * a.time_base))
+                for p in c.demux(a) if p.pts is not None]
+    return [(t0 + d0, t1 - t0 - d0) for (t0, d0), (t1, _) in zip(pkts, pkts[1:])
+            if abs(t1 - t0 - d0) > 1e-3]
+
 
 def test_a_dropped_rung_stops_at_the_boundary_and_comes_back_at_one(dropped) -> None:
     _tr, out, _ = dropped
@@ -161,6 +170,9 @@ def test_a_faster_preset_from_the_next_segment_keeps_the_init_segment() -> None:
     for seg in lo:  # every segment decodes with the one init, each from a keyframe
         pics = frames(init, seg)
         assert pics and pics[0].key_frame
+    # the sound goes on across the change: the new encoder's first segment carries what the
+    # old one's last was not given
+    assert audio_holes(init + b"".join(s.data for s in lo)) == []
 
 
 def test_a_faster_preset_that_would_change_the_headers_is_not_used() -> None:
