@@ -11,7 +11,7 @@ subscribers elsewhere) use the HTTP API at /threema, which the Serve app forward
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 import ray
 from nacl.public import PublicKey
@@ -88,6 +88,22 @@ class GatewayActor:
         # Keys travel as bytes: PyNaCl's objects are not worth pickling across the cluster.
         return bytes(result) if isinstance(result, PublicKey) else result
 
+    def call_many(self, identity: str, secret: str, method: str,
+                  calls: list[tuple[tuple, dict[str, Any]]]) -> list[Any]:
+        """Many calls of one method in one actor call (a packager's batch of parts): each
+        result, or the refusal it got, in order; the same checks as `call` for each."""
+        if method not in _BATCHED:
+            raise BadRequest("unknown method")
+        client = LocalGatewayClient(self.gateway, identity, secret)
+        fn = getattr(client, method)
+        out: list[Any] = []
+        for args, kwargs in calls:
+            try:
+                out.append(fn(*args, **kwargs))
+            except GatewayRefusal as err:
+                out.append(err)
+        return out
+
     def gateway_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """The HTTP front's door: the `Gateway` methods its routes call (they authenticate)."""
         if method not in _HTTP_METHODS:
@@ -107,6 +123,7 @@ class GatewayActor:
 
 
 _METHODS = {"public_key", "capabilities", "credits", "send_e2e", "upload_blob", "download_blob"}
+_BATCHED = {"send_e2e", "upload_blob"}
 _HTTP_METHODS = {
     "authenticate", "public_key_hex", "lookup", "capabilities", "credits", "send_simple", "send_e2e",
     "upload_blob", "download_blob",
@@ -154,3 +171,17 @@ class ActorGatewayClient:
 
     def download_blob(self, blob_id: str) -> bytes:
         return self._call("download_blob", blob_id)
+
+    def _call_many(self, method: str, calls: list[tuple[tuple, dict[str, Any]]]) -> list[Any]:
+        return ray.get(self.actor.call_many.remote(self.identity, self._secret, method, calls),
+                       timeout=CALL_TIMEOUT_S)
+
+    def upload_blobs(self, blobs: Sequence[bytes], *, transient: bool = False) -> list[str]:
+        out = self._call_many("upload_blob", [((blob,), {"transient": transient}) for blob in blobs])
+        for result in out:
+            if isinstance(result, GatewayRefusal):
+                raise result
+        return out
+
+    def send_e2e_many(self, sends: Sequence[tuple[str, SealedEnvelope]]) -> list[Any]:
+        return self._call_many("send_e2e", [((to_id, envelope), {}) for to_id, envelope in sends])

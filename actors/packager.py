@@ -26,7 +26,7 @@ from orbitcast.catalog import Catalog, put_init
 from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery.names import init_tag
 from orbitcast.gateway.blobstore import BlobStore
-from orbitcast.gateway.client import GatewayAPI, GatewayClient, GatewayHTTPError
+from orbitcast.gateway.client import GatewayAPI, GatewayClient, GatewayHTTPError, send_e2e_many, upload_blobs
 from orbitcast.gateway.errors import GatewayRefusal
 from orbitcast.ledger.leaf import LeafFields
 from orbitcast.metrics.pipeline import PackagerMetrics
@@ -123,15 +123,25 @@ class Packager:
             tag = self.init_tags[rendition] = init_tag(init)
             put_init(self.store, self.feed, rendition, tag, meta.digest, meta.size,
                      archived_of(self._send(init, meta), self.edge))
+        parts: list[Part] = []
         for item in items:
             item.verified()  # hand-off check: transcoder -> packager
             if isinstance(item, Part):
-                # Parts are read once by the edge: kept in the embedded gateway's memory only
-                # (a remote gateway keeps every blob as it does).
-                self._send(item.data, part_meta(item), transient=True)
+                parts.append(item)
             else:
+                # the parts before it first: the edge lists a segment after its parts
+                self._parts(parts)
+                parts = []
                 self._segment(item)
+        self._parts(parts)
         return len(items)
+
+    def _parts(self, parts: list[Part]) -> None:
+        """A batch's parts (every rung's newest), sealed and sent in two round trips to the
+        gateway rather than two each. Parts are read once by the edge: kept in the embedded
+        gateway's memory only (a remote gateway keeps every blob as it does)."""
+        if parts:
+            self._send_many([(p.data, part_meta(p)) for p in parts], transient=True)
 
     def _segment(self, seg: Segment) -> None:
         if self.ledger is not None:
@@ -143,32 +153,40 @@ class Packager:
         self.catalog.add(seg, archived_of(sealed, self.edge, self.init_tags.get(seg.rendition)))
 
     def _send(self, data: bytes, meta: SegmentMeta, transient: bool = False) -> SealedSegment:
+        return self._send_many([(data, meta)], transient)[0]
+
+    def _send_many(self, items: list[tuple[bytes, SegmentMeta]], transient: bool = False) -> list[SealedSegment]:
         started = time.perf_counter()
-        recipients = recipients_for(self.config, self._edge_key(), meta.feed, meta.rendition, meta.kind)
-
-        def upload(blob: bytes) -> str:
-            return self.client.upload_blob(blob, transient=transient)
-
-        sealed = self.sealer.seal_segment(data, meta, recipients, upload)
-        for out in sealed.outgoing if self.deliver else ():
-            try:
-                message_id = self.client.send_e2e(out.to_id, out.envelope)
-            except (GatewayHTTPError, GatewayRefusal) as err:
-                # One recipient's refusal (full queue, no credits) must not stop the others.
-                self.counters[f"refused_{err.status}"] += 1
-                self.counters["refused"] += 1
-                self.refusals.append({"feed": meta.feed, "rendition": meta.rendition, "seq": meta.seq,
-                                      "kind": meta.kind, "to": out.to_id, "status": err.status, "reason": str(err)})
-                if self.counters["refused"] % 100 == 1:  # the first of a run, then every 100th
-                    log.warning("gateway refused %s/%s/%s for %s: %s (%d refused so far)", meta.feed,
-                                meta.rendition, meta.seq, out.to_id, err, self.counters["refused"])
-                continue
-            self.counters["sent"] += 1
-            self.message_ids.append((f"{meta.feed}/{meta.rendition}", meta.seq, out.to_id, message_id))
-        elapsed = time.perf_counter() - started
-        self.seal_seconds.append(elapsed)
-        self.metrics.sealed(meta.kind, elapsed)
+        edge_key = self._edge_key()
+        sealed = self.sealer.seal_many(
+            [(data, meta, recipients_for(self.config, edge_key, meta.feed, meta.rendition, meta.kind))
+             for data, meta in items],
+            lambda blobs: upload_blobs(self.client, blobs, transient=transient))
+        if self.deliver:
+            sends = [(meta, out) for (_, meta), s in zip(items, sealed) for out in s.outgoing]
+            results = send_e2e_many(self.client, [(out.to_id, out.envelope) for _, out in sends])
+            for (meta, out), result in zip(sends, results):
+                self._sent(meta, out.to_id, result)
+        # one round trip for the batch: each item is counted its share of it
+        each = (time.perf_counter() - started) / len(items)
+        for _, meta in items:
+            self.seal_seconds.append(each)
+            self.metrics.sealed(meta.kind, each)
         return sealed
+
+    def _sent(self, meta: SegmentMeta, to_id: str, result: "str | GatewayRefusal | GatewayHTTPError") -> None:
+        if isinstance(result, (GatewayHTTPError, GatewayRefusal)):
+            # One recipient's refusal (full queue, no credits) must not stop the others.
+            self.counters[f"refused_{result.status}"] += 1
+            self.counters["refused"] += 1
+            self.refusals.append({"feed": meta.feed, "rendition": meta.rendition, "seq": meta.seq,
+                                  "kind": meta.kind, "to": to_id, "status": result.status, "reason": str(result)})
+            if self.counters["refused"] % 100 == 1:  # the first of a run, then every 100th
+                log.warning("gateway refused %s/%s/%s for %s: %s (%d refused so far)", meta.feed,
+                            meta.rendition, meta.seq, to_id, result, self.counters["refused"])
+            return
+        self.counters["sent"] += 1
+        self.message_ids.append((f"{meta.feed}/{meta.rendition}", meta.seq, to_id, result))
 
     def _follow_tags(self) -> None:
         """The analysis stage's tags of this feed, each sealed once as a text message to every

@@ -7,7 +7,7 @@ HTTP at `/threema`, or a `Gateway` object in the same process.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Sequence
 from urllib.parse import quote
 
 import requests
@@ -39,6 +39,31 @@ class GatewayAPI(Protocol):
     def upload_blob(self, data: bytes, *, transient: bool = False) -> str: ...
     def download_blob(self, blob_id: str) -> bytes: ...
 
+
+
+def upload_blobs(api: GatewayAPI, blobs: Sequence[bytes], *, transient: bool = False) -> list[str]:
+    """Several blobs' ids, in order: in one round trip where the client has one for it (the
+    cluster's actor transport), one upload each otherwise (the HTTP API has no batch)."""
+    many = getattr(api, "upload_blobs", None)
+    if many is not None:
+        return list(many(blobs, transient=transient))
+    return [api.upload_blob(blob, transient=transient) for blob in blobs]
+
+
+def send_e2e_many(api: GatewayAPI, sends: Sequence[tuple[str, SealedEnvelope]]
+                  ) -> list[str | GatewayRefusal | GatewayHTTPError]:
+    """Each message's id, or the refusal it got (one recipient's full queue must not stop the
+    others), in order; in one round trip where the client has one for it."""
+    many = getattr(api, "send_e2e_many", None)
+    if many is not None:
+        return list(many(sends))
+    out: list[str | GatewayRefusal | GatewayHTTPError] = []
+    for to_id, envelope in sends:
+        try:
+            out.append(api.send_e2e(to_id, envelope))
+        except (GatewayHTTPError, GatewayRefusal) as err:
+            out.append(err)
+    return out
 
 class GatewayClient:
     """HTTP client with Threema's conventions (credentials in query or form, 200 = success)."""

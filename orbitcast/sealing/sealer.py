@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from nacl.public import Box, PublicKey
 
@@ -20,6 +20,8 @@ from .messages import MessageType, TextMessage
 
 #: ciphertext blob -> blob id (e.g. POST /upload_blob)
 BlobUploader = Callable[[bytes], str]
+#: ciphertext blobs -> their blob ids, in order (several uploads in one round trip)
+BlobsUploader = Callable[[Sequence[bytes]], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,28 @@ class SegmentSealer:
     ) -> SealedSegment:
         """Encrypt `data` once, upload its blob(s), seal one file message per part per recipient."""
         sealed = seal_file(data, meta, max_blob_bytes=self.max_blob_bytes)
-        blob_ids = tuple(upload(part.blob) for part in sealed.parts)
+        return self._address(sealed, tuple(upload(part.blob) for part in sealed.parts), recipients)
+
+    def seal_many(
+        self,
+        items: Sequence[tuple[bytes, SegmentMeta, Mapping[str, PublicKey]]],
+        upload_many: BlobsUploader,
+    ) -> list[SealedSegment]:
+        """`seal_segment` for several (data, meta, recipients) with every blob uploaded in one
+        `upload_many` call: a live batch's parts cost one round trip to the gateway, not one each."""
+        files = [seal_file(data, meta, max_blob_bytes=self.max_blob_bytes) for data, meta, _ in items]
+        ids = list(upload_many([part.blob for f in files for part in f.parts]))
+        if len(ids) != sum(len(f.parts) for f in files):
+            raise ValueError(f"{len(ids)} blob ids for {sum(len(f.parts) for f in files)} blobs")
+        out, at = [], 0
+        for f, (_, _, recipients) in zip(files, items):
+            out.append(self._address(f, tuple(ids[at:at + len(f.parts)]), recipients))
+            at += len(f.parts)
+        return out
+
+    def _address(self, sealed: SealedFile, blob_ids: tuple[str, ...],
+                 recipients: Mapping[str, PublicKey]) -> SealedSegment:
+        """One file message per blob per recipient, each sealed to that recipient's key."""
         messages = sealed.file_messages(blob_ids)
         outgoing = []
         for to_id, public in recipients.items():

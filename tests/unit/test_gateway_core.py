@@ -9,6 +9,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from orbitcast.gateway import BlobStore, Gateway, GatewayConfig
+from orbitcast.gateway.client import LocalGatewayClient, send_e2e_many, upload_blobs
 from orbitcast.gateway.errors import BadRequest, NoCredits, NotFound, TooLarge, Unauthorized, Unavailable
 from orbitcast.gateway.lookup import email_hash, phone_hash
 from orbitcast.sealing.envelope import seal
@@ -126,6 +127,18 @@ def test_full_recipient_queue_is_503_and_not_charged(gateway: Gateway, accounts:
     assert status["refused_queue_full"] == 1 and status["alarm"] and status["dead_letters"] == 0
     assert status["recipients"]["*ORBPACK"]["alarm"] is False
 
+
+def test_a_batch_of_sends_gets_each_message_its_id_or_its_refusal(gateway: Gateway,
+                                                                    accounts: dict[str, Account]) -> None:
+    # the helpers a packager batches with, over a client without a batch call (the HTTP API's
+    # shape): each send on its own, a full queue refusing the third without stopping the batch
+    client = LocalGatewayClient(gateway, "*ORBPACK", accounts["*ORBPACK"].secret)
+    blob_ids = upload_blobs(client, [b"one", b"two"], transient=True)
+    assert [gateway.download_blob(i) for i in blob_ids] == [b"one", b"two"]
+    envelope = seal(0x01, b"x" * 100, accounts["*ORBPACK"].keys.private, accounts["*ORBEDGE"].keys.public, pad_len=1)
+    results = send_e2e_many(client, [("*ORBEDGE", envelope)] * 3)
+    assert all(re.fullmatch("[0-9a-f]{16}", r) for r in results[:2])
+    assert isinstance(results[2], Unavailable) and len(gateway.pending("*ORBEDGE")) == 2
 
 def test_send_simple_is_refused_clearly(gateway: Gateway) -> None:
     with pytest.raises(BadRequest) as info:

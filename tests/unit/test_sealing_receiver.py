@@ -99,6 +99,25 @@ def test_fragmented_segment_completes_on_last_part(world: World) -> None:
     assert world.receiver.missing_fragments() == {}
 
 
+def test_a_batch_sealed_at_once_uploads_in_one_call_and_each_opens(world: World) -> None:
+    items = [os.urandom(n) for n in (20_000, 70_000, 5_000)]  # the second in three blobs
+    calls: list[int] = []
+
+    def upload_many(blobs):
+        calls.append(len(blobs))
+        return [world.upload(b) for b in blobs]
+
+    sealed = SegmentSealer(world.packager, max_blob_bytes=30_000).seal_many(
+        [(data, _meta(data, seq=i), {"*ORBEDGE": world.edge.public}) for i, data in enumerate(items)],
+        upload_many)
+    assert calls == [5] and len(world.blobs) == 5
+    for i, (data, s) in enumerate(zip(items, sealed)):
+        results = [world.receiver.handle_fields(world.fields(o.envelope)) for o in s.outgoing]
+        assert results[-1].segment == data and results[-1].meta.seq == i
+    # an uploader that loses a blob id is refused, not misaddressed
+    with pytest.raises(ValueError):
+        SegmentSealer(world.packager).seal_many([(items[0], _meta(items[0]), {})], lambda blobs: [])
+
 def test_tampered_box_is_refused(world: World) -> None:
     envelope = world.text()
     box = bytearray(envelope.box)
