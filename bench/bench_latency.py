@@ -43,6 +43,10 @@ Figures (per mode; samples every 250 ms in the page):
                    not catch up unless the playhead drops out of the playlist window
   timer gap        p95 / max interval between the page's 250 ms samples (late: starved page)
   frames           getVideoPlaybackQuality(): dropped / shown video frames at the end
+  server           orbitcast only, from /api/feeds once a second: the encoders' lag (how far
+                   behind the wall clock the newest media they made was captured; the rest of
+                   the edge age is the sealed path and the replicas) and the preset they ran on
+                   (overload steps), median / p95 and share of the run
   CPU, load        the whole machine's busy share during the mode, and its load average: other
                    work on the machine (and Chromium decoding 720p) shows up here
 Prints a table and writes bench/results/latency-<timestamp>.json (every sample included).
@@ -353,6 +357,55 @@ class Target:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class ServerWatch:
+    """Where the server's part of the latency goes, while a mode plays (orbitcast only): once a
+    second from /api/feeds, how far behind the wall clock the newest media its encoders made
+    was captured (`encoders.overload.behind_s`), the preset they are on, and how old the
+    newest listed segment's end is (`latency`). Player edge age minus encode lag is what the
+    sealed path and the delivery replicas add."""
+
+    def __init__(self, url: str | None, feed: str | None) -> None:
+        self.url, self.feed = url, feed
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "ServerWatch":
+        if self.url:
+            self._thread = threading.Thread(target=self._run, name="server-watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        assert self.url is not None
+        while not self._stop.wait(1.0):
+            try:
+                body = json.loads(http_get(self.url))
+            except (OSError, ValueError):
+                continue
+            entry = next((f for f in body.get("feeds", []) if f.get("feed") == self.feed), None)
+            if entry is None:
+                continue
+            enc = entry.get("encoders") or {}
+            overload = enc.get("overload") or {}
+            self.samples.append({"t": time.time(), "behind_s": overload.get("behind_s"),
+                                 "preset": overload.get("preset") or enc.get("preset"),
+                                 "segment_age_s": entry.get("latency")})
+
+    def summary(self) -> dict[str, Any]:
+        presets = [x["preset"] for x in self.samples if x["preset"]]
+        return {
+            "encode_lag_s": stats([x["behind_s"] for x in self.samples if x["behind_s"] is not None]),
+            "segment_age_s": stats([x["segment_age_s"] for x in self.samples if x["segment_age_s"] is not None]),
+            "presets": {p: round(presets.count(p) / len(presets), 3) for p in sorted(set(presets))} if presets else {},
+        }
+
+
 def play(target: Target, seconds: float, startup_timeout: float) -> dict[str, Any]:
     """One fresh headless Chromium playing `target.src` for `seconds` (from loadSource);
     returns the page's raw record (window.bench) plus the clock offset used."""
@@ -525,6 +578,10 @@ def table_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("hls.js errors (fatal)", f"{s.get('errors', 0)} ({len(s.get('fatal_errors', []))})"),
         ("samples counted (after 5 s)", fmt(s.get("samples_counted"), "d")),
         ("clock offset / RTT, ms", f"{fmt(s.get('clock_offset_ms'), '.1f')} / {fmt(s.get('clock_rtt_ms'), '.1f')}"),
+        ("server: encode lag median / p95, s", "-" if not (s.get("server") or {}).get("encode_lag_s") else
+         f"{s['server']['encode_lag_s']['median']:.2f} / {s['server']['encode_lag_s']['p95']:.2f}"),
+        ("server: encoders' preset (share)", "-" if not (s.get("server") or {}).get("presets") else
+         ", ".join(f"{p} {100 * v:.0f}%" for p, v in s["server"]["presets"].items())),
         ("machine CPU busy, % of all cores", fmt(s.get("cpu_busy_pct"), ".0f")),
         ("load average (1 min) at end", fmt((s.get("loadavg_end") or [None])[0])),
     ]
@@ -577,10 +634,15 @@ def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     total0, idle0 = cpu_times()
     result: dict[str, Any] = {"src": target.src, "hls_config": target.config, **target.extra,
                               "loadavg_start": loadavg()}
+    watch = ServerWatch(target.extra.get("feeds_url"), target.extra.get("feed"))
     try:
-        raw = play(target, args.seconds, args.startup_timeout)
+        with watch:
+            raw = play(target, args.seconds, args.startup_timeout)
         result["summary"] = summarize(raw)
         result["raw"] = raw
+        if watch.samples:
+            result["summary"]["server"] = watch.summary()
+            result["server_samples"] = watch.samples
         if raw.get("firstPlayingAt") is None:
             fatal = [e["details"] for e in raw["errors"] if e["fatal"]]
             result["error"] = f"never played (no 'playing' in {args.startup_timeout:g} s; fatal errors: {fatal or 'none'})"
@@ -624,7 +686,7 @@ def run_orbitcast(modes: list[str], args: argparse.Namespace, results: dict[str,
             tags = wait_segments(media, WARM_SEGMENTS, 60)
             meta.setdefault("orbitcast_playlist", tags)
             target = Target(mode, base, master, hls_config(mode), clock_url=f"{base}/time",
-                            extra={"media_playlist": media})
+                            extra={"media_playlist": media, "feeds_url": f"{base}/api/feeds", "feed": args.feed})
             results[mode] = measure(target, args)
 
 
