@@ -11,9 +11,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from orbitcast.config import LadderConfig, Rung
+from orbitcast.media.audio import LadderAudio
 from orbitcast.media.fmp4 import find_box, iter_boxes, tracks_of
 from orbitcast.media.source import Source, SourceEnded
 from orbitcast.media.transcode import LiveTranscoder, TranscodeError
@@ -316,6 +318,26 @@ def test_audio_in_every_rung(run: Run) -> None:
     media = max(u.time for u in run.units if u.kind == "video") + 1 / 30
     for name in NAMES:
         assert decode_audio_seconds(run.stream(name)) == pytest.approx(media, abs=0.15)
+
+
+@pytest.mark.parametrize("bit_rate", [64_000, 128_000])  # the default coder, and the fast one
+def test_the_ladders_sound_is_the_tone_it_was_given(bit_rate: int) -> None:
+    audio = LadderAudio(bit_rate)
+    t = np.arange(48000 * 2) / 48000
+    tone = np.tile((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (2, 1))
+    packets = []
+    for i in range(0, tone.shape[1], 960):  # 20 ms frames, as a source gives them
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, i:i + 960]), format="fltp", layout="stereo")
+        frame.sample_rate = 48000
+        packets += audio.add(frame, i / 48000)
+    packets += audio.flush()
+    decoder = av.CodecContext.create("aac", "r")
+    decoder.extradata = audio.encoder.extradata
+    pcm = np.concatenate([f.to_ndarray()[0] for p in packets for f in decoder.decode(p)])
+    heard = pcm[len(pcm) // 4:]  # past the encoder's priming
+    peak_hz = np.argmax(np.abs(np.fft.rfft(heard))) * 48000 / len(heard)
+    assert abs(peak_hz - 440) < 2, peak_hz
+    assert abs(np.sqrt(np.mean(heard ** 2)) - 0.3 / np.sqrt(2)) < 0.03  # its level kept
 
 
 def test_program_date_time_is_capture_time_of_first_frame(run: Run) -> None:
