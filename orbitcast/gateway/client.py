@@ -40,7 +40,6 @@ class GatewayAPI(Protocol):
     def download_blob(self, blob_id: str) -> bytes: ...
 
 
-
 def upload_blobs(api: GatewayAPI, blobs: Sequence[bytes], *, transient: bool = False) -> list[str]:
     """Several blobs' ids, in order: in one round trip where the client has one for it (the
     cluster's actor transport), one upload each otherwise (the HTTP API has no batch)."""
@@ -64,6 +63,7 @@ def send_e2e_many(api: GatewayAPI, sends: Sequence[tuple[str, SealedEnvelope]]
         except (GatewayHTTPError, GatewayRefusal) as err:
             out.append(err)
     return out
+
 
 class GatewayClient:
     """HTTP client with Threema's conventions (credentials in query or form, 200 = success)."""

@@ -104,7 +104,8 @@ class _RungOutput:
         self.faster = faster  # the faster preset it runs on (same stream headers: x264.py), or None
         self.reformatter = VideoReformatter()
         # A rung brought back mid-stream (None: made from the start) starts at a segment's first
-        # picture: sound from before it belongs to the segment before, which it did not make.
+        # picture: sound from before it belongs to the segment before, which it did not make. A
+        # rung on to another preset starts where its old encoder's sound ended (_apply_ladder).
         self.audio_from = audio_from
         self.audio_end: float | None = None  # where the sound it was given ends, seconds
         self.splitter = FragmentSplitter()
@@ -457,7 +458,7 @@ class LiveTranscoder:
                 else:  # dropped, or on to another preset: a new encoder from this segment
                     self._retired.extend(self._retire(o, t))
                     if o.audio_end is not None:
-                        sound_from[o.rung.name] = min(o.audio_end, t)
+                        sound_from[o.rung.name] = o.audio_end
             have = {o.rung.name for o in kept}
             for rung in self.ladder.rungs:
                 if rung.name in wanted and rung.name not in have:
