@@ -187,7 +187,9 @@ class FeedRunner:
 
     def status(self) -> dict:
         """The feed as /api/feeds shows it: its health and what its input is doing."""
-        return {**self.health.as_dict(), "input": {**self.meter.snapshot(time.time()), **(self.source.link() or {})},
+        dates = {"reanchors": self.source.reanchors, "last_reanchor": self.source.last_reanchor}
+        return {**self.health.as_dict(),
+                "input": {**self.meter.snapshot(time.time()), **(self.source.link() or {}), "dates": dates},
                 "encoders": self.encoders}
 
     def _deliver(self, streams: FeedStreams, batch: list[MediaUnit]) -> None:

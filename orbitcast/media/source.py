@@ -120,6 +120,10 @@ class Source:
         self._anchor_time = 0.0
         self._anchor_wall: float | None = None
         self._anchor_mono = 0.0
+        # Each re-anchor moves the program date-times ahead of the media time (a jump between
+        # two adjacent segments' dates): shown in /api/feeds so that a jump is never a mystery.
+        self.reanchors = 0
+        self.last_reanchor: dict | None = None
         self._frame_duration = 1 / 30
         self._last = {"video": -1.0, "audio": -1.0}  # newest presentation time
         self._last_decode = {"video": -1.0, "audio": -1.0}
@@ -347,7 +351,11 @@ class Source:
             # The source stalled (or was reopened after a pause): its media time no longer
             # matches the wall clock. A paced source that is only a little late (a busy
             # machine) catches up instead, so its program date-times stay evenly spaced.
+            was = self._anchor_wall + (t - self._anchor_time)
             self._anchor_wall, self._anchor_time, self._anchor_mono = self.clock(), t, now_mono
+            self.reanchors += 1
+            self.last_reanchor = {"at": round(self._anchor_wall, 3), "media_time": round(t, 6),
+                                  "jump_s": round(self._anchor_wall - was, 3)}
         elif self.realtime and due > now_mono:
             time.sleep(due - now_mono)
         return self._anchor_wall + (t - self._anchor_time)

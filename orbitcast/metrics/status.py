@@ -47,6 +47,9 @@ def feed_families(feeds: Sequence[Mapping[str, Any]], now: float) -> dict[str, d
                          "Rungs encoded on a faster x264 preset than the ladder's (energy plan or overload)", ("feed",))
     overloads = store.counter("orbitcast_feed_overload_steps_total",
                               "Times the feed's encoders stepped to a faster preset to keep pace", ("feed",))
+    reanchors = store.counter("orbitcast_feed_date_reanchors_total",
+                              "Times the feed's capture clock was set to the wall clock again after its input fell "
+                              "behind (a jump in the program date-times)", ("feed",))
     for entry in feeds:
         feed = str(entry.get("feed", ""))
         current = str(entry.get("state", "unknown"))
@@ -68,6 +71,9 @@ def feed_families(feeds: Sequence[Mapping[str, Any]], now: float) -> dict[str, d
             behind.set(value, feed)
         if (value := _number(overload.get("steps_up"))) is not None:
             overloads.set_total(value, feed)
+        dates = (entry.get("input") or {}).get("dates") or {}
+        if (value := _number(dates.get("reanchors"))) is not None:
+            reanchors.set_total(value, feed)
         srt = (entry.get("input") or {}).get("srt")
         if srt:
             srt_up.set(1.0 if srt.get("connected") else 0.0, feed)

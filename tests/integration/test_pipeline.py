@@ -47,6 +47,22 @@ def test_two_feeds_run_for_20_seconds(live):
             seqs = [int(s.uri.split(".")[0]) for s in listed]
             assert seqs == sorted(set(seqs)) and seqs[-1] - seqs[0] == len(seqs) - 1
             assert not any(s.gap_tag for s in listed), "no segment lost in 20 s"
+            # a jump in the dates between adjacent segments is one the feed reported: its input
+            # fell behind and its capture clock was set to the wall clock again (source.py).
+            # Read before the newest segments, which list their parts: the m3u8 package adds the
+            # parts' durations to the dates it derives for the segments after them.
+            dated = listed[:next((i for i, x in enumerate(listed) if x.parts), len(listed))]
+            jumps = [(a.uri, round((b.current_program_date_time - a.current_program_date_time).total_seconds()
+                                   - a.duration, 3))
+                     for a, b in zip(dated, dated[1:])
+                     if abs((b.current_program_date_time - a.current_program_date_time).total_seconds() - a.duration) > 0.05]
+            # (the feed's health reaches /api/feeds every second or so: asked again until then)
+            deadline = time.monotonic() + 5
+            while (dates := live.feeds()[name]["input"]["dates"])["reanchors"] < len(jumps) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.25)
+            assert len(jumps) <= dates["reanchors"], (name, r.name, jumps, dates)
+            assert all(jump > 0 for _, jump in jumps), jumps  # ahead, never back
 
 
 def test_file_feed_loops_on_one_timeline(live):

@@ -184,7 +184,8 @@ def test_edge_and_packager_metrics() -> None:
 
 def test_status_documents_become_gauges() -> None:
     feeds = [{"feed": "iss", "state": "live", "latency": 1.25, "slate": False, "reconnects": 2, "retries": 0,
-              "renditions": [{"name": "360p"}, {"name": "240p"}]},
+              "renditions": [{"name": "360p"}, {"name": "240p"}],
+              "input": {"dates": {"reanchors": 1, "last_reanchor": {"at": 1.0, "media_time": 9.0, "jump_s": 5.2}}}},
              {"feed": "broken", "state": "failed", "latency": None, "renditions": []},
              {"feed": "odd", "state": "hibernating"}]
     gateway = {"queue_depth": 3, "alarm": True, "recipients": {
@@ -202,6 +203,7 @@ def test_status_documents_become_gauges() -> None:
     assert got["orbitcast_feed_publish_lag_seconds"] == {(("feed", "iss"),): 1.25}
     assert got["orbitcast_feed_reconnects_total"][(("feed", "iss"),)] == 2
     assert got["orbitcast_feed_renditions"][(("feed", "iss"),)] == 2
+    assert got["orbitcast_feed_date_reanchors_total"] == {(("feed", "iss"),): 1.0}
     assert got["orbitcast_gateway_queue_depth"] == {(("recipient", "*ORBEDGE"),): 3.0}
     assert got["orbitcast_gateway_dead_letters_total"] == {(("recipient", "*ORBEDGE"),): 2.0}
     assert got["orbitcast_gateway_alarm"] == {(): 1.0} and got["orbitcast_gateway_up"] == {(): 1.0}

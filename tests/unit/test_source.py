@@ -220,6 +220,10 @@ def test_capture_reanchors_after_a_stall(monkeypatch: pytest.MonkeyPatch, realti
     # not first.capture + 1/30: the capture time follows the wall clock again
     assert late.capture - first.capture > 0.5
     assert late.time - first.time == pytest.approx(1 / 30, abs=1e-3)
+    # and says so (/api/feeds: input.dates): once, the dates moved ahead by what it was late
+    assert src.reanchors == 1 and src.last_reanchor is not None
+    assert src.last_reanchor["jump_s"] == pytest.approx(late.capture - (first.capture + 1 / 30), abs=2e-3)
+    assert src.last_reanchor["media_time"] == pytest.approx(late.time, abs=1e-5)
 
 
 def test_paced_source_a_little_late_catches_up(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,6 +239,7 @@ def test_paced_source_a_little_late_catches_up(monkeypatch: pytest.MonkeyPatch) 
     src.close()
     for u in rest:  # evenly spaced program date-times: anchor + media time
         assert u.capture == pytest.approx(first.capture + u.time - first.time, abs=1e-6)
+    assert src.reanchors == 0 and src.last_reanchor is None
 
 
 # -- one timeline across loops and reopenings ---------------------------------------------
