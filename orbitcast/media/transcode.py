@@ -107,7 +107,7 @@ class _RungOutput:
         # picture: sound from before it belongs to the segment before, which it did not make. A
         # rung on to another preset starts where its old encoder's sound ended (_apply_ladder).
         self.audio_from = audio_from
-        self.audio_end: float | None = None  # where the sound it was given ends, seconds
+        self._sound_end: tuple[int, Fraction] | None = None  # (pts + duration, time base) of its newest sound
         self.splitter = FragmentSplitter()
         self.container = av.open(
             self.splitter, "w", format="mp4",
@@ -150,7 +150,12 @@ class _RungOutput:
             pkt.stream = self.audio
             self.container.mux(pkt)
             if src.pts is not None and src.duration:
-                self.audio_end = float((src.pts + src.duration) * src.time_base)
+                self._sound_end = (src.pts + src.duration, src.time_base)  # per packet: no arithmetic
+
+    @property
+    def audio_end(self) -> float | None:
+        """Where the sound it was given ends, seconds."""
+        return None if self._sound_end is None else float(self._sound_end[0] * self._sound_end[1])
 
     def finish(self) -> None:
         self.container.mux(self.video.encode(None))

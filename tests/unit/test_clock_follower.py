@@ -57,10 +57,10 @@ def skewed_follower(authority: ClockAuthority, route: Route,
                     skew={"offset_s": 0.25, "drift_ppm": 200.0})
 
 
-def worst_error(follower: Follower, authority: ClockAuthority, reads: int = 50) -> float:
-    """The largest |follower - authority| of `reads` reads, each pair carried to one monotonic
+def worst_error(follower: Follower, authority: ClockAuthority) -> float:
+    """The largest |follower - authority| of 50 reads, each pair carried to one monotonic
     instant (a thread switch between two plain reads would count as clock error)."""
-    return max(abs(e) for e, _ in bounded_errors(follower, authority, reads))
+    return max(abs(e) for e, _ in bounded_errors(follower, authority, 50))
 
 
 # How well two (monotonic, clock) probes compare two clocks (the tightest of 5 brackets,
