@@ -254,6 +254,13 @@ class Edge:
         with self.lock:
             return feeds_status(self.window, self.health)
 
+    def resume_at(self, feed: str) -> float | None:
+        """Media time from which a feed whose reader and transcoder both died goes on
+        (LiveWindow.resume_seq). None: nothing of the feed here."""
+        with self.lock:
+            seq = self.window.resume_seq(feed)
+        return None if seq is None else seq * self.config.segment_duration
+
     def stats(self) -> dict:
         with self._tags_lock:
             table = self.tags.stats()

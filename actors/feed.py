@@ -11,6 +11,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from orbitcast.config import FeedConfig
+from orbitcast.media.boundaries import segment_index
 from orbitcast.media.feed_runner import FeedRunner, SinkError, batch_seconds_for
 from orbitcast.media.replay import ReplayBuffer
 from orbitcast.media.units import FeedStreams, MediaUnit
@@ -23,6 +24,7 @@ HEALTH_EVERY = 1.0
 # and carried while the one before is encoded (one at a time, the feed's thread sat idle for a
 # quarter of the time, and a demo beside a browser on two cores fell behind the wall clock).
 IN_FLIGHT = 2
+RESUME_ASK_S = 5.0  # a restarted feed's wait for its transcoder's resume point
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
@@ -49,7 +51,12 @@ class FeedActor:
         self._batch = 0
         self._in_flight: deque[tuple[ray.ObjectRef, bool]] = deque()  # (push, of the slate), oldest first
         self.replay = ReplayBuffer(segment_duration)
-        self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now, batch_seconds=batch_seconds_for(part_duration))
+        self.segment_duration = segment_duration
+        self._sent_through = 0.0  # media time of the newest unit handed to a member
+        self._parts_from: int | None = None  # for a member that takes the feed over (Transcoder.push)
+        resume = self._resume_point() if ray.get_runtime_context().was_current_actor_reconstructed else None
+        self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now, batch_seconds=batch_seconds_for(part_duration),
+                                 resume=resume)
         threading.Thread(target=self.runner.run, name=f"feed-{feed.name}", daemon=True).start()
         threading.Thread(target=self._report, name=f"health-{feed.name}", daemon=True).start()
 
@@ -62,7 +69,10 @@ class FeedActor:
             index, member = self.member
             try:
                 self._batch += 1
-                self._in_flight.append((member.push.remote(self.feed.name, streams, units, slate, self._batch), slate))
+                if units:
+                    self._sent_through = max(self._sent_through, max(u.time for u in units))
+                self._in_flight.append((member.push.remote(self.feed.name, streams, units, slate, self._batch,
+                                                           self._parts_from), slate))
                 while len(self._in_flight) >= IN_FLIGHT:
                     ref, of_slate = self._in_flight[0]
                     done, signal, encoders = ray.get(ref)
@@ -83,7 +93,31 @@ class FeedActor:
                 self._in_flight.clear()
                 self.member = ray.get(self.pool.assign.remote(self.feed.name, avoid=index))
                 units = self.replay.pending()
+                # The dead member may have sent parts of every seq up to the newest it was given.
+                self._parts_from = segment_index(self._sent_through, self.segment_duration) + 1
         raise SinkError("no transcoder took the feed after 3 attempts")
+
+    def _resume_point(self) -> tuple[float, int] | None:
+        """Restarted by Ray after this feed's actor died: where its transcoder's timeline stands,
+        or, where the member died too (a node lost), where the edge's media of the feed ends.
+        None where neither answers: the feed starts at the wall clock, and a restart longer
+        than a segment leaves gaps."""
+        try:
+            self.member = ray.get(self.pool.assign.remote(self.feed.name), timeout=RESUME_ASK_S)
+            point = ray.get(self.member[1].resume_point.remote(self.feed.name), timeout=RESUME_ASK_S)
+            if point is not None:
+                return point
+        except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+            self.member = None
+        try:
+            at = ray.get(self.edge.resume_at.remote(self.feed.name), timeout=RESUME_ASK_S)
+        except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+            return None
+        if at is None:
+            return None
+        # the member that will take the feed makes the edge's open seq again: whole only
+        self._parts_from = segment_index(at, self.segment_duration) + 1
+        return at, 0  # a member that never had the feed: any generation is new
 
     def _report(self) -> None:
         while True:

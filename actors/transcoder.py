@@ -56,9 +56,12 @@ class Transcoder:
 
     def push(
         self, feed: str, streams: FeedStreams, units: list[MediaUnit], slate: bool = False, batch: int | None = None,
+        parts_from: int | None = None,
     ) -> tuple[int | None, dict, dict]:
         """Transcode a batch (`slate`: the feed's slate, not its input; `batch`: its number, the
-        order in which the feed's batches are taken, see orbitcast/media/turns.py); returns the
+        order in which the feed's batches are taken, see orbitcast/media/turns.py; `parts_from`:
+        for a feed taken over from a member that died, the first seq whose parts may go out,
+        LiveTranscoder's `parts_from_seq`, used when the feed is new here); returns the
         highest seq finished in every rung (see ReplayBuffer), the input's picture and sound
         states, and the encoders' (LiveTranscoder.encoder_status)."""
         with self._guard:
@@ -73,7 +76,8 @@ class Transcoder:
                 steps = steps_for(cfg.ladder.preset, over.presets)
                 tr = LiveTranscoder(feed, cfg.ladder, cfg.segment_duration, cfg.part_duration, streams,
                                     analyse=not slate, signal_hold=hold, frame_tap=link.tap if link else None,
-                                    overload=OverloadSteps(steps, over.behind, over.calm) if steps else None)
+                                    overload=OverloadSteps(steps, over.behind, over.calm) if steps else None,
+                                    parts_from_seq=parts_from)
                 if self.energy is not None:
                     tr.energy = self.energy.feed(feed, cfg.ladder.rungs, tr.fps)
                 if self._ladder is not None:
@@ -89,6 +93,12 @@ class Transcoder:
             if out or inits:
                 self._hand_on(feed, inits, out)
             return tr.published_through, tr.input_signal, tr.encoder_status
+
+    def resume_point(self, feed: str) -> tuple[float, int] | None:
+        """Where this feed's media ends here (LiveTranscoder.resume_point); None: not here."""
+        with self._guard:
+            tr = self._feeds.get(feed)
+        return tr.resume_point if tr is not None else None
 
     def _follow_plan(self, governor: "ray.actor.ActorHandle") -> None:
         poll = self.config.energy.follow_plan.poll_s

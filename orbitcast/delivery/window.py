@@ -582,6 +582,18 @@ class LiveWindow:
         found = [s for t in self._feeds.get(feed, {}).values() if (s := self._newest_complete(t))]
         return max(found, key=lambda s: (s.seq, s.rendition), default=None)
 
+    def resume_seq(self, feed: str) -> int | None:
+        """The seq from which a feed whose reader and transcoder both died (a node lost) goes
+        on: the newest one with media while no rendition has closed it (made again from its
+        start, it comes whole, certified, and its parts of the dead encoder are not listed
+        with it), else the one after. None: nothing of the feed here."""
+        tracks = [t for t in self._feeds.get(feed, {}).values() if t.newest is not None]
+        if not tracks:
+            return None
+        newest = max(t.newest for t in tracks)  # type: ignore[type-var]
+        closed = any(t.newest == newest and t.slots[newest].listed is not None for t in tracks)
+        return newest + 1 if closed else newest
+
     def last_part(self, feed: str, rendition: str) -> tuple[int, int] | None:
         """(MSN, index) of the last part the rendition's playlist lists (LAST-MSN/LAST-PART)."""
         track = self._get(feed, rendition)

@@ -66,6 +66,7 @@ class FeedRunner:
         batch_seconds: float = 0.2,
         backoff: Backoff | None = None,
         open_timeout: float = 10.0,
+        resume: tuple[float, int] | None = None,
     ) -> None:
         self.feed = feed
         self.sink = sink
@@ -73,7 +74,12 @@ class FeedRunner:
         self.backoff = backoff or Backoff()
         # The feed's media timeline starts at the wall clock: segment seq = floor(t / D) then
         # never repeats across restarts, so the catalog and the ledger never see a seq twice.
-        start = clock()
+        # `resume` (media end, input generation): where the transcoder's timeline for this feed
+        # stands, when this runner takes over from one that died. The media goes on from there
+        # (its dates from the wall clock), so no seq is skipped, which a start at the wall
+        # clock would do for a restart longer than a segment, and the first session is a new
+        # input to the transcoder.
+        start = clock() if resume is None else resume[0]
         self.health = FeedHealth(feed.name, timeline_start=start, media_time=start)
         self.meter = InputMeter(feed.source)  # the input only, never the slate
         # The encoders as the transcoder last reported them (LiveTranscoder.encoder_status); None before.
@@ -85,6 +91,8 @@ class FeedRunner:
             feed.source, loop=feed.loop, realtime=feed.realtime, options=feed.options, clock=clock, start_time=start,
             open_timeout=open_timeout, read_timeout=read_timeout_for(feed.source, self.slate_after),
         )
+        if resume is not None:
+            self.source.generation = resume[1]
         self.origin = OriginWatch(feed.source) if is_hls_pull(feed.source) else None
         self.clock = clock
         self.stop_event = threading.Event()

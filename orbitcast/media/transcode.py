@@ -198,6 +198,7 @@ class LiveTranscoder:
         energy: "FeedEnergy | None" = None,
         overload: OverloadSteps | None = None,
         clock: Callable[[], float] = time.time,
+        parts_from_seq: int | None = None,
     ) -> None:
         self.feed = feed
         self.ladder = ladder
@@ -235,6 +236,11 @@ class LiveTranscoder:
         # `clock` is the wall clock the units' capture times are on.
         self.overload = overload
         self.clock = clock
+        # Seqs below it go out as whole segments only. A transcoder that takes a feed over (its
+        # member died) makes again the seqs since the last one finished, and the dead encoder's
+        # parts of them may already be listed: parts of two encoders in one segment do not
+        # decode, and the listing of a part can never be taken back.
+        self.parts_from_seq = parts_from_seq
 
     @property
     def init_segments(self) -> dict[str, bytes]:
@@ -251,6 +257,14 @@ class LiveTranscoder:
             elif o.audio_from is None:  # made from the start, and nothing finished yet
                 return None
         return min(done) if done else None
+
+    @property
+    def resume_point(self) -> tuple[float, int] | None:
+        """(where the media it was given ends, the input's generation), for a feed whose reader
+        starts again (FeedRunner's `resume`); None before the first picture."""
+        if self._last_video_time is None:
+            return None
+        return self._last_video_time + 1.0 / self.fps, self.streams.generation
 
     @property
     def ladder_now(self) -> tuple[str, ...]:
@@ -508,6 +522,12 @@ class LiveTranscoder:
                 o.mux_audio(packets)
 
     def _collect(self, final: bool) -> list[Part | Segment]:
+        done = self._collected(final)
+        if self.parts_from_seq is None:
+            return done
+        return [x for x in done if not (isinstance(x, Part) and x.seq < self.parts_from_seq)]
+
+    def _collected(self, final: bool) -> list[Part | Segment]:
         done, self._retired = self._retired, []
         for o in self._outputs:
             frags = o.splitter.take()

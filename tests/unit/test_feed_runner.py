@@ -26,7 +26,7 @@ from orbitcast.media.source import Source, SourceEnded
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.units import FeedStreams, MediaUnit
 from orbitcast.netstat import bound
-from orbitcast.segment import Segment
+from orbitcast.segment import Part, Segment
 from tests.conftest import reserved_port
 from tests.media import make_clip, make_corrupt, rtsp_server_perl, send_test_stream
 
@@ -694,3 +694,49 @@ def test_the_feed_status_says_what_its_input_is(clip: Path) -> None:
     assert status["input"]["video"]["codec"] == "h264" and (status["input"]["video"]["width"], status["input"]["video"]["height"]) == (160, 120)
     assert status["input"]["audio"]["codec"] == "aac" and status["input"]["bitrate_bps"] > 0
     assert status["input"]["last_media_at"] is not None
+
+
+def test_a_runner_that_takes_over_goes_on_where_the_transcoder_stands(clip: Path) -> None:
+    """A feed's actor restarted by Ray: the new runner's media starts where the transcoder's
+    ended, as a new input, however long the restart took; the seqs go on without a hole."""
+    sink = Transcoding()
+    feed = FeedConfig(name="f", source=str(clip), loop=False, realtime=False)
+    FeedRunner(feed, sink, backoff=tiny_backoff()).run()
+    assert sink.transcoder is not None
+    resume = sink.transcoder.resume_point
+    assert resume is not None
+    last_video = max(u.time for _, b in sink.batches for u in b if u.kind == "video")
+    assert resume == (pytest.approx(last_video + 1 / 30), 1)
+    before = len(sink.batches)
+    time.sleep(1.2)  # longer than a segment: a start at the wall clock would skip a seq
+    FeedRunner(feed, sink, backoff=tiny_backoff(), resume=resume).run()
+    taken = sink.batches[before:]
+    assert {s.generation for s, _ in taken} == {2}  # a new input to the transcoder: fresh decoders
+    first = min(u.time for _, b in taken for u in b if u.kind == "video")
+    assert first == pytest.approx(resume[0], abs=1 / 90000)
+    sink.segments += [s for s in sink.transcoder.flush() if isinstance(s, Segment)]
+    seqs = [s.seq for s in sink.segments if s.rendition == "lo"]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and len(seqs) >= 3, seqs
+
+
+def test_a_transcoder_that_takes_a_feed_over_sends_the_seqs_it_makes_again_whole_only(clip: Path) -> None:
+    """A member that takes a feed over makes again the seqs since the last one finished: the
+    dead member's parts of them may be listed, and parts of two encoders in one segment do not
+    decode, so those seqs go out whole only (`parts_from_seq`); the seqs after keep their parts."""
+    sink = Transcoding()
+    feed = FeedConfig(name="f", source=str(clip), loop=False, realtime=False)
+    out: list = []
+
+    def taking_over(streams: FeedStreams, units: list[MediaUnit]) -> None:
+        if sink.transcoder is None:
+            first = int(units[0].time // 1.0)
+            sink.transcoder = LiveTranscoder("relay", sink.ladder, 1.0, 0.5, streams, parts_from_seq=first + 1)
+        out.extend(sink.transcoder.push(units))
+
+    FeedRunner(feed, taking_over, backoff=tiny_backoff()).run()
+    assert sink.transcoder is not None
+    out.extend(sink.transcoder.flush())
+    first = min(x.seq for x in out)
+    assert {x.rendition for x in out if isinstance(x, Segment) and x.seq == first} == {"lo", "min"}
+    assert not [x for x in out if isinstance(x, Part) and x.seq == first]
+    assert [x for x in out if isinstance(x, Part) and x.seq == first + 1]  # later seqs keep their parts

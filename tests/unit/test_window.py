@@ -174,6 +174,32 @@ def test_a_later_part_closes_a_segment_from_its_parts() -> None:
     assert open_parts(pl) == [f"{S + 1}.0.m4s"]
 
 
+def test_a_feed_taken_over_after_a_node_loss_goes_on_at_its_open_seq_made_whole() -> None:
+    """A feed whose reader and transcoder died together goes on at the seq the window still has
+    open (actors/edge.py, resume_at): made again from its start, it comes whole (a member's
+    first seq has no parts, actors/transcoder.py), is listed with the new bytes and without the
+    dead encoder's parts, and no seq is a gap."""
+    w = window(renditions=("360p", "240p"))
+    assert w.resume_seq("iss") is None
+    put(w, S)
+    put(w, S, rendition="240p")
+    put(w, S + 1, upto=2)
+    put(w, S + 1, upto=3, rendition="240p")
+    assert w.resume_seq("iss") == S + 1  # open in every rendition: made again
+    for rung in ("360p", "240p"):
+        assert w.add_segment(whole(S + 1, rung, data=f"again {rung}".encode()))
+        put(w, S + 2, rendition=rung)
+    for rung in ("360p", "240p"):
+        pl = parsed(w, rung)
+        assert [(seq, gap) for seq, _, gap in listed(pl)] == [(S, False), (S + 1, False)]
+        assert open_parts(pl)[0] == f"{S + 2}.0.m4s"
+        assert part_uris(pl, f"{S + 1}.m4s") == []  # the dead encoder's parts are not its parts
+        assert w.segment_bytes("iss", rung, S + 1) == f"again {rung}".encode()
+    assert w.resume_seq("iss") == S + 2  # open: made again
+    put(w, S + 3, upto=1)
+    assert w.resume_seq("iss") == S + 3
+
+
 def test_closing_from_fewer_parts_sums_their_durations() -> None:
     w = window()
     put(w, S, upto=3)
