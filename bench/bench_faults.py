@@ -122,7 +122,7 @@ def victim(class_name: str) -> int | None:
     return min(found) if found else None
 
 
-def run(base: str, feed: str, rung: str, settle: float) -> dict:
+def run(base: str, feed: str, rung: str, settle: float, segment_s: float = 1.0) -> dict:
     player = Player(f"{base}/live/{feed}/{rung}/index.m3u8")
     thread = threading.Thread(target=player.run, daemon=True)
     thread.start()
@@ -144,7 +144,7 @@ def run(base: str, feed: str, rung: str, settle: float) -> dict:
         time.sleep(settle)
         longest, first = player.waits_after(killed_at, time.time())
         errors = player.errors[errors_before:]
-        row = {"kind": label, "class": class_name, "pid": pid, "longest_wait_s": round(longest, 3),
+        row = {"kind": label, "class": class_name, "pid": pid, "killed_at": round(killed_at, 3), "longest_wait_s": round(longest, 3),
                "first_part_after_s": None if first is None else round(first, 3), "failed_reloads": len(errors),
                "errors": sorted({e for _, e in errors})[:5],
                "stall_for_hold_back_player": longest > player.hold_back}
@@ -156,9 +156,15 @@ def run(base: str, feed: str, rung: str, settle: float) -> dict:
     thread.join(timeout=15)
     span = range(min(player.complete | player.gaps), max(player.complete) + 1) if player.complete else range(0)
     lost = sorted(s for s in span if s not in player.complete)
+    # A seq is numbered from its media time (floor(t / segment duration), with the feed's timeline
+    # on the wall clock): the kill just before a lost seq's start is the one that lost it.
+    for seq in lost:
+        start = seq * segment_s
+        before = [k for k in report["kills"] if k["killed_at"] <= start + segment_s]
+        report.setdefault("lost_after", {})[str(seq)] = before[-1]["kind"] if before else "before any kill"
     report.update({"seqs_seen": len(span), "lost": lost, "taken_back": sorted(player.taken_back),
                    "listing_errors": [e for _, e in player.errors if e.startswith("seq ")][:10]})
-    print(f"\nover the run: {len(span)} seqs, lost {len(lost)} {lost[:20]}, listed then taken back "
+    print(f"\nover the run: {len(span)} seqs, lost {len(lost)} {report.get('lost_after', {})}, listed then taken back "
           f"{len(player.taken_back)}, MSN errors {len(report['listing_errors'])}", flush=True)
     return report
 
@@ -176,7 +182,7 @@ def main() -> None:
     serve = {"min_replicas": args.replicas, "max_replicas": max(4, args.replicas)} if args.replicas else None
     with running_demo(port=args.port, serve_settings=serve) as demo:
         print(f"demo playable after {demo.startup_s:.1f} s at {demo.base}", flush=True)
-        report = run(demo.base, args.feed, args.rung, args.settle)
+        report = run(demo.base, args.feed, args.rung, args.settle, demo.pipeline.config.segment_duration)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"faults-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=1))

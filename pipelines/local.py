@@ -26,6 +26,16 @@ SIDE_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
               "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
 
 
+# Ray's GCS declares a node dead after `failure_threshold` missed health checks, one every
+# `period_ms`: 5 x 3 s by default, 15-20 s in which the actors on a lost node are neither alive
+# nor started again elsewhere, and a live stream stands still. Set where the GCS starts (the
+# head: cluster.yaml); 3 checks a second apart, each allowed 2 s, notice a loss in 3-5 s.
+NODE_LOSS_ENV = {
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "2000",
+    "RAY_health_check_failure_threshold": "3",
+}
+
 FAST_PATH_CALLBACK = "orbitcast.delivery.fast_path:middlewares"
 
 

@@ -52,3 +52,13 @@ def test_every_node_requires_the_token_that_ray_up_copies_from_the_users_machine
         # relative store and key folders anchored on the node, not in a job's temporary dir
         assert "ORBITCAST_HOME=$HOME/orbitcast-data" in start, (key, start)
     assert config["file_mounts"].get("/home/ubuntu/.ray/auth_token") == "~/.ray/auth_token"
+
+
+def test_the_head_notices_a_lost_node_as_the_chaos_test_does() -> None:
+    """The GCS's health checks on cluster.yaml's head are those the multi-node chaos test runs
+    with (pipelines/local.py NODE_LOSS_ENV)."""
+    from pipelines.local import NODE_LOSS_ENV
+
+    head = " ".join(load()["head_start_ray_commands"])
+    for key, value in NODE_LOSS_ENV.items():
+        assert f"{key}={value}" in head

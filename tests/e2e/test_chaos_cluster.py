@@ -1,0 +1,276 @@
+"""Faults on a multi-node cluster, as a low-latency player meets them (issue 11).
+
+A Ray cluster of its own (`ray.cluster_utils.Cluster`: a head and two worker nodes, on this
+machine; Ray spreads the pipeline's actors over all three) runs the small two-rung pipeline. A
+player per rung follows it as hls.js does in low-latency mode (a blocking reload for the hinted
+part, again as soon as each answer comes) and fetches every part and every whole segment it
+lists. Each kind of actor the viewer's media passes through is killed in turn with SIGKILL (no
+clean-up, as a crash or the OOM killer); with ORBITCAST_CHAOS_NODE_LOSS=1 the worker node that
+holds most of them is removed after that. What a viewer would check afterwards:
+
+- every seq between the first and the last one seen was listed with media, under the MSN it
+  first had, in both rungs (nothing missing, nothing listed twice, no gap);
+- no part was listed and later left out of its segment's parts, no segment listed and later
+  taken back;
+- every part and segment listed could be fetched;
+- every whole segment fetched verifies against the ledger (`orbitcast verify --recording`);
+- after each fault, new parts came again (bounded). How long the player waited for its next
+  part is printed per fault: the issue's bar is the part hold-back (a standby already
+  running), which this pipeline does not reach yet (docs/benchmarks.md, faults).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import m3u8
+import pytest
+import requests
+
+from tests.conftest import SYNTH
+from tests.small_pipeline import BOTTOM, TOP, small_config
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.own_cluster, pytest.mark.e2e]
+
+ROOT = Path(__file__).resolve().parents[2]
+FEED = "chaos"
+RUNGS = (TOP, BOTTOM)
+# The actors a viewer's media passes through (class names as Ray lists them), killed in turn.
+KINDS = ("Transcoder", "Packager", "Edge", "GatewayActor", "LedgerActor", "FeedActor", "SenderInbox",
+         "ServeReplica:orbitcast:Delivery")
+# The loss of a whole worker node, after the kills: not yet absorbed reliably (the edge's
+# in-progress parts die with it, and 1 run in 4 here had no new part 60 s after it; issue 11,
+# docs/benchmarks.md), so it runs only when asked: ORBITCAST_CHAOS_NODE_LOSS=1.
+NODE_LOSS = os.environ.get("ORBITCAST_CHAOS_NODE_LOSS") == "1"
+RECOVERY_S = 30.0  # a fault after which no new part comes in this long has lost the stream
+SETTLE_S = 4.0  # after the first new part, before the next fault
+_HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(\d+)\.(\d+)\.m4s"')
+
+
+@dataclass
+class Follower:
+    """One rung's LL-HLS player: full playlists by blocking reload, every part and segment fetched."""
+
+    base: str  # .../live/FEED/RUNG/
+    session: requests.Session = field(default_factory=requests.Session)
+    parts: dict[tuple[int, int], float] = field(default_factory=dict)  # (seq, index) -> first listed
+    parts_of: dict[int, set[int]] = field(default_factory=dict)  # seq -> part indexes ever listed
+    msn_of: dict[int, int] = field(default_factory=dict)  # seq -> the MSN it was first listed at
+    segments: dict[int, bytes] = field(default_factory=dict)  # seq -> bytes, fetched when listed whole
+    gaps: set[int] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)  # what a viewer would report, with when
+    reload_errors: int = 0
+    init: bytes | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        query = ""
+        while not self.stop.is_set():
+            try:
+                r = self.session.get(self.base + "index.m3u8" + query, timeout=10)
+            except requests.RequestException:
+                r = None
+            if r is None or r.status_code != 200:
+                self.reload_errors += 1  # a player retries: counted, not a problem by itself
+                query = ""
+                time.sleep(0.1)
+                continue
+            self._note(r.text)
+            hint = _HINT.search(r.text)
+            query = f"?_HLS_msn={hint.group(1)}&_HLS_part={hint.group(2)}" if hint else ""
+
+    def _get(self, uri: str) -> bytes | None:
+        for _ in range(3):  # a connection cut by a dying replica is tried again, as players do
+            try:
+                r = self.session.get(self.base + uri, timeout=10)
+            except requests.RequestException:
+                continue
+            if r.status_code == 200:
+                return r.content
+            self.problems.append(f"{time.time():.3f} {uri}: HTTP {r.status_code}")
+            return None
+        self.problems.append(f"{time.time():.3f} {uri}: no answer")
+        return None
+
+    def _note(self, text: str) -> None:
+        now = time.time()
+        pl = m3u8.loads(text)
+        if self.init is None and pl.segment_map:
+            self.init = self._get(pl.segment_map[0].uri.split("?")[0])
+        msn = pl.media_sequence
+        for s in pl.segments:
+            seq = int(s.uri.split(".")[0]) if s.uri else msn  # the segment in progress has no URI
+            first_msn = self.msn_of.setdefault(seq, msn)
+            if first_msn != msn:
+                self.problems.append(f"{now:.3f} seq {seq} listed at MSN {msn}, before at {first_msn}")
+            listed = {int(p.uri.split(".")[1]) for p in s.parts if p.uri}
+            if listed:
+                left_out = self.parts_of.get(seq, set()) - listed
+                if left_out:
+                    self.problems.append(f"{now:.3f} parts {sorted(left_out)} of seq {seq} listed, then left out")
+                for index in sorted(listed - self.parts_of.get(seq, set())):
+                    self.parts[(seq, index)] = now
+                    self._get(f"{seq}.{index}.m4s")
+                self.parts_of.setdefault(seq, set()).update(listed)
+            if s.uri:
+                if s.gap_tag:
+                    self.gaps.add(seq)
+                    if seq in self.segments:
+                        self.problems.append(f"{now:.3f} seq {seq} listed with media, then as a gap")
+                elif seq not in self.segments:
+                    data = self._get(s.uri)
+                    if data is not None:
+                        self.segments[seq] = data
+            msn += 1
+
+    def longest_wait(self, t0: float, t1: float) -> tuple[float, float | None]:
+        """(longest time without a new part within [t0, t1], time to the first new part after t0)."""
+        times = sorted(t for t in self.parts.values() if t0 <= t <= t1)
+        if not times:
+            return t1 - t0, None
+        edges = [t0, *times]
+        return max(b - a for a, b in zip(edges, edges[1:])), times[0] - t0
+
+    def missing(self) -> list[int]:
+        whole = set(self.segments) | self.gaps
+        if not whole:
+            return []
+        return [s for s in range(min(whole), max(whole) + 1) if s not in self.segments]
+
+
+def _actors() -> list[dict]:
+    import ray._private.state as state
+
+    return [a for a in state.actors().values() if a["State"] == "ALIVE"]
+
+
+def _victim(class_name: str) -> dict | None:
+    found = [a for a in _actors() if a["ActorClassName"] == class_name]
+    return min(found, key=lambda a: a["Pid"]) if found else None
+
+
+def _state(base: str) -> str:
+    """What to read when the stream does not come back: the feed as /api/feeds shows it, and
+    every actor not alive."""
+    import ray._private.state as state
+
+    try:
+        feed = requests.get(f"{base}/api/feeds", timeout=10).json()["feeds"]
+    except (requests.RequestException, ValueError) as err:
+        feed = repr(err)
+    actors = sorted((a["ActorClassName"], a["State"], a["Address"]["NodeID"][:8]) for a in state.actors().values()
+                    if a["State"] != "ALIVE")
+    return f"/api/feeds: {feed}\nactors not alive: {actors}"
+
+
+@pytest.fixture(scope="module")
+def chaos(tmp_path_factory: pytest.TempPathFactory):
+    import ray
+    from ray import serve
+    from ray.cluster_utils import Cluster
+
+    from pipelines.live import start
+    from pipelines.local import NODE_LOSS_ENV, use_local_serve_env
+
+    assert not ray.is_initialized(), "own_cluster: this module must run before the shared Ray starts"
+    use_local_serve_env()  # the demo's ingress, read by every node's Serve processes
+    for key, value in NODE_LOSS_ENV.items():  # the GCS's, as cluster.yaml starts the head
+        os.environ.setdefault(key, value)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
+    ray.init(address=cluster.address, namespace="orbitcast-chaos-test", log_to_driver=False)
+    pipeline = None
+    try:
+        pipeline = start(small_config(tmp_path_factory.mktemp("chaos"), {"name": FEED, "source": SYNTH}))
+        assert pipeline.wait_playable(120), "the pipeline did not become playable"
+        yield cluster, workers, pipeline
+    finally:
+        if pipeline is not None:
+            pipeline.stop()
+        serve.shutdown()
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_a_player_sees_no_seq_lost_through_actor_deaths_and_a_node_loss(chaos, tmp_path):
+    cluster, workers, pipeline = chaos
+    base = pipeline.url.rstrip("/")
+    players = {rung: Follower(f"{base}/live/{FEED}/{rung}/") for rung in RUNGS}
+    threads = [threading.Thread(target=p.run, daemon=True, name=f"player-{r}") for r, p in players.items()]
+    for t in threads:
+        t.start()
+
+    def new_parts_since(t0: float) -> bool:
+        return all(any(t > t0 for t in p.parts.values()) for p in players.values())
+
+    wait_for("parts in both rungs", lambda: new_parts_since(time.time() - 1), timeout=60)
+    time.sleep(SETTLE_S)
+    faults: list[tuple[str, float]] = []
+    for kind in KINDS:
+        victim = _victim(kind)
+        assert victim is not None, f"no live {kind} actor"
+        at = time.time()
+        os.kill(victim["Pid"], signal.SIGKILL)
+        faults.append((kind, at))
+        try:
+            wait_for(f"new parts in both rungs after the {kind} was killed", lambda: new_parts_since(at), timeout=RECOVERY_S)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{_state(base)}") from None
+        time.sleep(SETTLE_S)
+
+    if NODE_LOSS:
+        # The worker node that holds most of the pipeline's actors now, as a whole machine lost.
+        held = {w.node_id: sum(a["Address"]["NodeID"] == w.node_id for a in _actors()) for w in workers}
+        node = max(workers, key=lambda w: held[w.node_id])
+        at = time.time()
+        cluster.remove_node(node, allow_graceful=False)
+        faults.append((f"worker node ({held[node.node_id]} actors)", at))
+        try:
+            wait_for("new parts in both rungs after a worker node was removed", lambda: new_parts_since(at),
+                     timeout=2 * RECOVERY_S)
+        except AssertionError as err:
+            raise AssertionError(f"{err}\n{_state(base)}") from None
+        time.sleep(2 * SETTLE_S)
+
+    for p in players.values():
+        p.stop.set()
+    for t in threads:
+        t.join(timeout=15)
+
+    segment_s = pipeline.config.segment_duration
+    ends = [at for _, at in faults[1:]] + [time.time()]
+    for (kind, at), end in zip(faults, ends):
+        print(f"{kind} at {at:.3f} (seq {int(at // segment_s)})")
+        waits = {rung: p.longest_wait(at, end) for rung, p in players.items()}
+        print(f"{kind:34s} longest wait for a part: "
+              + ", ".join(f"{rung} {w * 1000:.0f} ms (first after {f * 1000:.0f} ms)" for rung, (w, f) in waits.items()
+                          if f is not None))
+
+    for rung, p in players.items():
+        assert len(p.segments) >= 20, (rung, len(p.segments))
+        missing = {seq: next((k for k, at in reversed(faults) if at < (seq + 1) * segment_s), "no fault") for seq in p.missing()}
+        assert not missing, f"{rung}: seqs missing (the fault before each) {missing}, gaps listed {sorted(p.gaps)}"
+        assert p.problems == [], f"{rung}: {p.problems[:10]}"
+        print(f"{rung}: {len(p.segments)} segments and {len(p.parts)} parts fetched, {p.reload_errors} reloads retried")
+
+    # Every whole segment fetched, against the ledger, as `orbitcast verify` checks a recording.
+    for rung, p in players.items():
+        assert p.init is not None
+        seqs = sorted(p.segments)
+        recording = tmp_path / f"{rung}.mp4"
+        recording.write_bytes(p.init + b"".join(p.segments[s] for s in seqs))
+        proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "verify", "--recording", str(recording),
+                               "--ledger", f"{base}/ledger/{FEED}"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")})
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-2000:]
+        assert f"{len(seqs)}/{len(seqs)} segments verified" in out, out[-2000:]
