@@ -201,7 +201,7 @@ def chaos(tmp_path_factory: pytest.TempPathFactory):
         cluster.shutdown()
 
 
-def test_a_player_sees_no_seq_lost_through_actor_deaths_and_a_node_loss(chaos, tmp_path):
+def test_a_player_sees_no_seq_lost_through_each_kind_of_actor_death(chaos, tmp_path):
     cluster, workers, pipeline = chaos
     base = pipeline.url.rstrip("/")
     players = {rung: Follower(f"{base}/live/{FEED}/{rung}/") for rung in RUNGS}
