@@ -147,7 +147,15 @@ class Packager:
         if self.ledger is not None:
             # Certified before sent: the ledger signs a head covering the segment before the
             # edge can list it, so every listed segment has a proof. It needs the digest only.
-            self.metrics.certified(ray.get(self.ledger.append.remote([LeafFields.from_segment(seg)])))
+            leaves = ray.get(self.ledger.append.remote([LeafFields.from_segment(seg)]))
+            self.metrics.certified(leaves)
+            if leaves[0] is None:
+                # The log holds another version of this seq: a member that took the feed over
+                # made it again (its parts are held back, LiveTranscoder.parts_from_seq). The
+                # certified one stands, sent before or by its retried publish; this one, listed,
+                # would be bytes no proof covers.
+                self.counters["superseded"] += 1
+                return
         sealed = self._send(seg.data, meta_of(seg))
         # the row says where its ciphertext rests and holds the edge's sealed message for it
         self.catalog.add(seg, archived_of(sealed, self.edge, self.init_tags.get(seg.rendition)))

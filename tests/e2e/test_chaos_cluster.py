@@ -39,8 +39,10 @@ from tests.conftest import SYNTH
 from tests.small_pipeline import BOTTOM, TOP, small_config
 from tests.waiting import wait_for
 
-# Out of `make test` until the cause of one unexplained failure in nine runs here is found
-# (issue 11's note): ORBITCAST_CHAOS=1 runs it.
+# Out of `make test` while one known fault remains (about 1 run in 5 here): a part the edge
+# had listed before it died is missing from the window its successor rebuilds from the
+# archive, and a replica that takes the new edge's snapshot answers 404 for it (issue 11's
+# note; the fix is an edge rebuilt from its peers, the replicas). ORBITCAST_CHAOS=1 runs it.
 pytestmark = [pytest.mark.own_cluster, pytest.mark.e2e,
               pytest.mark.skipif(os.environ.get("ORBITCAST_CHAOS") != "1", reason="opt-in: ORBITCAST_CHAOS=1")]
 
@@ -69,6 +71,7 @@ class Follower:
     parts_of: dict[int, set[int]] = field(default_factory=dict)  # seq -> part indexes ever listed
     msn_of: dict[int, int] = field(default_factory=dict)  # seq -> the MSN it was first listed at
     segments: dict[int, bytes] = field(default_factory=dict)  # seq -> bytes, fetched when listed whole
+    listed_as: dict[int, tuple[float, int]] = field(default_factory=dict)  # seq -> (EXTINF, parts listed with it)
     gaps: set[int] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)  # what a viewer would report, with when
     reload_errors: int = 0
@@ -133,6 +136,7 @@ class Follower:
                     data = self._get(s.uri)
                     if data is not None:
                         self.segments[seq] = data
+                        self.listed_as[seq] = (s.duration, len(listed))
             msn += 1
 
     def longest_wait(self, t0: float, t1: float) -> tuple[float, float | None]:
@@ -275,5 +279,7 @@ def test_a_player_sees_no_seq_lost_through_each_kind_of_actor_death(chaos, tmp_p
                                "--ledger", f"{base}/ledger/{FEED}"], cwd=ROOT, capture_output=True, text=True,
                               timeout=120, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")})
         out = proc.stdout + proc.stderr
-        assert proc.returncode == 0, out[-2000:]
+        failed = sorted({int(m) for m in re.findall(rf"FAILED {FEED}/{rung}/(\d+)", out)})
+        assert proc.returncode == 0, (f"listed as (EXTINF, parts), bytes: "
+                                      f"{[(s, p.listed_as.get(s), len(p.segments[s])) for s in failed]}\n{out[-1500:]}")
         assert f"{len(seqs)}/{len(seqs)} segments verified" in out, out[-2000:]

@@ -10,7 +10,7 @@ import ray
 
 from orbitcast.catalog import SCHEMA, Catalog
 from orbitcast.media.source import REANCHOR_PACED_AFTER
-from orbitcast.segment import sha256_hex
+from orbitcast.segment import Segment, sha256_hex
 from orbitcast.store import Store
 
 from tests.hls import whole_segments
@@ -94,3 +94,25 @@ def test_catalog_rows_match_the_served_bytes(live):
     assert row["bytes"] == len(data)
     assert abs(row["duration"] - served.duration) < 1e-3
     assert abs(row["program_date_time"].timestamp() - served.program_date_time.timestamp()) < 0.002
+
+
+def test_a_second_version_of_a_certified_seq_is_not_sent(live):
+    """A member that takes a feed over makes the unfinished seqs again; where the dead member's
+    version of one is certified already, the packager keeps to it (the log holds one leaf per
+    seq): the new version is neither catalogued nor sent, so no viewer is served bytes that no
+    proof covers."""
+    live.wait_media("synth", 6)
+    packager = live.pipeline.packagers["synth"]
+    served = whole_segments(m3u8.loads(live.get("/live/synth/360p/index.m3u8").text))[-1]
+    seq = int(served.uri.split(".")[0])
+    data = live.get(f"/live/synth/360p/{served.uri}").content
+    rows = ray.get(packager.catalog_rows.remote())
+    row = next(r for r in rows if r["feed"] == "synth" and r["rendition"] == "360p" and r["seq"] == seq)
+    again = Segment("synth", "360p", seq, row["start"], row["duration"], row["program_date_time"], data + b"\0")
+    before = ray.get(packager.stats.remote())["counters"].get("superseded", 0)
+    ray.get(packager.publish.remote({}, [again]))
+    assert ray.get(packager.stats.remote())["counters"].get("superseded", 0) == before + 1
+    rows = [r for r in ray.get(packager.catalog_rows.remote())
+            if r["feed"] == "synth" and r["rendition"] == "360p" and r["seq"] == seq]
+    assert [r["digest"] for r in rows] == [sha256_hex(data)]
+    assert live.get(f"/live/synth/360p/{served.uri}").content == data
