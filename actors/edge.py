@@ -32,6 +32,7 @@ from orbitcast.archive import ArchiveReader
 from orbitcast.catalog import Catalog
 from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery.policy import policy_of
+from orbitcast.delivery.rebuild import Rebuild, adopt
 from orbitcast.delivery.status import feeds_status
 from orbitcast.delivery.updates import Batch, UpdateLog
 from orbitcast.delivery.window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate, TagUpdate
@@ -63,6 +64,8 @@ class Edge:
         self.window = LiveWindow(policy_of(config))
         self.lock = threading.Lock()
         self.log = UpdateLog(self._snapshot)
+        # Started again by Ray: the replicas hand over their windows before new media is taken.
+        self.rebuild = Rebuild(ray.get_runtime_context().was_current_actor_reconstructed)
         self.health: dict[str, dict] = {f.name: {"feed": f.name, "state": "starting"} for f in config.feeds}
         self.client = gateway_client(plan, plan.edge, plan.edge_secret, gateway)
         self.receiver = Receiver(plan.edge, plan.edge_keys, plan.edge_secret, self.client.public_key, self.client.download_blob)
@@ -92,6 +95,7 @@ class Edge:
 
     def handle_callback(self, body: bytes) -> int:
         """One gateway callback POST; the HTTP status to answer (as Threema's receivers do)."""
+        self.rebuild.wait()
         status, received = self.receiver.answer_callback(body)
         if received is None:
             return status
@@ -173,9 +177,20 @@ class Edge:
         with self.lock:
             return self.window.snapshot()
 
-    def updates(self, epoch: str | None, cursor: int, timeout: float = 5.0) -> Batch:
-        """Window writes after `cursor` (a long poll: returns as soon as there are some)."""
-        return self.log.since(epoch, cursor, timeout, lambda: dict(self.health))
+    def updates(self, epoch: str | None, cursor: int, timeout: float = 5.0, follower: str = "") -> Batch:
+        """Window writes after `cursor` (a long poll: returns as soon as there are some). A
+        follower of the edge before a restart is asked for its window (`adopt`)."""
+        batch = self.log.since(epoch, cursor, timeout, lambda: dict(self.health))
+        if batch.adopt:
+            self.rebuild.asked_by(follower)
+        return batch
+
+    def adopt(self, follower: str, updates: list) -> int:
+        """A replica's window, handed over after a restart (orbitcast/delivery/rebuild.py)."""
+        with self.lock:
+            taken = adopt(self.window, self.log, updates)
+        self.rebuild.adopted_from(follower)
+        return taken
 
     def set_health(self, feed: str, health: dict) -> None:
         changed = self.health.get(feed, {}).get("state") != health.get("state")
@@ -266,7 +281,7 @@ class Edge:
             table = self.tags.stats()
         return {"receiver": dict(self.receiver.counters), "archive": dict(self.archive.counters),
                 "arrival_lag": {k: list(v) for k, v in self.arrival_lag.items()},
-                "version": self.log.version, "analysis": {**self.analysis_counters, "table": table}}
+                "version": self.log.version, "rebuild": self.rebuild.stats(), "analysis": {**self.analysis_counters, "table": table}}
 
     def flush_analysis(self) -> None:
         """Write the analysis table's buffered rows now (the pipeline stopping, tests)."""

@@ -8,6 +8,7 @@ long polls, so every viewer request is answered from this process's memory.
 
 import asyncio
 import logging
+import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -225,6 +226,7 @@ class Delivery:
         self.viewer_auth = config.serve.viewer_auth
         self.max_held_per_client = config.serve.max_held_per_client
         self.state = ReplicaState(policy_of(config))
+        self.follower = secrets.token_hex(6)  # who hands the edge its window after a restart
         analysed = [f.name for f in config.feeds if config.analysis.covers(f.name)]
         tag_rows = AnalysisTable(Store(config.store)).query
         # time-shift playlists from a catalog query here (in a thread), media from the edge,
@@ -255,7 +257,11 @@ class Delivery:
     async def _follow(self) -> None:
         while True:
             try:
-                batch = await self.edge.updates.remote(self.state.epoch, self.state.cursor, FOLLOW_TIMEOUT_S)
+                batch = await self.edge.updates.remote(self.state.epoch, self.state.cursor, FOLLOW_TIMEOUT_S,
+                                                       self.follower)
+                if batch.adopt:  # the edge started again: it rebuilds its window from ours
+                    await self.edge.adopt.remote(self.follower, self.state.hand_over())
+                    continue
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the edge restarts: Ray brings it back

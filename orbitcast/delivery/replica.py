@@ -75,6 +75,8 @@ class ReplicaState:
     # -- following the edge ----------------------------------------------------------------
     def apply(self, batch: Batch) -> int:
         """Apply one batch from the edge; wakes what waits on the renditions it changed."""
+        if batch.adopt:
+            return 0  # the edge restarted: this window goes to it first (hand_over)
         now = time.time()
         changed: set[Key] = set()
         for update in batch.updates:
@@ -97,6 +99,12 @@ class ReplicaState:
             if event is not None:
                 event.set()
         return len(changed)
+
+    def hand_over(self) -> list:
+        """This window for an edge that started again (orbitcast/delivery/rebuild.py); the
+        next batch is then the rebuilt window, applied over this one."""
+        self.epoch, self.cursor = None, 0
+        return self.window.snapshot()
 
     def _answer_early(self, key: Key) -> None:
         for early in list(self._early.get(key, ())):

@@ -3,9 +3,10 @@ writes that replicas follow with long polls.
 
 Each write the edge accepts is appended with the next version number. A replica asks for what
 came after its cursor and the call returns as soon as there is something (or after a timeout
-with nothing). A replica that is new, too far behind, or following an edge that restarted (a
-new `epoch`) gets a snapshot of the whole window instead; window writes are idempotent, so it
-applies the snapshot over what it holds and loses nothing.
+with nothing). A replica that is new or too far behind gets a snapshot of the whole window instead; window writes are
+idempotent, so it applies the snapshot over what it holds and loses nothing. One that followed
+an edge that restarted (another `epoch`) is asked to hand its window to the new edge first
+(`orbitcast/delivery/rebuild.py`): the dead edge's last writes may have reached it alone.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Batch:
     updates: list[Any] = field(default_factory=list)
     snapshot: bool = False  # updates rebuild the whole window (apply over what you hold)
     health: dict[str, dict] = field(default_factory=dict)
+    adopt: bool = False  # the edge started again: hand it your window first (rebuild.py), then follow anew
 
 
 class UpdateLog:
@@ -52,11 +54,13 @@ class UpdateLog:
     def since(self, epoch: str | None, cursor: int, timeout: float, health: Callable[[], dict[str, dict]]) -> Batch:
         """What came after `cursor`, waiting up to `timeout` seconds for something new."""
         with self._changed:
+            if epoch is not None and epoch != self.epoch:
+                return Batch(self.epoch, self.version, adopt=True, health=health())
             if epoch == self.epoch and cursor == self.version:
                 self._changed.wait(timeout)
             version = self.version
             oldest = self._log[0][0] if self._log else version + 1
-            if epoch != self.epoch or cursor > version or cursor + 1 < oldest:
+            if epoch is None or cursor > version or cursor + 1 < oldest:
                 snapshot = True
             else:
                 snapshot = False
