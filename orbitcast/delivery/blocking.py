@@ -153,6 +153,17 @@ def playlist_readiness(edge: LiveEdge, msn: int, part: int | None) -> Readiness:
     return Readiness.WAIT
 
 
+def segment_readiness(edge: LiveEdge, seq: int, have_bytes: bool) -> Readiness:
+    """A request for a whole segment URI: its bytes, or a wait for the segment this replica is
+    filling (or the next one). Another replica may list it a moment before this one has the
+    write: the player that read it there must not get a 404 here. Anything else: 404."""
+    if have_bytes:
+        return Readiness.READY
+    if edge.last_msn < seq <= edge.newest + 1:
+        return Readiness.WAIT
+    return Readiness.UNKNOWN
+
+
 def part_readiness(edge: LiveEdge, seq: int, index: int, have_bytes: bool) -> Readiness:
     """A request for a part URI: its bytes, or a wait for a part about to be published (the
     hinted one, or a few more within the Advance Part Limit), else 404 (6.2.6)."""

@@ -237,11 +237,21 @@ class LiveHTTP:
             return await self._init(feed, rendition, params)
         seq, index = parse_media_name(name)
         if index is None:
-            data = self.state.window.segment_bytes(feed, rendition, seq)
-            if data is None and self.timeshift is not None:  # older than the window: the archive
-                data = await self.timeshift.segment(feed, rendition, seq)
-            return (200, self.h_media, data) if data is not None else self._not_found("segment")
+            return await self._segment(feed, rendition, seq, client)
         return await self._part(feed, rendition, seq, index, client, held)
+
+    async def _segment(self, feed: str, rendition: str, seq: int, client: str) -> tuple:
+        window = self.state.window
+        data = window.segment_bytes(feed, rendition, seq)
+        if data is None and window.segment_ready(feed, rendition, seq) is Readiness.WAIT:
+            # listed by a replica a moment ahead of this one: held until it closes here too
+            if await self._wait(client, feed, rendition, lambda: window.segment_ready(feed, rendition, seq)) \
+                    is Readiness.WAIT:
+                return self._unavailable("the segment did not arrive in time")
+            data = window.segment_bytes(feed, rendition, seq)
+        if data is None and self.timeshift is not None:  # older than the window: the archive
+            data = await self.timeshift.segment(feed, rendition, seq)
+        return (200, self.h_media, data) if data is not None else self._not_found("segment")
 
     def _shifted(self, answer: Answer) -> tuple:
         if answer.status != 200:

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from ..analysis.results import EXPRESSIONS
 from ..analysis.results import SegmentSummary as AnalysisSummary
 from ..segment import Part, Segment
-from .blocking import LiveEdge, Readiness, part_readiness, playlist_readiness
+from .blocking import LiveEdge, Readiness, part_readiness, playlist_readiness, segment_readiness
 from .names import MAX_PART_INDEX
 from .names import init_tag as tag_of
 from .playlists import (
@@ -611,6 +611,13 @@ class LiveWindow:
             return Readiness.UNKNOWN
         have = self.part_bytes(feed, rendition, seq, index) is not None
         return part_readiness(self._edge(track, self._end(track)), seq, index, have)
+
+    def segment_ready(self, feed: str, rendition: str, seq: int) -> Readiness:
+        track = self._get(feed, rendition)
+        if track is None or not self._playable(track):
+            return Readiness.UNKNOWN
+        have = self.segment_bytes(feed, rendition, seq) is not None
+        return segment_readiness(self._edge(track, self._end(track)), seq, have)
 
     # -- building views -----------------------------------------------------------------------
     @staticmethod

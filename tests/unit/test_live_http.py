@@ -185,6 +185,19 @@ def test_the_preload_hinted_part_is_held_then_served(replica: Replica) -> None:
     assert got.status_code == 200 and got.content == part(S + 1, 1).data
 
 
+def test_a_segment_another_replica_listed_first_is_held_here_until_it_closes(replica: Replica) -> None:
+    """A player reads a playlist from a replica that has just closed S + 1 and asks this one,
+    a moment behind, for the segment: held, not 404. A segment further ahead is 404 at once."""
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(replica.get, f"/live/iss/360p/{S + 1}.m4s")
+        time.sleep(0.3)
+        assert not waiting.done()
+        assert replica.get(f"/live/iss/360p/{S + 3}.m4s").status_code == 404
+        replica.apply(*(PartUpdate(part(S + 1, i)) for i in range(1, 4)), SegmentUpdate(whole(S + 1)))
+        got = waiting.result()
+    assert got.status_code == 200 and got.content == whole(S + 1).data
+
+
 @pytest.mark.parametrize("path,status", [
     ("/live/iss/360p/index.m3u8?_HLS_part=1", 400),
     (f"/live/iss/360p/index.m3u8?_HLS_msn={S + 40}", 400),
