@@ -13,7 +13,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from orbitcast.config import FeedConfig
 from orbitcast.media.boundaries import segment_index
 from orbitcast.media.feed_runner import FeedRunner, SinkError, batch_seconds_for
-from orbitcast.media.replay import ReplayBuffer
+from orbitcast.media.replay import NotOpenHere, ReplayBuffer
 from orbitcast.media.units import FeedStreams, MediaUnit
 
 from .clock_authority import NAME as CLOCK_NAME
@@ -54,6 +54,7 @@ class FeedActor:
         self.segment_duration = segment_duration
         self._sent_through = 0.0  # media time of the newest unit handed to a member
         self._parts_from: int | None = None  # for a member that takes the feed over (Transcoder.push)
+        self._opening = True  # the next batch opens the feed on its member (replay.Openings)
         resume = self._resume_point() if ray.get_runtime_context().was_current_actor_reconstructed else None
         self.runner = FeedRunner(feed, self._sink, clock=self.stamp.now, batch_seconds=batch_seconds_for(part_duration),
                                  resume=resume)
@@ -72,7 +73,8 @@ class FeedActor:
                 if units:
                     self._sent_through = max(self._sent_through, max(u.time for u in units))
                 self._in_flight.append((member.push.remote(self.feed.name, streams, units, slate, self._batch,
-                                                           self._parts_from), slate))
+                                                           self._parts_from, self._opening), slate))
+                self._opening = False
                 while len(self._in_flight) >= IN_FLIGHT:
                     ref, of_slate = self._in_flight[0]
                     done, signal, encoders = ray.get(ref)
@@ -83,19 +85,28 @@ class FeedActor:
                         self.runner.meter.signal(signal)
                 return
             except RayTaskError as err:
-                # The transcoder refused this media (undecodable input): the feed fails alone.
-                self._in_flight.clear()
-                raise SinkError(str(err.cause) if err.cause else str(err).splitlines()[-1]) from None
+                if not isinstance(err.cause, NotOpenHere):
+                    # The transcoder refused this media (undecodable input): the feed fails alone.
+                    self._in_flight.clear()
+                    raise SinkError(str(err.cause) if err.cause else str(err).splitlines()[-1]) from None
+                # The member was started again since (Ray had queued this batch for it): as below,
+                # but it lives, so the feed stays there.
+                self._replay_from_start()
+                units = self.replay.pending()
             except RayActorError:
                 # The member died with the segment it was filling: the feed moves, and the new
                 # member gets every unit since the last segment finished in all rungs (those of
                 # the batches still in flight included: the replay holds them).
-                self._in_flight.clear()
+                self._replay_from_start()
                 self.member = ray.get(self.pool.assign.remote(self.feed.name, avoid=index))
                 units = self.replay.pending()
-                # The dead member may have sent parts of every seq up to the newest it was given.
-                self._parts_from = segment_index(self._sent_through, self.segment_duration) + 1
         raise SinkError("no transcoder took the feed after 3 attempts")
+
+    def _replay_from_start(self) -> None:
+        self._in_flight.clear()
+        self._opening = True
+        # The lost member may have sent parts of every seq up to the newest it was given.
+        self._parts_from = segment_index(self._sent_through, self.segment_duration) + 1
 
     def _resume_point(self) -> tuple[float, int] | None:
         """Restarted by Ray after this feed's actor died: where its transcoder's timeline stands,

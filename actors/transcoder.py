@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from orbitcast.config import OrbitcastConfig
 from orbitcast.energy.accounting import MemberEnergy
+from orbitcast.media.handoffs import HandOffs
 from orbitcast.media.overload import OverloadSteps, steps_for
 from orbitcast.media.placement import Placement
+from orbitcast.media.replay import Openings
 from orbitcast.media.signal_health import HOLD_S
 from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.turns import Turns
@@ -39,8 +40,9 @@ class Transcoder:
         self.packagers = packagers
         self._feeds: dict[str, LiveTranscoder] = {}
         self._published_init: dict[str, dict[str, bytes]] = {}
-        self._in_flight: dict[str, deque[ray.ObjectRef]] = {}
+        self._in_flight: dict[str, HandOffs[ray.ObjectRef]] = {}  # per feed, to its packager (media/handoffs.py)
         self._turns: dict[str, Turns] = {}
+        self._openings = Openings()
         self._analysis: dict[str, AnalysisLink | None] = {}  # feed -> its hand-off to analysis (None: off)
         self._guard = threading.Lock()
         # joules per segment (docs/energy.md): this process's CPU time, the host's energy
@@ -56,15 +58,18 @@ class Transcoder:
 
     def push(
         self, feed: str, streams: FeedStreams, units: list[MediaUnit], slate: bool = False, batch: int | None = None,
-        parts_from: int | None = None,
+        parts_from: int | None = None, opening: bool = True,
     ) -> tuple[int | None, dict, dict]:
         """Transcode a batch (`slate`: the feed's slate, not its input; `batch`: its number, the
         order in which the feed's batches are taken, see orbitcast/media/turns.py; `parts_from`:
         for a feed taken over from a member that died, the first seq whose parts may go out,
-        LiveTranscoder's `parts_from_seq`, used when the feed is new here); returns the
+        LiveTranscoder's `parts_from_seq`, used when the feed is new here; `opening`: the
+        feed's first batch here or a replay, else refused where the feed is not open here,
+        `Openings`); returns the
         highest seq finished in every rung (see ReplayBuffer), the input's picture and sound
         states, and the encoders' (LiveTranscoder.encoder_status)."""
         with self._guard:
+            self._openings.check(feed, batch, opening)  # before its turn: a refusal takes none
             turns = self._turns.setdefault(feed, Turns())
         with turns.turn(batch):
             tr = self._feeds.get(feed)
@@ -91,8 +96,8 @@ class Transcoder:
                 link.send()  # never waits: drops (counted) when analysis is behind
             inits = self._new_inits(feed, tr)
             if out or inits:
-                self._hand_on(feed, inits, out)
-            return tr.published_through, tr.input_signal, tr.encoder_status
+                self._hand_on(feed, inits, out, tr.published_through)
+            return self._handed_through(feed, tr), tr.input_signal, tr.encoder_status
 
     def resume_point(self, feed: str) -> tuple[float, int] | None:
         """Where this feed's media ends here (LiveTranscoder.resume_point); None: not here."""
@@ -132,13 +137,16 @@ class Transcoder:
         known.update(new)
         return new
 
-    def _hand_on(self, feed: str, inits: dict[str, bytes], out: list) -> None:
+    def _hand_on(self, feed: str, inits: dict[str, bytes], out: list, through: int | None) -> None:
         # The feed's packager runs its calls in the order they were made, so parts, segments
         # and inits reach it in the order they were cut without waiting for each one here.
-        pending = self._in_flight.setdefault(feed, deque())
-        pending.append(self.packagers[feed].publish.remote(inits, out))
-        while len(pending) > IN_FLIGHT or (pending and _done(pending[0])):
-            ray.get(pending.popleft())  # raises what the packager raised: the feed sees it
+        pending = self._in_flight.setdefault(feed, HandOffs(IN_FLIGHT))
+        pending.add(self.packagers[feed].publish.remote(inits, out), through)
+        pending.settle(_done, ray.get)  # ray.get raises what the packager raised: the feed sees it
+
+    def _handed_through(self, feed: str, tr: LiveTranscoder) -> int | None:
+        pending = self._in_flight.get(feed)
+        return pending.taken_through(tr.published_through) if pending is not None else tr.published_through
 
 
 def _done(ref: ray.ObjectRef) -> bool:

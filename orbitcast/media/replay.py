@@ -35,3 +35,35 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         return len(self._units)
+
+
+class NotOpenHere(RuntimeError):
+    """A member refused a batch of a feed it was not opened for: it was started again since the
+    feed sent it (its queue outlived the process), or the batch is older than the replay that
+    opened the feed here. The feed sends its replay again."""
+
+
+class Openings:
+    """Which of a feed's batches a member takes.
+
+    Calls sent to a member that dies are queued by Ray while it restarts and reach the new,
+    empty process; the first to come would open the feed in the middle of a segment and make
+    that seq a second, shorter time (listed, but not what the ledger certified: found by
+    tests/e2e/test_chaos_cluster.py). So only a batch that says it opens (the feed's first, and
+    each replay after a member was lost) opens a feed here, and a batch numbered below the one
+    that last opened it is from before that and refused too."""
+
+    def __init__(self) -> None:
+        self._opened_at: dict[str, int] = {}
+
+    def check(self, feed: str, batch: int | None, opening: bool) -> None:
+        """Raises NotOpenHere for a batch this member must not take."""
+        number = batch if batch is not None else 0
+        if opening:
+            self._opened_at[feed] = number
+            return
+        at = self._opened_at.get(feed)
+        if at is None:
+            raise NotOpenHere(f"{feed}: not open on this member (it was started again)")
+        if batch is not None and batch < at:
+            raise NotOpenHere(f"{feed}: batch {batch} is older than the replay that opened it here ({at})")

@@ -1,6 +1,8 @@
 """The feed's replay buffer keeps exactly the units of the segments not yet finished."""
 
-from orbitcast.media.replay import ReplayBuffer
+import pytest
+
+from orbitcast.media.replay import NotOpenHere, Openings, ReplayBuffer
 from orbitcast.media.units import MediaUnit
 
 D = 2.0
@@ -37,3 +39,19 @@ def test_a_stale_report_does_not_bring_anything_back():
     buf.finished_through(51)
     buf.finished_through(50)
     assert buf.pending() == []
+
+
+def test_a_member_started_again_takes_no_batch_of_a_feed_until_the_replay_opens_it() -> None:
+    openings = Openings()
+    openings.check("iss", 1, opening=True)  # the feed's first batch
+    openings.check("iss", 2, opening=False)
+    # The member dies and Ray starts it again: batches 3 and 4 were queued for it meanwhile.
+    again = Openings()
+    with pytest.raises(NotOpenHere):
+        again.check("iss", 3, opening=False)  # would open the feed in the middle of a segment
+    again.check("iss", 5, opening=True)  # the replay, from the first unfinished segment
+    with pytest.raises(NotOpenHere):
+        again.check("iss", 4, opening=False)  # queued before the replay, arrived after it
+    again.check("iss", 6, opening=False)
+    with pytest.raises(NotOpenHere):
+        again.check("other", 6, opening=False)
