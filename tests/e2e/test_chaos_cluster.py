@@ -39,10 +39,11 @@ from tests.conftest import SYNTH
 from tests.small_pipeline import BOTTOM, TOP, small_config
 from tests.waiting import wait_for
 
-# Out of `make test` while one known fault remains (about 1 run in 5 here): a part the edge
-# had listed before it died is missing from the window its successor rebuilds from the
-# archive, and a replica that takes the new edge's snapshot answers 404 for it (issue 11's
-# note; the fix is an edge rebuilt from its peers, the replicas). ORBITCAST_CHAOS=1 runs it.
+# Out of `make test` while known faults remain (1 run in 7 here, see docs/benchmarks.md
+# "On a three-node cluster"): after the edge's restart a part of the open seq listed and then
+# left out (that seq listed as a gap with the other rung's parts); and, with one pool member
+# (ORBITCAST_CHAOS_TRANSCODERS=1), a 0.3 s hole around the member's restart that the ledger's
+# segments do not cover. ORBITCAST_CHAOS=1 runs it.
 pytestmark = [pytest.mark.own_cluster, pytest.mark.e2e,
               pytest.mark.skipif(os.environ.get("ORBITCAST_CHAOS") != "1", reason="opt-in: ORBITCAST_CHAOS=1")]
 
@@ -52,10 +53,14 @@ RUNGS = (TOP, BOTTOM)
 # The actors a viewer's media passes through (class names as Ray lists them), killed in turn.
 KINDS = ("Transcoder", "Packager", "Edge", "GatewayActor", "LedgerActor", "FeedActor", "SenderInbox",
          "ServeReplica:orbitcast:Delivery")
-# The loss of a whole worker node, after the kills: not yet absorbed reliably (the edge's
-# in-progress parts die with it, and 1 run in 4 here had no new part 60 s after it; issue 11,
-# docs/benchmarks.md), so it runs only when asked: ORBITCAST_CHAOS_NODE_LOSS=1.
+# To chase one kind's fault: ORBITCAST_CHAOS_KINDS=Transcoder,Transcoder,Transcoder
+KINDS = tuple(k for k in os.environ.get("ORBITCAST_CHAOS_KINDS", "").split(",") if k) or KINDS
+# The loss of a whole worker node, after the kills (13-17 s without a new part here: Ray's
+# health checks, then the restarts), only when asked: ORBITCAST_CHAOS_NODE_LOSS=1.
 NODE_LOSS = os.environ.get("ORBITCAST_CHAOS_NODE_LOSS") == "1"
+# The pool as shipped (two members: a feed whose member dies moves to the other at once); with
+# ORBITCAST_CHAOS_TRANSCODERS=1 the killed member's own restart takes the feed back.
+TRANSCODERS = int(os.environ.get("ORBITCAST_CHAOS_TRANSCODERS", "2"))
 RECOVERY_S = 30.0  # a fault after which no new part comes in this long has lost the stream
 SETTLE_S = 4.0  # after the first new part, before the next fault
 _HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(\d+)\.(\d+)\.m4s"')
@@ -154,14 +159,49 @@ class Follower:
         return [s for s in range(min(whole), max(whole) + 1) if s not in self.segments]
 
 
+def _anatomy(base: str, rung: str, player: Follower, seqs: list[int]) -> str:
+    """For a segment that did not verify: its fragments (size, decode time) against the
+    certified leaf's size and digest, and where in the fetched bytes the leaf's bytes lie."""
+    import hashlib
+
+    from orbitcast.media.fmp4 import iter_boxes
+
+    lines = []
+    for seq in sorted({s + d for s in seqs for d in (-1, 0, 1)}):
+        data = player.segments.get(seq, b"")
+        try:
+            leaf = requests.get(f"{base}/ledger/{FEED}/proof/{rung}/{seq}", timeout=10).json()["leaf_fields"]
+        except (requests.RequestException, ValueError, KeyError) as err:
+            leaf = {"error": repr(err)}
+        boxes = [(kind.decode(), end - start) for kind, start, end in iter_boxes(data)]
+        starts = [start for _, start, _ in iter_boxes(data)] + [len(data)]
+        inside = [(a, b) for a in starts for b in starts if b > a
+                  and hashlib.sha256(data[a:b]).hexdigest() == leaf.get("sha256")]
+        lines.append(f"seq {seq}: listed as {player.listed_as.get(seq)}, "
+                     f"{len(data)} bytes fetched, sha256 {hashlib.sha256(data).hexdigest()[:16]}; "
+                     f"parts listed {sorted(player.parts_of.get(seq, ()))}; leaf {leaf}; boxes {boxes}; "
+                     f"the leaf's bytes at {inside or 'nowhere'} in them")
+    try:
+        stats = requests.get(f"{base}/api/feeds", timeout=10).json()
+    except (requests.RequestException, ValueError) as err:
+        stats = repr(err)
+    return "\n".join(lines) + f"\n/api/feeds: {stats}"
+
+
 def _actors() -> list[dict]:
     import ray._private.state as state
 
     return [a for a in state.actors().values() if a["State"] == "ALIVE"]
 
 
-def _victim(class_name: str) -> dict | None:
+def _victim(class_name: str, pipeline) -> dict | None:
+    import ray
+
     found = [a for a in _actors() if a["ActorClassName"] == class_name]
+    if class_name == "Transcoder":  # the member that holds the feed, not the one standing by
+        index = ray.get(pipeline.feeds[FEED].placement.remote(), timeout=30)
+        held = ray.get(pipeline.pool.member.remote(index), timeout=30)._actor_id.hex()
+        found = [a for a in found if a["ActorID"] == held]
     return min(found, key=lambda a: a["Pid"]) if found else None
 
 
@@ -197,7 +237,8 @@ def chaos(tmp_path_factory: pytest.TempPathFactory):
     ray.init(address=cluster.address, namespace="orbitcast-chaos-test", log_to_driver=False)
     pipeline = None
     try:
-        pipeline = start(small_config(tmp_path_factory.mktemp("chaos"), {"name": FEED, "source": SYNTH}))
+        pipeline = start(small_config(tmp_path_factory.mktemp("chaos"), {"name": FEED, "source": SYNTH},
+                                      transcoders=TRANSCODERS))
         assert pipeline.wait_playable(120), "the pipeline did not become playable"
         yield cluster, workers, pipeline
     finally:
@@ -209,6 +250,8 @@ def chaos(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_a_player_sees_no_seq_lost_through_each_kind_of_actor_death(chaos, tmp_path):
+    import ray
+
     cluster, workers, pipeline = chaos
     base = pipeline.url.rstrip("/")
     players = {rung: Follower(f"{base}/live/{FEED}/{rung}/") for rung in RUNGS}
@@ -223,7 +266,7 @@ def test_a_player_sees_no_seq_lost_through_each_kind_of_actor_death(chaos, tmp_p
     time.sleep(SETTLE_S)
     faults: list[tuple[str, float]] = []
     for kind in KINDS:
-        victim = _victim(kind)
+        victim = _victim(kind, pipeline)
         assert victim is not None, f"no live {kind} actor"
         at = time.time()
         os.kill(victim["Pid"], signal.SIGKILL)
@@ -232,6 +275,8 @@ def test_a_player_sees_no_seq_lost_through_each_kind_of_actor_death(chaos, tmp_p
             wait_for(f"new parts in both rungs after the {kind} was killed", lambda: new_parts_since(at), timeout=RECOVERY_S)
         except AssertionError as err:
             raise AssertionError(f"{err}\n{_state(base)}") from None
+        if kind == "Edge":  # how long it held new media while the replicas handed their windows over
+            print(f"edge rebuilt from its replicas: {ray.get(pipeline.edge.stats.remote(), timeout=30)['rebuild']}")
         time.sleep(SETTLE_S)
 
     if NODE_LOSS:
@@ -281,5 +326,8 @@ def test_a_player_sees_no_seq_lost_through_each_kind_of_actor_death(chaos, tmp_p
         out = proc.stdout + proc.stderr
         failed = sorted({int(m) for m in re.findall(rf"FAILED {FEED}/{rung}/(\d+)", out)})
         assert proc.returncode == 0, (f"listed as (EXTINF, parts), bytes: "
-                                      f"{[(s, p.listed_as.get(s), len(p.segments[s])) for s in failed]}\n{out[-1500:]}")
+                                      f"{[(s, p.listed_as.get(s), len(p.segments[s])) for s in failed]}\n"
+                                      f"{_anatomy(base, rung, p, failed)}\npackager: "
+                                      f"{ray.get(pipeline.packagers[FEED].stats.remote(), timeout=30)['counters']}"
+                                      f"\n{out[-1500:]}")
         assert f"{len(seqs)}/{len(seqs)} segments verified" in out, out[-2000:]
