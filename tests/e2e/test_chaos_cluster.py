@@ -40,8 +40,8 @@ from tests.small_pipeline import BOTTOM, TOP, small_config
 from tests.waiting import wait_for
 
 # Out of `make test` while known faults remain (1 run in 7 here, see docs/benchmarks.md
-# "On a three-node cluster"): after the edge's restart a part of the open seq listed and then
-# left out (that seq listed as a gap with the other rung's parts); and, with one pool member
+# "On a three-node cluster"): while the edge restarts, a replica that the dead edge's last
+# write did not reach lists the open seq without that part; and, with one pool member
 # (ORBITCAST_CHAOS_TRANSCODERS=1), a 0.3 s hole around the member's restart that the ledger's
 # segments do not cover. ORBITCAST_CHAOS=1 runs it.
 pytestmark = [pytest.mark.own_cluster, pytest.mark.e2e,
