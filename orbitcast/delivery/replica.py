@@ -21,7 +21,7 @@ from .blocking import Readiness
 from .policy import PlaylistPolicy
 from .status import feeds_status
 from .updates import Batch
-from .window import ClosedUpdate, InitUpdate, LiveWindow, PartUpdate, SegmentUpdate, Update
+from .window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate, Update
 
 Key = tuple[str, str]  # (feed, rendition)
 
@@ -48,8 +48,6 @@ def _key_of(update: Update) -> Key | None:
         return update.segment.feed, update.segment.rendition
     if isinstance(update, InitUpdate):
         return update.feed, update.info.name
-    if isinstance(update, ClosedUpdate):
-        return update.feed, update.rendition
     # a TagUpdate (analysis) changes playlist text, not what a held request waits for
     return None
 

@@ -92,16 +92,6 @@ class ListedUpdate:
 
 
 @dataclass(frozen=True)
-class ClosedUpdate:
-    """Only in snapshots: a seq closed from its parts (before its certified segment came), so a
-    replica closes it at the same point, whichever write closed it here (`LiveWindow._reach`)."""
-
-    feed: str
-    rendition: str
-    seq: int
-
-
-@dataclass(frozen=True)
 class TagUpdate:
     """The analysis stage's summary of one segment of `feed` (every rendition: seq is the
     segment's, and the rungs are cut together)."""
@@ -110,7 +100,7 @@ class TagUpdate:
     summary: AnalysisSummary
 
 
-Update = InitUpdate | PartUpdate | SegmentUpdate | FloorUpdate | ListedUpdate | ClosedUpdate | TagUpdate
+Update = InitUpdate | PartUpdate | SegmentUpdate | FloorUpdate | ListedUpdate | TagUpdate
 
 
 @dataclass(frozen=True)
@@ -231,8 +221,6 @@ class LiveWindow:
             return self.set_tag(update.feed, update.summary)
         if isinstance(update, ListedUpdate):
             return self._set_listed(update)
-        if isinstance(update, ClosedUpdate):
-            return self._set_closed(update)
         raise TypeError(f"not a window update: {type(update).__name__}")
 
     def set_init(self, feed: str, info: RenditionInfo, init: bytes) -> bool:
@@ -255,8 +243,6 @@ class LiveWindow:
         track = track or self._create(part.feed, part.rendition)
         self._reach(track, part.seq)
         track.slots.setdefault(part.seq, _Slot()).parts[part.index] = part
-        if part.seq == track.newest:
-            self._release(track)  # it may complete the seq that held newer media back
         self._written(part.feed, track)
         return True
 
@@ -269,13 +255,12 @@ class LiveWindow:
         if track is not None and not self._takes_segment(track, seg.seq):
             return False
         track = track or self._create(seg.feed, seg.rendition)
-        self._reach(track, seg.seq, force=True)
+        self._reach(track, seg.seq)
         slot = track.slots.setdefault(seg.seq, _Slot())
         if slot.listed is not None:
             self._confirm(slot, seg)
         else:
             self._close_with(slot, seg)
-        self._release(track)
         self._written(seg.feed, track)
         return True
 
@@ -353,42 +338,14 @@ class LiveWindow:
         slot = track.slots.get(seq)
         return slot is None or slot.segment is None
 
-    def _reach(self, track: _Track, seq: int, force: bool = False) -> None:
-        """Media for `seq` was accepted: a newer seq closes the previous newest from its parts,
-        unless those stop short of a whole segment and its certified segment is still to come
-        (`_awaits_segment`): the newer media then waits in its slot, unlisted, for that segment
-        (`_release`), or for a segment's worth of parts, or for a newer segment (`force`)."""
+    def _reach(self, track: _Track, seq: int) -> None:
+        """Media for `seq` was accepted: a newer seq closes the previous newest from its parts."""
         if track.floor is None:
             track.floor = seq
-        if track.newest is None:
+        if track.newest is None or seq > track.newest:
+            if track.newest is not None:
+                self._close_from_parts(track.slots[track.newest])
             track.newest = seq
-            return
-        if seq <= track.newest:
-            return
-        if not force and self._awaits_segment(track.slots[track.newest]) \
-                and sum(len(sl.parts) for s, sl in track.slots.items() if s > track.newest) < self.policy.parts_per_segment:
-            return
-        for s in sorted(s for s in track.slots if track.newest <= s < seq):
-            self._close_from_parts(track.slots[s])
-        track.newest = seq
-
-    def _awaits_segment(self, slot: _Slot) -> bool:
-        """An open seq whose listed parts stop short of a whole segment, without its certified
-        segment. Closed from those parts it would be listed shorter than the segment the ledger
-        certifies, and a player would fetch bytes no proof covers: it happens when a member
-        dies inside a segment and the one that takes over sends that seq whole, or when a
-        segment's message comes late."""
-        if slot.listed is not None or slot.segment is not None:
-            return False
-        n = slot.prefix()
-        covered = sum(slot.parts[i].duration for i in range(n))
-        return 0 < n and covered < self.policy.segment_duration - self.policy.part_target / 2
-
-    def _release(self, track: _Track) -> None:
-        """The seq that held newer media back is closed: that media goes on."""
-        above = [s for s in track.slots if track.newest is not None and s > track.newest]
-        if above:
-            self._reach(track, max(above))
 
     def _close_from_parts(self, slot: _Slot) -> None:
         if slot.listed is not None:
@@ -430,20 +387,9 @@ class LiveWindow:
                                   or (track.newest is not None and u.seq < track.last_closed() - self.policy.listed + 1)):
             return False
         track = track or self._create(u.feed, u.rendition)
-        self._reach(track, u.seq, force=True)
+        self._reach(track, u.seq)
         track.slots[u.seq] = _Slot(listed=_Listed(u.duration, u.start, u.program_date_time, 0, False),
                                    listed_at=self.clock())
-        self._written(u.feed, track)
-        return True
-
-    def _set_closed(self, u: ClosedUpdate) -> bool:
-        track = self._get(u.feed, u.rendition)
-        slot = track.slots.get(u.seq) if track is not None else None
-        if track is None or slot is None or slot.listed is not None or slot.prefix() == 0:
-            return False
-        self._reach(track, u.seq, force=True)
-        self._close_from_parts(slot)
-        self._release(track)
         self._written(u.feed, track)
         return True
 
@@ -510,9 +456,10 @@ class LiveWindow:
 
     @staticmethod
     def _media_updates(feed: str, track: _Track) -> list[Update]:
-        """Per seq ascending: its parts, where it was closed from them that closing, then its
-        segment."""
+        """Per seq ascending: its parts, then its segment. A segment that confirmed a seq closed
+        from its parts goes after the next seq's first write, which is what closed it."""
         out: list[Update] = []
+        pending: list[Update] = []
         for seq in sorted(track.slots):
             slot = track.slots[seq]
             if slot.listed is not None and not slot.parts and slot.segment is None:
@@ -520,11 +467,18 @@ class LiveWindow:
                 lst = slot.listed
                 out.append(ListedUpdate(feed, track.name, seq, lst.duration, lst.start, lst.program_date_time))
                 continue
-            out.extend(PartUpdate(slot.parts[i]) for i in sorted(slot.parts))
-            if slot.listed is not None and slot.listed.from_parts:
-                out.append(ClosedUpdate(feed, track.name, seq))
-            if slot.segment is not None:
-                out.append(SegmentUpdate(slot.segment))
+            events: list[Update] = [PartUpdate(slot.parts[i]) for i in sorted(slot.parts)]
+            confirm = slot.segment is not None and slot.listed is not None and slot.listed.from_parts
+            if slot.segment is not None and not confirm:
+                events.append(SegmentUpdate(slot.segment))
+            if events and pending:
+                events[1:1] = pending
+                pending = []
+            out.extend(events)
+            if confirm:
+                assert slot.segment is not None
+                pending.append(SegmentUpdate(slot.segment))
+        out.extend(pending)  # cannot happen: a seq closed from parts always has a newer one
         return out
 
     # -- reads --------------------------------------------------------------------------------

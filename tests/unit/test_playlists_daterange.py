@@ -166,7 +166,7 @@ def test_a_tag_before_its_segment_shows_when_the_segment_closes() -> None:
     assert w.set_tag("iss", happy(BASE + 3))
     assert f"expr-{BASE + 3}" not in ranges(w.media("iss", "360p"))  # no duration yet: not written
     for r in RUNGS:
-        w.add_segment(segment(BASE + 4, r))  # the next segment closes it from its parts
+        w.add_part(part(BASE + 4, 0, r))  # the next segment closes it from its parts
     found = ranges(w.media("iss", "360p"))
     assert found[f"expr-{BASE + 3}"].duration == pytest.approx(0.5)  # as listed: its two parts
     assert w.media("iss", "240p").count(f'ID="expr-{BASE + 3}"') == 1

@@ -16,7 +16,6 @@ from orbitcast.delivery.names import init_tag, parse_media_name
 from orbitcast.delivery.playlists import RenditionInfo
 from orbitcast.delivery.policy import PlaylistPolicy
 from orbitcast.delivery.window import (
-    ClosedUpdate,
     FloorUpdate,
     InitUpdate,
     ListedUpdate,
@@ -201,43 +200,13 @@ def test_a_feed_taken_over_after_a_node_loss_goes_on_at_its_open_seq_made_whole(
     assert w.resume_seq("iss") == S + 3
 
 
-def test_a_seq_short_of_a_segment_holds_newer_parts_back_until_its_last_part_comes() -> None:
+def test_closing_from_fewer_parts_sums_their_durations() -> None:
     w = window()
     put(w, S, upto=3)
-    before = w.media("iss", "360p")
     assert w.add_part(part(S + 1, 0))  # part S.3 is late
-    assert w.media("iss", "360p") == before  # S stays open, S + 1 waits unlisted
-    assert w.part_bytes("iss", "360p", S + 1, 0) == part(S + 1, 0).data
-    assert w.add_part(part(S, 3))
-    pl = parsed(w)
-    assert listed(pl) == [(S, f"{S}.m4s", False)] and open_parts(pl) == [f"{S + 1}.0.m4s"]
-    assert part_uris(pl, f"{S}.m4s") == [f"{S}.{i}.m4s" for i in range(PPS)]
-
-
-def test_a_seq_short_of_a_segment_is_listed_as_its_certified_segment_when_that_comes_first() -> None:
-    """A member died inside S after its parts 0-2 went out; the one that took over sends S whole
-    (its own encoding) and goes on with parts of S + 1, which may come before that segment."""
-    w = window()
-    put(w, S, upto=3)
-    assert w.add_part(part(S + 1, 0)) and w.add_part(part(S + 1, 1))
-    again = whole(S, data=b"made again by the member that took over")
-    assert w.add_segment(again)
-    pl = parsed(w)
-    assert listed(pl) == [(S, f"{S}.m4s", False)] and pl.segments[0].duration == pytest.approx(D)
-    assert part_uris(pl, f"{S}.m4s") == []  # the dead encoder's parts do not add up to it
-    assert w.segment_bytes("iss", "360p", S) == again.data  # the certified bytes, from the start
-    assert open_parts(pl) == [f"{S + 1}.0.m4s", f"{S + 1}.1.m4s"]
-
-
-def test_closing_from_fewer_parts_sums_their_durations_once_a_segments_worth_came_after() -> None:
-    w = window()
-    put(w, S, upto=3)
-    put(w, S + 1)  # a whole segment's worth of parts and still no S.3 nor S's segment
-    assert w.add_part(part(S + 2, 0))
     pl = parsed(w)
     assert pl.segments[0].duration == pytest.approx(3 * PD)
     assert part_uris(pl, f"{S}.m4s") == [f"{S}.{i}.m4s" for i in range(3)]
-    assert listed(pl)[1] == (S + 1, f"{S + 1}.m4s", False)
     assert not w.add_part(part(S, 3))  # a closed segment's listing cannot grow
     assert w.part_ready("iss", "360p", S, 3) == UNKNOWN
 
@@ -800,9 +769,9 @@ def test_snapshot_rebuilds_the_same_window() -> None:
     w = busy_window()
     assert w.mismatches >= 2
     snapshot = w.snapshot()
-    # a seq closed from its parts is closed there in the snapshot, before its certificate
+    # the certificate of a seq closed from its parts follows the write that closed it
     confirm = snapshot.index(SegmentUpdate(whole(S + 20, "360p", data=b"late mismatch")))
-    closer = snapshot.index(ClosedUpdate("iss", "360p", S + 20))
+    closer = snapshot.index(PartUpdate(part(S + 21, 0, "360p")))
     assert closer < confirm
     replica = rebuilt(w)
     assert_same(w, replica)
