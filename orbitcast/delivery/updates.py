@@ -3,10 +3,11 @@ writes that replicas follow with long polls.
 
 Each write the edge accepts is appended with the next version number. A replica asks for what
 came after its cursor and the call returns as soon as there is something (or after a timeout
-with nothing). A replica that is new or too far behind gets a snapshot of the whole window instead; window writes are
-idempotent, so it applies the snapshot over what it holds and loses nothing. One that followed
-an edge that restarted (another `epoch`) is asked to hand its window to the new edge first
-(`orbitcast/delivery/rebuild.py`): the dead edge's last writes may have reached it alone.
+with nothing). A replica that is new or too far behind gets a snapshot of the whole window
+instead; window writes are idempotent, so it applies the snapshot over what it holds and loses
+nothing. One that followed an edge that restarted (another `epoch`) is asked to hand its window
+to the new edge first (`orbitcast/delivery/rebuild.py`): the dead edge's last writes may have
+reached it alone.
 """
 
 from __future__ import annotations
