@@ -177,10 +177,12 @@ class Edge:
         with self.lock:
             return self.window.snapshot()
 
-    def updates(self, epoch: str | None, cursor: int, timeout: float = 5.0, follower: str = "") -> Batch:
-        """Window writes after `cursor` (a long poll: returns as soon as there are some). A
-        follower of the edge before a restart is asked for its window (`adopt`)."""
-        batch = self.log.since(epoch, cursor, timeout, lambda: dict(self.health))
+    def updates(self, epoch: str | None, cursor: int, timeout: float = 5.0, follower: str = "",
+                committed: int | None = None) -> Batch:
+        """Window writes after `cursor` (a long poll: returns as soon as there are some, or when
+        the commit passes `committed`). A follower of the edge before a restart is asked for its
+        window (`adopt`)."""
+        batch = self.log.since(epoch, cursor, timeout, lambda: dict(self.health), follower, committed)
         if batch.adopt:
             self.rebuild.asked_by(follower)
         return batch
@@ -281,7 +283,8 @@ class Edge:
             table = self.tags.stats()
         return {"receiver": dict(self.receiver.counters), "archive": dict(self.archive.counters),
                 "arrival_lag": {k: list(v) for k, v in self.arrival_lag.items()},
-                "version": self.log.version, "rebuild": self.rebuild.stats(), "analysis": {**self.analysis_counters, "table": table}}
+                "version": self.log.version, "followers_left_out": self.log.left_out,
+                "rebuild": self.rebuild.stats(), "analysis": {**self.analysis_counters, "table": table}}
 
     def flush_analysis(self) -> None:
         """Write the analysis table's buffered rows now (the pipeline stopping, tests)."""

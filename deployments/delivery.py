@@ -258,7 +258,7 @@ class Delivery:
         while True:
             try:
                 batch = await self.edge.updates.remote(self.state.epoch, self.state.cursor, FOLLOW_TIMEOUT_S,
-                                                       self.follower)
+                                                       self.follower, self.state.committed)
                 if batch.adopt:  # the edge started again: it rebuilds its window from ours
                     await self.edge.adopt.remote(self.follower, self.state.hand_over())
                     continue

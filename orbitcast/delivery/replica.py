@@ -58,7 +58,9 @@ class ReplicaState:
         self.window = LiveWindow(policy)
         self.health: dict[str, dict] = {}
         self.epoch: str | None = None
-        self.cursor = 0
+        self.cursor = 0  # the newest write received from the edge
+        self.committed = 0  # the newest write every replica holds: shown up to here
+        self.pending: deque[tuple[int, Update]] = deque()  # received, not yet committed
         self.batches = 0
         # wall clock when a rendition last changed here: a held answer says when what it waited
         # for arrived, so a benchmark can time arrival -> answer from outside
@@ -79,7 +81,23 @@ class ReplicaState:
             return 0  # the edge restarted: this window goes to it first (hand_over)
         now = time.time()
         changed: set[Key] = set()
-        for update in batch.updates:
+        if batch.snapshot:
+            # A replica that joins (or fell far behind) shows the edge's window as it is.
+            self.pending.clear()
+            shown: list[Update] = list(batch.updates)
+        else:
+            first = batch.version - len(batch.updates) + 1
+            self.pending.extend(zip(range(first, batch.version + 1), batch.updates))
+            shown = []
+        if batch.commit is None:
+            self.committed = batch.version
+        elif batch.snapshot:
+            self.committed = batch.commit
+        else:  # a commit can fall back while a new replica catches up: what was shown stays
+            self.committed = max(self.committed, batch.commit)
+        while self.pending and self.pending[0][0] <= self.committed:
+            shown.append(self.pending.popleft()[1])
+        for update in shown:
             if self.window.apply(update):
                 key = _key_of(update)
                 if key is not None:
@@ -103,8 +121,10 @@ class ReplicaState:
     def hand_over(self) -> list:
         """This window for an edge that started again (orbitcast/delivery/rebuild.py); the
         next batch is then the rebuilt window, applied over this one."""
-        self.epoch, self.cursor = None, 0
-        return self.window.snapshot()
+        self.epoch, self.cursor, self.committed = None, 0, 0
+        held = [u for _, u in self.pending]  # received from the dead edge, not yet shown
+        self.pending.clear()
+        return self.window.snapshot() + held
 
     def _answer_early(self, key: Key) -> None:
         for early in list(self._early.get(key, ())):
@@ -167,7 +187,8 @@ class ReplicaState:
     def stats(self) -> dict:
         """This replica: how far it follows the edge, what it holds, and the part hop."""
         hops = sorted(self.part_hops)
-        out: dict = {"pid": os.getpid(), "epoch": self.epoch, "cursor": self.cursor, "batches": self.batches,
+        out: dict = {"pid": os.getpid(), "epoch": self.epoch, "cursor": self.cursor, "committed": self.committed,
+                     "pending": len(self.pending), "batches": self.batches,
                      "held": self.held, "held_written_whole": self.written_whole, "parts_timed": len(hops)}
         if hops:
             out["part_hop_ms"] = {

@@ -87,6 +87,41 @@ def test_replicas_that_the_dead_edges_last_write_reached_unevenly_list_the_same_
     assert f"{S + 2}.1.m4s" in listed_parts(b)
 
 
+def test_with_the_commit_no_replica_shows_a_write_of_the_dead_edge_that_another_lacks() -> None:
+    """The replicas as deployments/delivery.py follows: named, with the commit they know."""
+
+    def follow(edge: FakeEdge, state: ReplicaState, name: str) -> None:
+        batch = edge.log.since(state.epoch, state.cursor, 0, health, name, state.committed)
+        if batch.adopt:
+            edge.rebuild.asked_by(name)
+            adopt(edge.window, edge.log, state.hand_over())
+            edge.rebuild.adopted_from(name)
+            batch = edge.log.since(state.epoch, state.cursor, 0, health, name, state.committed)
+        state.apply(batch)
+
+    old = FakeEdge(restarted=False)
+    a, b = ReplicaState(POLICY), ReplicaState(POLICY)
+    old.write(InitUpdate("iss", info("360p"), b"init"))
+    for i in range(2):
+        old.write(PartUpdate(part(S, i)))
+    for _ in range(3):  # joined (a snapshot), then following: both held what came
+        follow(old, a, "a")
+        follow(old, b, "b")
+    assert listed_parts(a) == listed_parts(b) == [f"{S}.0.m4s", f"{S}.1.m4s"]
+    old.write(PartUpdate(part(S, 2)))
+    follow(old, a, "a")
+    follow(old, a, "a")  # a holds it, and says so; b's long poll is in flight when the edge dies
+    assert f"{S}.2.m4s" not in listed_parts(a) and a.pending
+
+    new = FakeEdge(restarted=True)
+    follow(new, b, "b")  # b hands its window over first: the write is not in it
+    follow(new, a, "a")  # a's is, with the write it held back
+    for _ in range(3):
+        follow(new, a, "a")
+        follow(new, b, "b")
+    assert listed_parts(a) == listed_parts(b) == [f"{S}.0.m4s", f"{S}.1.m4s", f"{S}.2.m4s"]
+
+
 def test_a_replica_that_never_comes_does_not_hold_the_stream_past_the_bound() -> None:
     rebuild = Rebuild(True, quiet_s=0.05, max_s=0.3)
     rebuild.asked_by("a")

@@ -55,3 +55,63 @@ def test_a_follower_too_far_behind_gets_a_snapshot_and_one_of_another_edge_is_as
     assert restarted.adopt and not restarted.snapshot and restarted.updates == []
     ahead = log.since(log.epoch, 99, timeout=0, health=health)
     assert ahead.snapshot
+
+
+def test_a_write_is_committed_once_every_follower_present_has_received_it() -> None:
+    log = UpdateLog(lambda: [])
+    a = log.since(log.epoch, 0, 0, health, "a", 0)
+    b = log.since(log.epoch, 0, 0, health, "b", 0)
+    assert (a.commit, b.commit) == (0, 0)
+    log.append("part")
+    a = log.since(log.epoch, 0, 0, health, "a", 0)
+    assert a.updates == ["part"] and a.commit == 0  # b has not said it holds it
+    a = log.since(log.epoch, 1, 0, health, "a", 0)
+    assert a.updates == [] and a.commit == 0
+    # a said it holds it: the answer that brings it to b commits it for b, and b's next poll
+    # (saying it holds it too) for a
+    b = log.since(log.epoch, 0, 0, health, "b", 0)
+    assert b.updates == ["part"] and b.commit == 1
+    log.since(log.epoch, 1, 0, health, "b", 0)
+    assert log.since(log.epoch, 1, 0, health, "a", 0).commit == 1
+
+
+def test_a_lone_follower_is_shown_a_write_with_the_answer_that_brings_it() -> None:
+    log = UpdateLog(lambda: [])
+    log.since(log.epoch, 0, 0, health, "a", 0)
+    log.append("part")
+    batch = log.since(log.epoch, 0, 0, health, "a", 0)
+    assert batch.updates == ["part"] and batch.commit == 1
+
+
+def test_a_follower_waiting_for_the_commit_is_woken_by_the_others_poll() -> None:
+    log = UpdateLog(lambda: [])
+    for name in "ab":
+        log.since(log.epoch, 0, 0, health, name, 0)
+    log.append("part")
+    assert log.since(log.epoch, 0, 0, health, "a", 0).updates == ["part"]
+    assert log.since(log.epoch, 0, 0, health, "b", 0).updates == ["part"]
+    threading.Timer(0.2, log.since, args=(log.epoch, 1, 0, health, "b", 0)).start()
+    started = time.monotonic()
+    batch = log.since(log.epoch, 1, 5.0, health, "a", 0)  # a holds the write; b's ack is to come
+    assert batch.commit == 1 and batch.updates == [] and 0.15 < time.monotonic() - started < 2.0
+
+
+def test_a_follower_that_stops_polling_holds_the_commit_back_for_a_bound_only() -> None:
+    log = UpdateLog(lambda: [], absent_s=0.3)
+    for name in "ab":
+        log.since(log.epoch, 0, 0, health, name, 0)
+    log.append("part")
+    log.since(log.epoch, 0, 0, health, "a", 0)  # b was killed: it never polls again
+    started = time.monotonic()
+    batch = log.since(log.epoch, 1, 5.0, health, "a", 0)
+    assert batch.commit == 1 and 0.2 < time.monotonic() - started < 2.0
+    assert log.left_out == 1
+
+
+def test_an_unnamed_follower_is_shown_everything_and_holds_nothing_back() -> None:
+    log = UpdateLog(lambda: [])
+    log.since(log.epoch, 0, 0, health, "a", 0)
+    log.append("part")
+    plain = log.since(log.epoch, 0, 0, health)
+    assert plain.updates == ["part"] and plain.commit is None
+    assert log.since(log.epoch, 1, 0, health, "a", 0).commit == 1  # a holds it: nobody else counts
