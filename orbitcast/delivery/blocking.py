@@ -153,13 +153,14 @@ def playlist_readiness(edge: LiveEdge, msn: int, part: int | None) -> Readiness:
     return Readiness.WAIT
 
 
-def segment_readiness(edge: LiveEdge, seq: int, have_bytes: bool) -> Readiness:
+def segment_readiness(edge: LiveEdge, seq: int, have_bytes: bool, awaited: bool = False) -> Readiness:
     """A request for a whole segment URI: its bytes, or a wait for the segment this replica is
-    filling (or the next one). Another replica may list it a moment before this one has the
-    write: the player that read it there must not get a 404 here. Anything else: 404."""
+    filling (or the next one), or for a listed one's certified bytes (`awaited`). Another
+    replica may list it a moment before this one has the write: the player that read it there
+    must not get a 404 here. Anything else: 404."""
     if have_bytes:
         return Readiness.READY
-    if edge.last_msn < seq <= edge.newest + 1:
+    if awaited or edge.last_msn < seq <= edge.newest + 1:
         return Readiness.WAIT
     return Readiness.UNKNOWN
 

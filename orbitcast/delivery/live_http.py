@@ -244,11 +244,12 @@ class LiveHTTP:
         window = self.state.window
         data = window.segment_bytes(feed, rendition, seq)
         if data is None and window.segment_ready(feed, rendition, seq) is Readiness.WAIT:
-            # listed by a replica a moment ahead of this one: held until it closes here too
-            if await self._wait(client, feed, rendition, lambda: window.segment_ready(feed, rendition, seq)) \
-                    is Readiness.WAIT:
-                return self._unavailable("the segment did not arrive in time")
+            # listed by a replica a moment ahead of this one: held until it closes here too; or
+            # closed short here (its last parts died with an encoder): held for its certified bytes
+            waited = await self._wait(client, feed, rendition, lambda: window.segment_ready(feed, rendition, seq))
             data = window.segment_bytes(feed, rendition, seq)
+            if data is None and waited is Readiness.WAIT:
+                return self._unavailable("the segment did not arrive in time")
         if data is None and self.timeshift is not None:  # older than the window: the archive
             data = await self.timeshift.segment(feed, rendition, seq)
         return (200, self.h_media, data) if data is not None else self._not_found("segment")

@@ -102,6 +102,12 @@ class TagUpdate:
 
 Update = InitUpdate | PartUpdate | SegmentUpdate | FloorUpdate | ListedUpdate | TagUpdate
 
+# How long the bytes of a seq closed short wait for its certified segment before its parts'
+# bytes are served after all (a packager restart delays it a few seconds; one that never comes).
+CERTIFIED_WAIT_S = 6.0
+# A seq's parts end this close to its end on the timeline, or are short (a part is >= 1 frame).
+_END_TOLERANCE_S = 0.001
+
 
 @dataclass(frozen=True)
 class SegmentSummary:
@@ -124,6 +130,10 @@ class _Listed:
     program_date_time: datetime
     parts: int  # its parts 0..parts-1 are listed with it (near the live edge)
     from_parts: bool  # closed by a later seq's arrival, before its certified segment came
+    # Closed from parts that stop short of the seq's end (its last parts died with an encoder,
+    # and the one that took over makes it again whole): its bytes are the certified segment's,
+    # so a request for them waits for it (`CERTIFIED_WAIT_S` at most).
+    short: bool = False
 
 
 @dataclass
@@ -344,18 +354,20 @@ class LiveWindow:
             track.floor = seq
         if track.newest is None or seq > track.newest:
             if track.newest is not None:
-                self._close_from_parts(track.slots[track.newest])
+                self._close_from_parts(track.slots[track.newest], track.newest)
             track.newest = seq
 
-    def _close_from_parts(self, slot: _Slot) -> None:
+    def _close_from_parts(self, slot: _Slot, seq: int) -> None:
         if slot.listed is not None:
             return
         n = slot.prefix()
         if n == 0:
             return  # nothing listable: a gap until its segment arrives
         parts = [slot.parts[i] for i in range(n)]
-        first = parts[0]
-        slot.listed = _Listed(sum(p.duration for p in parts), first.start, first.program_date_time, n, True)
+        first, last = parts[0], parts[-1]
+        # seq covers [seq*D, (seq+1)*D) of the media timeline (orbitcast/media/boundaries.py)
+        short = last.start + last.duration < (seq + 1) * self.policy.segment_duration - _END_TOLERANCE_S
+        slot.listed = _Listed(sum(p.duration for p in parts), first.start, first.program_date_time, n, True, short)
         slot.listed_at = self.clock()
         slot.data = b"".join(p.data for p in parts)
 
@@ -539,7 +551,16 @@ class LiveWindow:
     def segment_bytes(self, feed: str, rendition: str, seq: int) -> bytes | None:
         track = self._get(feed, rendition)
         slot = track.slots.get(seq) if track else None
-        return slot.data if slot is not None and slot.listed is not None else None
+        if slot is None or slot.listed is None or self._awaits_certified(slot):
+            return None
+        return slot.data
+
+    def _awaits_certified(self, slot: _Slot) -> bool:
+        """Closed short: its parts' bytes are not the segment a proof covers, and the certified
+        one is on its way (served as soon as it comes)."""
+        lst = slot.listed
+        return (lst is not None and lst.short and slot.segment is None
+                and self.clock() - slot.listed_at < CERTIFIED_WAIT_S)
 
     def part_bytes(self, feed: str, rendition: str, seq: int, index: int) -> bytes | None:
         track = self._get(feed, rendition)
@@ -617,7 +638,9 @@ class LiveWindow:
         if track is None or not self._playable(track):
             return Readiness.UNKNOWN
         have = self.segment_bytes(feed, rendition, seq) is not None
-        return segment_readiness(self._edge(track, self._end(track)), seq, have)
+        slot = track.slots.get(seq)
+        awaited = slot is not None and self._awaits_certified(slot)
+        return segment_readiness(self._edge(track, self._end(track)), seq, have, awaited)
 
     # -- building views -----------------------------------------------------------------------
     @staticmethod

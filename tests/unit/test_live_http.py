@@ -198,6 +198,22 @@ def test_a_segment_another_replica_listed_first_is_held_here_until_it_closes(rep
     assert got.status_code == 200 and got.content == whole(S + 1).data
 
 
+def test_a_segment_closed_short_of_its_last_parts_is_answered_with_its_certified_bytes(replica: Replica) -> None:
+    """S + 1's last part died with its encoder; the one that took the feed over makes S + 1
+    again whole, and S + 2's first part comes before it: the playlist lists S + 1 from the
+    parts it has, and a request for its bytes waits for the certified segment (the parts
+    alone are bytes no proof covers)."""
+    replica.apply(*(PartUpdate(part(S + 1, i)) for i in range(1, 3)), PartUpdate(part(S + 2, 0)))
+    assert f"{S + 1}.m4s" in replica.get("/live/iss/360p/index.m3u8").text
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(replica.get, f"/live/iss/360p/{S + 1}.m4s")
+        time.sleep(0.3)
+        assert not waiting.done()
+        replica.apply(SegmentUpdate(whole(S + 1)))
+        got = waiting.result()
+    assert got.status_code == 200 and got.content == whole(S + 1).data
+
+
 @pytest.mark.parametrize("path,status", [
     ("/live/iss/360p/index.m3u8?_HLS_part=1", 400),
     (f"/live/iss/360p/index.m3u8?_HLS_msn={S + 40}", 400),

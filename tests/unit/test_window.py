@@ -830,3 +830,29 @@ def test_a_floor_update_applies_only_to_a_rendition_without_media() -> None:
     put(w, S)
     assert not w.apply(FloorUpdate("iss", "360p", S - 5))
     assert not w.add_part(part(S - 1, 0, "720p"))  # before its floor
+
+
+def test_a_seq_closed_short_of_its_end_serves_its_certified_bytes_not_its_parts() -> None:
+    """Its last part died with its encoder; the next seq's first part closes it from the parts
+    it has (listed: a closed seq's listing must not wait), but its bytes are the certified
+    segment's once that comes; a seq whose parts reach its end is served from them at once."""
+    now = [1000.0]
+    w = LiveWindow(POLICY, clock=lambda: now[0])
+    w.set_init("iss", info("360p"), b"init-360p")
+    put(w, S)
+    put(w, S + 1, upto=PPS - 1)
+    put(w, S + 2, upto=1)
+    assert w.segment_bytes("iss", "360p", S) == whole(S).data  # its parts reach its end
+    assert [uri for _, uri, _ in listed(parsed(w))][-2:] == [f"{S}.m4s", f"{S + 1}.m4s"]
+    assert w.segment_bytes("iss", "360p", S + 1) is None
+    assert w.segment_ready("iss", "360p", S + 1) is WAIT
+    certified = whole(S + 1)
+    assert w.add_segment(certified)
+    assert w.segment_bytes("iss", "360p", S + 1) == certified.data
+    assert w.segment_ready("iss", "360p", S + 1) is READY
+    # one whose certified segment never comes: its parts after all, once the wait is over
+    put(w, S + 2, start=1, upto=PPS - 1)
+    put(w, S + 3, upto=1)
+    assert w.segment_bytes("iss", "360p", S + 2) is None
+    now[0] += 60
+    assert w.segment_bytes("iss", "360p", S + 2) == b"".join(part(S + 2, i).data for i in range(PPS - 1))
