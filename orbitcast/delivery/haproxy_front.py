@@ -9,6 +9,11 @@ every configuration it writes, before HAProxy reads it:
   are answered from HAProxy's shared memory, in C, like a CDN edge, and the Python replicas
   answer what is new: the first request for a part, blocking reloads, the held preload hints.
 - Buffers large enough for a part or a segment in a few rounds (`tune.bufsize`).
+- A GET that a replica took and then died with (killed while it held a blocking reload or a
+  preload hint) is sent again to another replica (`retry-on ... empty-response`), as it is
+  when the connection fails: the viewer sees its answer, a moment later, instead of an error
+  that hls.js would wait out for a second before it asks again. GET and HEAD only: Serve
+  leaves the retry on connection failures alone since a POST must not run twice, and so do we.
 - When the viewer port listens on loopback, so do HAProxy's stats and Prometheus frontends
   (Serve binds those on every interface).
 """
@@ -26,6 +31,9 @@ _OTHER_BIND = re.compile(r"^(\s*bind\s+)(\*)?:(\d+)", re.MULTILINE)
 _FIRST_ROUTE = re.compile(r"^(\s*)(?:use_backend|default_backend) ", re.MULTILINE)
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 _BUFSIZE = re.compile(r"^(\s*tune\.bufsize\s+)(\d+)", re.MULTILINE)
+# Serve's default (RAY_SERVE_HAPROXY_RETRY_ON unset); a policy set by hand is left as it is.
+_RETRY_ON = re.compile(r"^(\s*retry-on\s+)conn-failure[ \t]*$", re.MULTILINE)
+RETRY_ON = "conn-failure empty-response"
 # HAProxy moves a response through buffers of this size: a 300 KB segment from the cache takes
 # 20 rounds at Serve's 16 KB and two at 256 KB, which more than doubled segments/s here
 # (docs/benchmarks.md). Buffers are taken per active transfer and given back when empty.
@@ -48,6 +56,8 @@ def cache_section(total_mb: int, max_object_bytes: int, max_age_s: int) -> str:
 
 def cache_rules(indent: str) -> str:
     return (
+        f"{indent}{MARK}only a GET or HEAD is sent again after its replica died with it\n"
+        f"{indent}http-request disable-l7-retry if !METH_GET\n"
         f"{indent}{MARK}live media and playlists through the cache (Cache-Control decides)\n"
         f"{indent}acl orbitcast_live path_beg /live/\n"
         f"{indent}http-request set-var(txn.orbitcast_live) bool(true) if orbitcast_live METH_GET\n"
@@ -74,6 +84,7 @@ def front_config(text: str, total_mb: int = 256, max_object_bytes: int = 16 * 10
     if bind.group(1) in LOOPBACK:
         host = bind.group(1)
         text = _OTHER_BIND.sub(lambda m: f"{m.group(1)}{host}:{m.group(3)}", text)
+    text = _RETRY_ON.sub(lambda m: f"{m.group(1)}{RETRY_ON}", text, count=1)
     text = _BUFSIZE.sub(lambda m: m.group(0) if int(m.group(2)) >= bufsize else f"{m.group(1)}{bufsize}", text, count=1)
     defaults = text.find("\ndefaults")
     if defaults < 0:

@@ -132,3 +132,95 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+class _Replica:
+    """A raw HTTP server on loopback: answers each request with its name, or, `dying`, reads
+    the request and resets the connection without a word (a replica SIGKILLed while it held
+    it). Counts what it was sent, by method."""
+
+    def __init__(self, name: str, dying: bool) -> None:
+        import socket
+        import threading
+        from collections import Counter
+
+        self.name, self.dying = name, dying
+        self.got: Counter[str] = Counter()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+        import struct
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn, socket, struct), daemon=True).start()
+
+    def _one(self, conn, socket, struct) -> None:  # type: ignore[no-untyped-def]
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.got[head.split(b" ")[0].decode()] += 1
+            if self.dying:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+                return
+            reply = self.name.encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nConnection: close\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(reply), reply))
+
+
+def test_a_get_whose_replica_dies_with_it_is_answered_by_another_and_a_post_is_not_sent_twice(tmp_path: Path) -> None:
+    import socket
+
+    import requests
+
+    dying, alive = _Replica("dying", dying=True), _Replica("alive", dying=False)
+    ports = []
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    text = front_config(serve_config(tmp_path))
+    text = text.replace("28030", str(ports[0])).replace("28401", str(ports[1])).replace("28404", str(ports[2]))
+    main = text.index("\nbackend http-main") + 1
+    end = text.index("\nlisten stats") + 1
+    text = text[:main] + ("backend http-main\n    balance roundrobin\n"
+                          f"    server dying 127.0.0.1:{dying.port}\n    server alive 127.0.0.1:{alive.port}\n") + text[end:]
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(text)
+    proc = subprocess.Popen([real_haproxy(), "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{ports[0]}"
+        deadline = time.monotonic() + 10
+        while not _listening(ports[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for i in range(4):  # round robin: two of them were sent to the dying replica first
+            r = requests.get(f"{base}/live/iss/360p/index.m3u8?n={i}", timeout=10)
+            assert (r.status_code, r.text) == (200, "alive"), (i, r.status_code, r.text)
+        assert dying.got["GET"] >= 1 and alive.got["GET"] == 4
+        posts = [requests.post(f"{base}/threema-like/{i}", data=b"x" * 10, timeout=10) for i in range(4)]
+        assert dying.got["POST"] >= 1
+        assert alive.got["POST"] + dying.got["POST"] == 4  # each sent once
+        assert sum(r.status_code == 200 for r in posts) == alive.got["POST"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        dying.sock.close()
+        alive.sock.close()
