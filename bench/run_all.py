@@ -14,6 +14,7 @@ BENCHES = [
     ["bench.bench_live", "--seconds", "120"],
     ["bench.bench_delivery", "--seconds", "5", "--rounds", "3"],
     ["bench.bench_held", "--runs", "4"],
+    ["bench.bench_replica_kill", "--rounds", "3"],
     ["bench.bench_latency", "--seconds", "60"],
     ["bench.bench_codecs", "--seconds", "5"],
     ["bench.bench_ingest", "--seconds", "10"],
