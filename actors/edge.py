@@ -31,6 +31,7 @@ from orbitcast.analysis.table import AnalysisTable
 from orbitcast.archive import ArchiveReader
 from orbitcast.catalog import Catalog
 from orbitcast.config import OrbitcastConfig
+from orbitcast.delivery.init_recovery import InitFinder
 from orbitcast.delivery.policy import policy_of
 from orbitcast.delivery.rebuild import Rebuild, adopt
 from orbitcast.delivery.status import feeds_status
@@ -71,6 +72,7 @@ class Edge:
         self.receiver = Receiver(plan.edge, plan.edge_keys, plan.edge_secret, self.client.public_key, self.client.download_blob)
         self.senders = {plan.sender}
         self.archive = self._archive(config, plan)
+        self.inits = InitFinder(self.archive.init)
         # wall clock at arrival - end of the media, per kind (what a viewer can at best see)
         self.arrival_lag: dict[str, deque[float]] = {"part": deque(maxlen=2000), "media": deque(maxlen=1000)}
         self._receipts: dict[str, list[bytes]] = defaultdict(list)
@@ -105,24 +107,38 @@ class Edge:
         meta = received.meta
         if received.sender not in self.senders or meta is None or received.segment is None:
             return 200  # not media from our packager (or a fragment still incomplete)
+        recovered = None
+        if meta.kind != "init" and meta.init and self.window.init(meta.feed, meta.rendition) is None:
+            recovered = self.inits.find(meta.feed, meta.rendition, meta.init)  # outside the lock: a store read
         with self.lock:
+            if recovered is not None and self.window.init(meta.feed, meta.rendition) is None:
+                self._apply(self._init_update(meta.feed, meta.rendition, recovered))
             if meta.kind == "init":
-                info = rendition_info(self.config, meta.rendition, received.segment)
-                update = InitUpdate(meta.feed, info, received.segment) if info is not None else None
+                update = self._init_update(meta.feed, meta.rendition, received.segment)
             elif meta.kind == "part":
                 part = part_from(meta, received.segment, self.window.init(meta.feed, meta.rendition))
                 update = PartUpdate(part)
             else:
                 seg = segment_from(meta, received.segment, self.window.init(meta.feed, meta.rendition))
                 update = SegmentUpdate(seg)
-            if update is not None and self.window.apply(update):
-                self.log.append(update)
+            if update is not None and self._apply(update):
                 self.metrics.published(meta.kind, meta.feed, meta.rendition, len(received.segment), meta.duration)
                 if meta.program_date_time is not None and meta.kind in self.arrival_lag:
                     end = meta.program_date_time.timestamp() + meta.duration
                     self.arrival_lag[meta.kind].append(time.time() - end)
                     self.metrics.arrived(meta.kind, time.time() - end)
         return 200
+
+    def _init_update(self, feed: str, rendition: str, init: bytes) -> InitUpdate | None:
+        info = rendition_info(self.config, rendition, init)
+        return InitUpdate(feed, info, init) if info is not None else None
+
+    def _apply(self, update: "InitUpdate | PartUpdate | SegmentUpdate | None") -> bool:
+        """Into the window and, when it changed it, on to the replicas (under self.lock)."""
+        if update is None or not self.window.apply(update):
+            return False
+        self.log.append(update)
+        return True
 
     def _metrics_snapshot(self) -> dict:
         with self.lock:
@@ -283,6 +299,7 @@ class Edge:
             table = self.tags.stats()
         return {"receiver": dict(self.receiver.counters), "archive": dict(self.archive.counters),
                 "arrival_lag": {k: list(v) for k, v in self.arrival_lag.items()},
+                "inits_recovered": dict(self.inits.counters),
                 "version": self.log.version, "followers_left_out": self.log.left_out,
                 "rebuild": self.rebuild.stats(), "analysis": {**self.analysis_counters, "table": table}}
 

@@ -117,12 +117,16 @@ class Packager:
         return self._edge_public
 
     def publish(self, inits: dict[str, bytes], items: list[Part | Segment]) -> int:
-        """Inits, then parts and segments in the order the transcoder cut them."""
+        """Inits, then parts and segments in the order the transcoder cut them. `inits`: the
+        init of each rung; one this packager has not sent yet is sealed and sent first."""
         for rendition, init in inits.items():
+            tag = init_tag(init)
+            if self.init_tags.get(rendition) == tag:
+                continue
             meta = init_meta(self.feed, rendition, init)
-            tag = self.init_tags[rendition] = init_tag(init)
             put_init(self.store, self.feed, rendition, tag, meta.digest, meta.size,
                      archived_of(self._send(init, meta), self.edge))
+            self.init_tags[rendition] = tag  # sent: a call that failed before sends it again
         parts: list[Part] = []
         for item in items:
             item.verified()  # hand-off check: transcoder -> packager
@@ -141,7 +145,8 @@ class Packager:
         gateway rather than two each. Parts are read once by the edge: kept in the embedded
         gateway's memory only (a remote gateway keeps every blob as it does)."""
         if parts:
-            self._send_many([(p.data, part_meta(p)) for p in parts], transient=True)
+            self._send_many([(p.data, part_meta(p, self.init_tags.get(p.rendition, ""))) for p in parts],
+                            transient=True)
 
     def _segment(self, seg: Segment) -> None:
         if self.ledger is not None:
@@ -156,7 +161,7 @@ class Packager:
                 # would be bytes no proof covers.
                 self.counters["superseded"] += 1
                 return
-        sealed = self._send(seg.data, meta_of(seg))
+        sealed = self._send(seg.data, meta_of(seg, self.init_tags.get(seg.rendition, "")))
         # the row says where its ciphertext rests and holds the edge's sealed message for it
         self.catalog.add(seg, archived_of(sealed, self.edge, self.init_tags.get(seg.rendition)))
 

@@ -94,9 +94,10 @@ class Transcoder:
             link = self._analysis.get(feed)
             if link is not None:
                 link.send()  # never waits: drops (counted) when analysis is behind
-            inits = self._new_inits(feed, tr)
-            if out or inits:
-                self._hand_on(feed, inits, out, tr.published_through)
+            if out or self._new_inits(feed, tr):
+                # every rung's init each time, not the new ones only: a packager that Ray
+                # started again has none, and its parts name the init they play with
+                self._hand_on(feed, tr.init_segments, out, tr.published_through)
             return self._handed_through(feed, tr), tr.input_signal, tr.encoder_status
 
     def resume_point(self, feed: str) -> tuple[float, int] | None:

@@ -137,14 +137,16 @@ def parse_tag_text(text: str) -> dict | None:
     return value if isinstance(value, dict) and value.get("class") == TAG_CLASS else None
 
 
-def meta_of(seg: Segment) -> SegmentMeta:
-    return SegmentMeta(seg.feed, seg.rendition, seg.seq, seg.duration, seg.digest, seg.size, seg.program_date_time)
+def meta_of(seg: Segment, init: str = "") -> SegmentMeta:
+    """`init`: the tag of the init segment it plays with (names.init_tag), "" when unknown."""
+    return SegmentMeta(seg.feed, seg.rendition, seg.seq, seg.duration, seg.digest, seg.size, seg.program_date_time,
+                       init=init)
 
 
-def part_meta(part: Part) -> SegmentMeta:
+def part_meta(part: Part, init: str = "") -> SegmentMeta:
     return SegmentMeta(part.feed, part.rendition, part.seq, part.duration, part.digest, part.size,
                        part.program_date_time, kind="part", part_index=part.index, independent=part.independent,
-                       made_at=part.made_at, ladder=part.ladder)
+                       made_at=part.made_at, ladder=part.ladder, init=init)
 
 
 def part_from(meta: SegmentMeta, data: bytes, init: bytes | None) -> Part:

@@ -76,6 +76,15 @@ def _ladder(raw: Any) -> tuple[str, ...]:
     return tuple(raw)
 
 
+MAX_INIT_TAG = 64
+
+
+def _init_tag(raw: Any) -> str:
+    if not isinstance(raw, str) or len(raw) > MAX_INIT_TAG or any(c not in "0123456789abcdef" for c in raw):
+        raise ValueError("x.init must be an init tag (lowercase hex)")
+    return raw
+
+
 @dataclass(frozen=True)
 class SegmentMeta:
     """What the packager states about a segment, carried in the file message's `x`."""
@@ -92,6 +101,10 @@ class SegmentMeta:
     independent: bool = False
     made_at: float = 0.0
     ladder: tuple[str, ...] = ()  # parts: the rungs made for this seq (Part.ladder)
+    # parts and segments: the tag of the init they play with, so that a receiver that missed
+    # the init's own message (an edge started again with nothing to hand its window over)
+    # can find it in the archive
+    init: str = ""
 
     def to_x(self) -> dict[str, Any]:
         x: dict[str, Any] = {
@@ -109,6 +122,8 @@ class SegmentMeta:
             x["made"] = round(float(self.made_at), 6)
             if self.ladder:
                 x["ladder"] = list(self.ladder)
+        if self.init:
+            x["init"] = self.init
         if self.program_date_time is not None:
             pdt = self.program_date_time
             if pdt.tzinfo is None:  # naive times in this project are UTC
@@ -134,6 +149,7 @@ class SegmentMeta:
                 independent=x.get("independent") is True,
                 made_at=float(x.get("made", 0.0)),
                 ladder=_ladder(x.get("ladder", ())),
+                init=_init_tag(x.get("init", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMessage("x metadata lacks or mangles feed/rendition/seq/digest/size") from exc

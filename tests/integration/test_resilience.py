@@ -1,17 +1,20 @@
 """A transcoder pool member dies: its feed moves to another member and keeps playing, and no
 sequence number is lost or listed twice. The gateway dies: what it had not delivered is queued
-again from the store."""
+again from the store. The edge dies with every Delivery replica: the stream comes back with its
+init segment."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import m3u8
 import pytest
 import ray
+import requests
 
 from orbitcast.store import Store
 from tests.hls import whole_segments
@@ -99,3 +102,47 @@ def test_messages_waiting_for_an_absent_subscriber_outlive_the_gateway(live):
         time.sleep(0.5)
     seqs = _seqs(live, "synth", "360p")
     assert seqs == sorted(set(seqs)), seqs
+
+
+def test_the_stream_comes_back_with_its_init_when_the_edge_dies_with_every_replica(live, tmp_path):
+    """What a lost node can take: the edge and every Delivery replica at once. The edge Ray
+    starts again has no replica to hand it the window back, and the packager sent the inits long
+    before; the parts that come next name their init, and the edge opens it from the archive. A
+    player gets a playlist, its init and new segments that decode with it."""
+    import signal
+
+    import ray._private.state as state
+
+    live.wait_media("synth", 6)
+    newest = max(_seqs(live, "synth", "360p"))
+    victims = [a for a in state.actors().values() if a["State"] == "ALIVE"
+               and (a["ActorClassName"] == "Edge" or a["ActorClassName"].startswith("ServeReplica:orbitcast:Delivery"))]
+    assert {a["ActorClassName"] for a in victims} == {"Edge", "ServeReplica:orbitcast:Delivery"}, victims
+    for a in victims:
+        os.kill(a["Pid"], signal.SIGKILL)
+
+    def playing() -> tuple[m3u8.M3U8, int] | None:
+        try:
+            r = live.get("/live/synth/360p/index.m3u8")
+        except requests.RequestException:
+            return None
+        if r.status_code != 200:
+            return None
+        pl = m3u8.loads(r.text)
+        seqs = [int(s.uri.split(".")[0]) for s in whole_segments(pl)]
+        return (pl, seqs[-1]) if seqs and seqs[-1] > newest + 2 and pl.segment_map else None
+
+    deadline = time.monotonic() + 90
+    while (got := playing()) is None:
+        assert time.monotonic() < deadline, f"synth did not come back after the edge and its replicas died: {live.get('/api/feeds').text[:2000]}"
+        time.sleep(0.5)
+    pl, last = got
+    init = live.get(f"/live/synth/360p/{pl.segment_map[0].uri}")
+    segment = live.get(f"/live/synth/360p/{last}.m4s")
+    assert init.status_code == 200 and segment.status_code == 200, (init.status_code, segment.status_code)
+    clip = tmp_path / "after.mp4"
+    clip.write_bytes(init.content + segment.content)
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                            "stream=nb_read_frames", "-of", "csv=p=0", str(clip)], capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0 and int(probe.stdout.split(",")[0]) > 0, probe.stdout + probe.stderr
+    assert ray.get(live.pipeline.edge.stats.remote(), timeout=30)["inits_recovered"].get("found", 0) >= 1

@@ -140,3 +140,20 @@ def test_an_ll_hls_part_travels_with_its_index_and_keyframe_flag() -> None:
     assert (opened.seq, opened.index, opened.duration, opened.digest, opened.data) == (part.seq, 3, 0.2, part.digest, part.data)
     with pytest.raises(BadMessage):
         SegmentMeta.from_x({**x, "part_index": -1})
+
+
+def test_a_part_and_a_segment_name_the_init_they_play_with() -> None:
+    from orbitcast.delivery.names import init_tag
+    from orbitcast.sealed_delivery import meta_of, part_meta
+    from orbitcast.segment import Part, Segment
+
+    tag = init_tag(b"ftyp+moov")
+    when = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    part = Part("iss", "360p", 7, 0, 1.7e9, 0.2, True, when, b"moof+mdat")
+    seg = Segment("iss", "360p", 7, 1.4e9, 1.0, when, b"moof+mdat" * 5)
+    for meta in (part_meta(part, tag), meta_of(seg, tag)):
+        assert SegmentMeta.from_x(meta.to_x()).init == tag
+    assert "init" not in part_meta(part).to_x()  # a packager that has not sent it names none
+    for bad in ("NOT-HEX", 7, "a" * 65):
+        with pytest.raises(BadMessage):
+            SegmentMeta.from_x({**part_meta(part, tag).to_x(), "init": bad})
