@@ -13,6 +13,7 @@ settle between kills. For each kill the bench reports:
   and later listed as a gap (a listing taken back), over the whole run.
 
     .venv/bin/python -m bench.bench_faults [--rung 360p] [--settle 20] [--replicas 2]
+        [--kinds packager,edge] [--repeat 3]
 
 Results are printed and written to bench/results/faults-<time>.json.
 """
@@ -122,7 +123,8 @@ def victim(class_name: str) -> int | None:
     return min(found) if found else None
 
 
-def run(base: str, feed: str, rung: str, settle: float, segment_s: float = 1.0) -> dict:
+def run(base: str, feed: str, rung: str, settle: float, segment_s: float = 1.0,
+        kinds: list[tuple[str, str]] = KINDS) -> dict:
     player = Player(f"{base}/live/{feed}/{rung}/index.m3u8")
     thread = threading.Thread(target=player.run, daemon=True)
     thread.start()
@@ -133,7 +135,7 @@ def run(base: str, feed: str, rung: str, settle: float, segment_s: float = 1.0) 
           f"(PART-HOLD-BACK {player.hold_back:.3f} s)", flush=True)
     report: dict = {"rung": rung, "hold_back_s": player.hold_back, "quiet_longest_wait_s": round(quiet_wait, 3),
                     "kills": []}
-    for label, class_name in KINDS:
+    for label, class_name in kinds:
         pid = victim(class_name)
         if pid is None:
             print(f"{label}: none running, skipped", flush=True)
@@ -176,13 +178,23 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8079)
     parser.add_argument("--settle", type=float, default=20.0, help="seconds after each kill (and before the first)")
     parser.add_argument("--replicas", type=int, default=None, help="serve.min_replicas (default: the config's)")
+    parser.add_argument("--kinds", default=None,
+                        help="comma-separated labels to kill, in this order (default: every kind: "
+                             + ", ".join(label for label, _ in KINDS) + ")")
+    parser.add_argument("--repeat", type=int, default=1, help="kill each kind this many times (one after the other)")
     args = parser.parse_args()
+    by_label = dict(KINDS)
+    labels = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(by_label)
+    unknown = [k for k in labels if k not in by_label]
+    if unknown:
+        parser.error(f"unknown kinds {unknown}; known: {sorted(by_label)}")
+    kinds = [(label, by_label[label]) for label in labels for _ in range(args.repeat)]
     from bench.demo_server import running_demo
 
     serve = {"min_replicas": args.replicas, "max_replicas": max(4, args.replicas)} if args.replicas else None
     with running_demo(port=args.port, serve_settings=serve) as demo:
         print(f"demo playable after {demo.startup_s:.1f} s at {demo.base}", flush=True)
-        report = run(demo.base, args.feed, args.rung, args.settle, demo.pipeline.config.segment_duration)
+        report = run(demo.base, args.feed, args.rung, args.settle, demo.pipeline.config.segment_duration, kinds)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"faults-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=1))

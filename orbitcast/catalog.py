@@ -29,13 +29,16 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 from .segment import Segment
 from .store import Store
@@ -218,6 +221,10 @@ class Catalog:
     def _scan(self, paths: Sequence[str], filter: ds.Expression | None, columns: Sequence[str] | None) -> pa.Table:
         if not paths:
             return SCHEMA.empty_table().select(list(columns)) if columns else SCHEMA.empty_table()
+        # imported here: it imports pandas (half a second), which a packager or an edge that Ray
+        # started again would wait for before its first call, and the writers never use
+        import pyarrow.dataset as ds
+
         dataset = ds.dataset(list(paths), schema=SCHEMA, format="parquet", filesystem=self.fs)
         return dataset.to_table(filter=filter, columns=list(columns) if columns else None)
 

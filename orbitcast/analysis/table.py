@@ -20,14 +20,16 @@ import posixpath
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 from ..catalog import by_feed_and_date
 from ..store import Store
@@ -159,6 +161,8 @@ class AnalysisTable:
     def _scan(self, paths: Sequence[str], filter: ds.Expression | None) -> pa.Table:
         if not paths:
             return SCHEMA.empty_table()
+        import pyarrow.dataset as ds  # imported here: it imports pandas (catalog.py's _scan)
+
         return ds.dataset(list(paths), schema=SCHEMA, format="parquet", filesystem=self.fs).to_table(filter=filter)
 
     def query(self, feed: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
