@@ -29,13 +29,11 @@ from orbitcast.analysis.config import AnalysisConfig
 from orbitcast.analysis.sampling import Sample
 from orbitcast.priority import give_way
 
+from .analysis_name import actor_name
+
 log = logging.getLogger(__name__)
 RETRY_S = 5.0
 KEEP_SAMPLES = 4  # samples the tap holds between two pushes of the feed
-
-
-def actor_name(feed: str) -> str:
-    return f"analysis:{feed}"
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)

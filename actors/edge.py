@@ -43,7 +43,7 @@ from orbitcast.sealed_delivery import SealingPlan, part_from, rendition_info, se
 from orbitcast.sealing.receiver import Receiver
 from orbitcast.store import Store
 
-from .analysis import actor_name as analyser_name
+from .analysis_name import actor_name as analyser_name
 from .metrics_hub import report_in_thread, source_name
 from .packager import gateway_client
 

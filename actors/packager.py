@@ -46,7 +46,7 @@ from orbitcast.sealing.sealer import SealedSegment, SegmentSealer
 from orbitcast.segment import Part, Segment
 from orbitcast.store import Store
 
-from .analysis import actor_name as analyser_name
+from .analysis_name import actor_name as analyser_name
 from .gateway import ActorGatewayClient
 from .metrics_hub import report_in_thread, source_name
 
