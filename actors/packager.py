@@ -37,6 +37,7 @@ from orbitcast.sealed_delivery import (
     init_meta,
     meta_of,
     part_meta,
+    sending_order,
     recipients_for,
     tag_recipients,
     tag_text,
@@ -117,8 +118,8 @@ class Packager:
         return self._edge_public
 
     def publish(self, inits: dict[str, bytes], items: list[Part | Segment]) -> int:
-        """Inits, then parts and segments in the order the transcoder cut them. `inits`: the
-        init of each rung; one this packager has not sent yet is sealed and sent first."""
+        """Inits, then parts and segments in `sending_order`. `inits`: the init of each rung;
+        one this packager has not sent yet is sealed and sent first."""
         for rendition, init in inits.items():
             tag = init_tag(init)
             if self.init_tags.get(rendition) == tag:
@@ -127,17 +128,11 @@ class Packager:
             put_init(self.store, self.feed, rendition, tag, meta.digest, meta.size,
                      archived_of(self._send(init, meta), self.edge))
             self.init_tags[rendition] = tag  # sent: a call that failed before sends it again
-        parts: list[Part] = []
-        for item in items:
-            item.verified()  # hand-off check: transcoder -> packager
-            if isinstance(item, Part):
-                parts.append(item)
-            else:
-                # the parts before it first: the edge lists a segment after its parts
-                self._parts(parts)
-                parts = []
-                self._segment(item)
-        self._parts(parts)
+        for parts, segments in sending_order(items):
+            for item in (*parts, *segments):
+                item.verified()  # hand-off check: transcoder -> packager
+            self._parts(parts)
+            self._segments(segments)
         return len(items)
 
     def _parts(self, parts: list[Part]) -> None:
@@ -148,22 +143,24 @@ class Packager:
             self._send_many([(p.data, part_meta(p, self.init_tags.get(p.rendition, ""))) for p in parts],
                             transient=True)
 
-    def _segment(self, seg: Segment) -> None:
-        if self.ledger is not None:
-            # Certified before sent: the ledger signs a head covering the segment before the
-            # edge can list it, so every listed segment has a proof. It needs the digest only.
-            leaves = ray.get(self.ledger.append.remote([LeafFields.from_segment(seg)]))
+    def _segments(self, segments: list[Segment]) -> None:
+        if self.ledger is not None and segments:
+            # Certified before sent: the ledger signs a head covering each segment before the
+            # edge can list it, so every listed segment has a proof. It needs the digests only.
+            leaves = ray.get(self.ledger.append.remote([LeafFields.from_segment(s) for s in segments]))
             self.metrics.certified(leaves)
-            if leaves[0] is None:
-                # The log holds another version of this seq: a member that took the feed over
-                # made it again (its parts are held back, LiveTranscoder.parts_from_seq). The
-                # certified one stands, sent before or by its retried publish; this one, listed,
-                # would be bytes no proof covers.
-                self.counters["superseded"] += 1
-                return
-        sealed = self._send(seg.data, meta_of(seg, self.init_tags.get(seg.rendition, "")))
-        # the row says where its ciphertext rests and holds the edge's sealed message for it
-        self.catalog.add(seg, archived_of(sealed, self.edge, self.init_tags.get(seg.rendition)))
+            # None: the log holds another version of this seq. A member that took the feed over
+            # made it again (its parts are held back, LiveTranscoder.parts_from_seq); the
+            # certified one stands, sent before or by its retried publish; this one, listed,
+            # would be bytes no proof covers.
+            self.counters["superseded"] += sum(leaf is None for leaf in leaves)
+            segments = [s for s, leaf in zip(segments, leaves) if leaf is not None]
+        if not segments:
+            return
+        sealed = self._send_many([(s.data, meta_of(s, self.init_tags.get(s.rendition, ""))) for s in segments])
+        for seg, one in zip(segments, sealed):
+            # the row says where its ciphertext rests and holds the edge's sealed message for it
+            self.catalog.add(seg, archived_of(one, self.edge, self.init_tags.get(seg.rendition)))
 
     def _send(self, data: bytes, meta: SegmentMeta, transient: bool = False) -> SealedSegment:
         return self._send_many([(data, meta)], transient)[0]

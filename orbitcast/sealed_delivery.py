@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -147,6 +148,28 @@ def part_meta(part: Part, init: str = "") -> SegmentMeta:
     return SegmentMeta(part.feed, part.rendition, part.seq, part.duration, part.digest, part.size,
                        part.program_date_time, kind="part", part_index=part.index, independent=part.independent,
                        made_at=part.made_at, ladder=part.ladder, init=init)
+
+
+def sending_order(items: Sequence[Part | Segment]) -> list[tuple[list[Part], list[Segment]]]:
+    """A transcoder batch (each rung's parts and segments as cut, rung after rung) as the
+    packager sends it: runs of (parts, then segments). The parts go first and the segments after
+    them, certified in one call to the ledger and sealed in one batch, so that a rung's last part
+    of a seq does not wait for the other rungs' segments to be certified and sealed. A rung's
+    own order stays as cut: a segment after its parts, a part of a later seq after that segment."""
+    runs: list[tuple[list[Part], list[Segment]]] = []
+    parts: list[Part] = []
+    segments: list[Segment] = []
+    for item in items:
+        if isinstance(item, Part):
+            if any(s.rendition == item.rendition for s in segments):
+                runs.append((parts, segments))
+                parts, segments = [], []
+            parts.append(item)
+        else:
+            segments.append(item)
+    if parts or segments:
+        runs.append((parts, segments))
+    return runs
 
 
 def part_from(meta: SegmentMeta, data: bytes, init: bytes | None) -> Part:
