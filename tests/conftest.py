@@ -184,7 +184,9 @@ class Live:
                 continue
             f = {x["feed"]: x for x in r.json()["feeds"]}.get(feed, {})
             last = f.get("last_segment")
-            if last and len(f.get("renditions", [])) == len(rungs):
+            # timeline_start comes with the feed's health, once a second: an edge just started
+            # again (tests/integration/test_resilience.py) shows the feed "starting" until then
+            if last and len(f.get("renditions", [])) == len(rungs) and "timeline_start" in f:
                 # seq counts segment durations on a timeline that began at timeline_start.
                 if (last["seq"] + 1) * self.config.segment_duration - f["timeline_start"] >= seconds:
                     return
