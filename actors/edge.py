@@ -33,7 +33,7 @@ from orbitcast.catalog import Catalog
 from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery.init_recovery import InitFinder
 from orbitcast.delivery.policy import policy_of
-from orbitcast.delivery.rebuild import Rebuild, adopt
+from orbitcast.delivery.rebuild import Rebuild, adopt, adopt_health
 from orbitcast.delivery.status import feeds_status
 from orbitcast.delivery.updates import Batch, UpdateLog
 from orbitcast.delivery.window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate, TagUpdate
@@ -68,6 +68,8 @@ class Edge:
         # Started again by Ray: the replicas hand over their windows before new media is taken.
         self.rebuild = Rebuild(ray.get_runtime_context().was_current_actor_reconstructed)
         self.health: dict[str, dict] = {f.name: {"feed": f.name, "state": "starting"} for f in config.feeds}
+        self._reported: set[str] = set()  # feeds whose actors reported their health to this edge
+        self._health_lock = threading.Lock()
         self.client = gateway_client(plan, plan.edge, plan.edge_secret, gateway)
         self.receiver = Receiver(plan.edge, plan.edge_keys, plan.edge_secret, self.client.public_key, self.client.download_blob)
         self.senders = {plan.sender}
@@ -203,16 +205,22 @@ class Edge:
             self.rebuild.asked_by(follower)
         return batch
 
-    def adopt(self, follower: str, updates: list) -> int:
-        """A replica's window, handed over after a restart (orbitcast/delivery/rebuild.py)."""
+    def adopt(self, follower: str, updates: list, health: dict[str, dict] | None = None) -> int:
+        """A replica's window and its copy of the feeds' health, handed over after a restart
+        (orbitcast/delivery/rebuild.py)."""
         with self.lock:
             taken = adopt(self.window, self.log, updates)
+        with self._health_lock:
+            if health and adopt_health(self.health, self._reported, health):
+                self.log.touch()
         self.rebuild.adopted_from(follower)
         return taken
 
     def set_health(self, feed: str, health: dict) -> None:
-        changed = self.health.get(feed, {}).get("state") != health.get("state")
-        self.health[feed] = health
+        with self._health_lock:
+            changed = self.health.get(feed, {}).get("state") != health.get("state")
+            self.health[feed] = health
+            self._reported.add(feed)
         if changed:
             self.log.touch()
 

@@ -260,7 +260,7 @@ class Delivery:
                 batch = await self.edge.updates.remote(self.state.epoch, self.state.cursor, FOLLOW_TIMEOUT_S,
                                                        self.follower, self.state.committed)
                 if batch.adopt:  # the edge started again: it rebuilds its window from ours
-                    await self.edge.adopt.remote(self.follower, self.state.hand_over())
+                    await self.edge.adopt.remote(self.follower, self.state.hand_over(), self.state.health)
                     continue
             except asyncio.CancelledError:
                 raise

@@ -11,6 +11,9 @@ part it was told exists (found by tests/e2e/test_chaos_cluster.py). So:
   edge applies it (`adopt`): what its window takes goes to its log like any write, so every
   other replica gets it too. Each replica's window is its own prefix of the dead edge's log, so
   the union is the longest one, in order;
+- with the window comes the replica's copy of the feeds' health (`adopt_health`): a new edge
+  knows a feed only as "starting" until the feed's actor reports again (once a second), and
+  /api/feeds and /metrics would say so of a feed that never stopped;
 - meanwhile the edge holds the gateway's callbacks (`Rebuild.wait`): until every replica that
   asked has handed its window over, `quiet_s` after the start at least (the replicas' long
   polls are retried on the new edge as soon as it is up), and `max_s` at most (a replica that
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from .updates import UpdateLog
 from .window import LiveWindow, Update
@@ -94,3 +97,15 @@ def adopt(window: LiveWindow, log: UpdateLog, updates: Iterable[Update]) -> int:
             log.append(update)
             taken += 1
     return taken
+
+
+def adopt_health(health: dict[str, dict], reported: set[str], handed: Mapping[str, dict]) -> bool:
+    """A replica's copy of the feeds' health taken into the edge's `health`, for the feeds it
+    knows (the configured ones) whose actors have not reported to this edge yet (`reported`):
+    a report made since the restart is newer than any copy. True when anything changed."""
+    changed = False
+    for feed, copy in handed.items():
+        if feed in health and feed not in reported and isinstance(copy, dict) and copy != health[feed]:
+            health[feed] = dict(copy)
+            changed = True
+    return changed

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 
-from orbitcast.delivery.rebuild import Rebuild, adopt
+from orbitcast.delivery.rebuild import Rebuild, adopt, adopt_health
 from orbitcast.delivery.replica import ReplicaState
 from orbitcast.delivery.updates import UpdateLog
 from orbitcast.delivery.window import InitUpdate, LiveWindow, PartUpdate, SegmentUpdate, Update
@@ -151,3 +151,19 @@ def test_an_edge_started_for_the_first_time_holds_nothing() -> None:
     assert rebuild.done and time.monotonic() - started < 0.05
     rebuild.asked_by("a")  # a stale follower later still hands over, without a hold
     assert rebuild.stats()["asked"] == 0
+
+
+def test_a_new_edge_takes_the_feeds_health_from_a_replica_until_each_feed_reports_again() -> None:
+    """A new edge knows each feed as "starting" until its actor reports (once a second); the
+    replica's copy says what the feed was doing. A report made since the restart is newer than
+    any copy, and a feed the edge does not run is not taken."""
+    health = {"iss": {"feed": "iss", "state": "starting"}, "dock": {"feed": "dock", "state": "starting"}}
+    reported = {"dock"}
+    health["dock"] = {"feed": "dock", "state": "waiting", "timeline_start": 5.0}
+    copy = {"iss": {"feed": "iss", "state": "live", "timeline_start": 1.0},
+            "dock": {"feed": "dock", "state": "live", "timeline_start": 2.0},
+            "gone": {"feed": "gone", "state": "live"}}
+    assert adopt_health(health, reported, copy)
+    assert health == {"iss": {"feed": "iss", "state": "live", "timeline_start": 1.0},
+                      "dock": {"feed": "dock", "state": "waiting", "timeline_start": 5.0}}
+    assert not adopt_health(health, reported, copy)  # the same copy again changes nothing
