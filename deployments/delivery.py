@@ -19,7 +19,7 @@ from ray import serve
 
 from deployments.gateway import GatewayHealth
 from deployments.metrics import ReplicaMetricsPage
-from deployments.scaling import HELD_METRIC
+from deployments.scaling import DEATH_NOTICED_S, HELD_METRIC
 from deployments.scaling import POLICY as SCALING_POLICY
 from orbitcast.analysis.table import AnalysisTable
 from orbitcast.catalog import Catalog
@@ -205,6 +205,9 @@ def _autoscaling(min_replicas: int, max_replicas: int) -> dict:
     autoscaling_config=_autoscaling(1, 4),
     # Held LL-HLS requests are cheap coroutines: a replica holds thousands of them.
     max_ongoing_requests=4096,
+    # Serve notices a replica's death at its next health check (10 s by default): the others
+    # take its viewers at once, but until a replacement runs one more death leaves none.
+    health_check_period_s=DEATH_NOTICED_S,
 )
 @serve.ingress()
 class Delivery:

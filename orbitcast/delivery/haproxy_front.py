@@ -16,6 +16,12 @@ every configuration it writes, before HAProxy reads it:
   leaves the retry on connection failures alone since a POST must not run twice, and so do we.
 - When the viewer port listens on loopback, so do HAProxy's stats and Prometheus frontends
   (Serve binds those on every interface).
+- A connect to a replica may take `CONNECT_TIMEOUT` (Serve: 5 s). HAProxy waits min(timeout
+  connect, 1 s) before it retries a failed connect when one active server is left, which is
+  the case the moment Serve's `on-error mark-down` takes a killed replica out of a pair: the
+  request that marked it down stood still for a second (found with a player on the demo; every
+  Delivery kill cost it). A replica's connect is a kernel handshake on the local network, and
+  one that fails is better tried on another replica; the queue keeps Serve's timeout.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ RETRY_ON = "conn-failure empty-response"
 # 20 rounds at Serve's 16 KB and two at 256 KB, which more than doubled segments/s here
 # (docs/benchmarks.md). Buffers are taken per active transfer and given back when empty.
 BUFSIZE = 256 * 1024
+CONNECT_TIMEOUT = "100ms"
+# `timeout connect 5s` in Serve's defaults (seconds, as Serve writes it, or a bare number of ms)
+_CONNECT = re.compile(r"^(\s*)timeout\s+connect\s+(\d+(?:ms|s)?)[ \t]*$", re.MULTILINE)
+_QUEUE = re.compile(r"^\s*timeout\s+queue\s", re.MULTILINE)
 
 
 class FrontConfigError(ValueError):
@@ -89,4 +99,18 @@ def front_config(text: str, total_mb: int = 256, max_object_bytes: int = 16 * 10
     defaults = text.find("\ndefaults")
     if defaults < 0:
         raise FrontConfigError("no defaults section")
+    text = _short_connect(text)
     return text[:defaults + 1] + cache_section(total_mb, max_object_bytes, max_age_s) + text[defaults + 1:]
+
+
+def _short_connect(text: str) -> str:
+    """Serve's connect timeout as CONNECT_TIMEOUT; the queue timeout, which HAProxy takes from
+    the connect timeout when it has none, stays what it was."""
+    found = _CONNECT.search(text)
+    if found is None:
+        return text
+    indent, before = found.group(1), found.group(2)
+    line = f"{indent}timeout connect {CONNECT_TIMEOUT}"
+    if _QUEUE.search(text) is None:
+        line += f"\n{indent}timeout queue {before}"
+    return text[:found.start()] + line + text[found.end():]

@@ -332,7 +332,12 @@ def test_a_player_sees_no_seq_lost_through_each_kind_of_actor_death(chaos, tmp_p
     for rung, p in players.items():
         assert len(p.segments) >= 20, (rung, len(p.segments))
         missing = {seq: next((k for k, at in reversed(faults) if at < (seq + 1) * segment_s), "no fault") for seq in p.missing()}
-        assert not missing, f"{rung}: seqs missing (the fault before each) {missing}, gaps listed {sorted(p.gaps)}"
+        # Whether each was ever listed (and with which parts), and what its fetches got, tell
+        # a seq the edge never listed from one a replica would not serve.
+        seen = {seq: (p.msn_of.get(seq), sorted(p.parts_of.get(seq, ())),
+                      [x for x in p.problems if f" {seq}." in x or f"seq {seq} " in x][:4]) for seq in missing}
+        assert not missing, (f"{rung}: seqs missing (the fault before each) {missing}, gaps listed {sorted(p.gaps)}; "
+                             f"per seq (first listed at MSN, parts listed, problems): {seen}")
         assert p.problems == [], f"{rung}: {p.problems[:10]}"
         print(f"{rung}: {len(p.segments)} segments and {len(p.parts)} parts fetched, {p.reload_errors} reloads retried")
 

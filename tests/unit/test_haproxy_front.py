@@ -49,6 +49,8 @@ def test_the_cache_and_loopback_binds_make_a_valid_config(tmp_path: Path) -> Non
     assert frontend.index(f"cache-use {CACHE_NAME}") < frontend.index("use_backend")
     assert f"cache-store {CACHE_NAME}" in frontend
     assert "tune.bufsize 262144" in text and "tune.bufsize 16384" not in text
+    # a dead replica's connect is given up soon; a request queued waits as long as Serve said
+    assert "timeout connect 100ms" in text and "timeout connect 5s" not in text and "timeout queue 5s" in text
     binds = [line.split()[1] for line in text.splitlines() if line.strip().startswith("bind ")]
     assert binds and all(b.startswith("127.0.0.1:") for b in binds), binds
     assert front_config(text) == text  # once only, however often Serve reloads
@@ -224,3 +226,51 @@ def test_a_get_whose_replica_dies_with_it_is_answered_by_another_and_a_post_is_n
         proc.wait(10)
         dying.sock.close()
         alive.sock.close()
+
+
+def test_a_request_that_finds_its_replica_gone_does_not_wait_out_haproxys_second(tmp_path: Path) -> None:
+    # Serve's servers are marked down on a connect error (`on-error mark-down`); with one server
+    # left, HAProxy waits min(timeout connect, 1 s) before it tries again: a viewer's blocking
+    # reload stood still for a second at every Delivery replica's death.
+    import socket
+
+    import requests
+
+    leaving, staying = _Replica("leaving", dying=False), _Replica("staying", dying=False)
+    ports = []
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    text = front_config(serve_config(tmp_path))
+    text = text.replace("28030", str(ports[0])).replace("28401", str(ports[1])).replace("28404", str(ports[2]))
+    main = text.index("\nbackend http-main") + 1
+    end = text.index("\nlisten stats") + 1
+    options = "check observe layer4 error-limit 3 on-error mark-down"  # as Serve writes them
+    text = text[:main] + ("backend http-main\n"
+                          f"    server leaving 127.0.0.1:{leaving.port} {options}\n"
+                          f"    server staying 127.0.0.1:{staying.port} {options}\n") + text[end:]
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(text)
+    proc = subprocess.Popen([real_haproxy(), "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{ports[0]}/live/iss/360p/index.m3u8"
+        deadline = time.monotonic() + 10
+        while not _listening(ports[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for _ in range(4):
+            assert requests.get(url, timeout=10).status_code == 200
+        assert leaving.got["GET"] >= 1  # both replicas took viewers
+        leaving.sock.shutdown(socket.SHUT_RDWR)  # the replica killed: its port refuses connections
+        leaving.sock.close()
+        took = []
+        for i in range(10):
+            t0 = time.monotonic()
+            r = requests.get(f"{url}?n={i}", timeout=10)
+            took.append(time.monotonic() - t0)
+            assert (r.status_code, r.text) == (200, "staying"), (i, r.status_code, r.text)
+        assert max(took) < 0.9, [round(t, 3) for t in took]  # HAProxy's turn-around is 1 s
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        staying.sock.close()
