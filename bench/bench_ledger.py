@@ -1,8 +1,10 @@
 """Ledger figures: appends per second and proof times at 1 million leaves (in memory and with
-the pyarrow.fs store), restart (reload + O(n) rebuild), and the verification time of a
-10-minute recording (2 s segments x 3 renditions = 900 segments of synthetic CMAF-shaped bytes).
+the pyarrow.fs store), restart (reload + O(n) rebuild), the restart of a live log (`--hours` of
+one feed's three rungs, 1 s segments, a head signed each second, as the ledger actor keeps it),
+and the verification time of a 10-minute recording (2 s segments x 3 renditions = 900 segments
+of synthetic CMAF-shaped bytes).
 
-    .venv/bin/python bench/bench_ledger.py [--leaves 1000000] [--minutes 10] [--json out.json]
+    .venv/bin/python bench/bench_ledger.py [--leaves 1000000] [--hours 24] [--minutes 10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -104,6 +106,26 @@ def bench_log(n: int, results: dict[str, Any]) -> None:
         assert lg3.root() == lg.root() and lg3.latest_head is not None
 
 
+def bench_live_restart(hours: float, results: dict[str, Any]) -> None:
+    """A live feed's log: three leaves and one signed head per second; then a restart, which
+    the packagers' segments (and the parts queued behind them) wait for."""
+    seconds = int(hours * 3600)
+    rends = list(LADDER)
+    with tempfile.TemporaryDirectory() as tmp:
+        lg = FeedLedger("iss", KEY, LogStore(base=tmp))
+        for s in range(seconds):
+            for r in rends:
+                lg.append(LeafFields.of("iss", r, s, T0 + timedelta(seconds=s), 300_000,
+                                        hashlib.sha256(b"%d/%s" % (s, r.encode())).digest()))
+            lg.sign_head(1_000 * s)
+        latest = lg.latest_head
+        lg.close()
+        dt, again = timed(lambda: FeedLedger("iss", KEY, LogStore(base=tmp)))
+        assert again.latest_head == latest
+        results["live_log_hours"] = hours
+        results["live_log_restart_s"] = dt
+
+
 def box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I4s", 8 + len(payload), kind) + payload
 
@@ -181,11 +203,13 @@ def bench_recording(minutes: float, results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--leaves", type=int, default=1_000_000)
+    ap.add_argument("--hours", type=float, default=24.0, help="of a live feed's log, for its restart")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     results: dict[str, Any] = {"leaves": args.leaves, "python": sys.version.split()[0]}
     bench_log(args.leaves, results)
+    bench_live_restart(args.hours, results)
     bench_recording(args.minutes, results)
     width = max(map(len, results))
     for k, v in results.items():

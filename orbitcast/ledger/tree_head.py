@@ -165,6 +165,18 @@ class SignedTreeHead:
         return cls(feed, size, ts, root, sig, version)
 
 
+def stored_tree_size(data: bytes) -> int:
+    """The tree size of an encoded head (`SignedTreeHead.encode`), read without decoding the
+    rest: a ledger reloading a long log sorts its heads by size and decodes one when asked."""
+    at = len(_DOMAIN) + 1
+    if not data.startswith(_DOMAIN) or len(data) <= at:
+        raise MalformedHead("not an orbitcast tree head")
+    pos = at + 1 + data[at]
+    if len(data) < pos + _SIZES.size:
+        raise MalformedHead("tree head has the wrong length")
+    return _SIZES.unpack_from(data, pos)[0]
+
+
 def check_consistent(
     earlier: SignedTreeHead,
     later: SignedTreeHead,

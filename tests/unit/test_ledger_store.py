@@ -109,6 +109,32 @@ def test_restart_reloads_leaves_heads_and_index(tmp_path: Path) -> None:
     assert third.size == 42 and third.root(41) == h2.root_hash
 
 
+def test_a_restart_checks_the_newest_head_only_and_an_older_one_when_asked(tmp_path: Path, monkeypatch) -> None:
+    from orbitcast.ledger.tree_head import SignedTreeHead
+
+    lg = FeedLedger("iss", KEY, LogStore(base=str(tmp_path)))
+    heads = {}
+    for seq in range(30):  # a live log: a head per segment
+        lg.append(seg(seq))
+        heads[lg.size] = lg.sign_head(1_000 * seq)
+    # a head of size 10 that this key never signed, later in the log than the true one
+    forged = SignedTreeHead.sign(SigningKey.generate(), "iss", 10, 9_500, lg.root(10))
+    lg._file.append(RecordKind.TREE_HEAD, forged.encode())
+    # and one of size 20 cut short (no root, no signature), unreadable when its size is asked for
+    lg._file.append(RecordKind.TREE_HEAD, forged.encode()[:-96].replace((10).to_bytes(8, "big"), (20).to_bytes(8, "big"), 1))
+    lg._file.append(RecordKind.TREE_HEAD, b"not a head at all")
+    lg.close()
+    checked: list[int] = []
+    verify = SignedTreeHead.verify
+    monkeypatch.setattr(SignedTreeHead, "verify", lambda self, key: (checked.append(self.tree_size), verify(self, key))[1])
+    again = FeedLedger("iss", KEY, LogStore(base=str(tmp_path)))
+    assert again.latest_head == heads[30] and checked == [30]  # one signature at the restart, not 31
+    assert again.head_at(20) == heads[20] and checked == [30, 20]
+    # the forged head is refused when its size is first asked for; the true one of that size stands
+    assert again.head_at(10) == heads[10] and again.proof("720p", 3, tree_size=10)["tree_head"] == heads[10].to_json()
+    assert again.head_at(31) is None and again.head_at(5) == heads[5]
+
+
 def _log_file(tmp_path: Path) -> Path:
     return tmp_path / "iss.log"
 
