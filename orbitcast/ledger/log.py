@@ -75,7 +75,7 @@ class FeedLedger:
         """Rebuild from the stored records in O(n): decode leaves, build the tree bottom-up.
 
         A live log holds a head per segment duration, and checking each (its root recomputed,
-        its signature verified) was two thirds of a restart: 6.6 s for a day of one feed's three
+        its signature verified) was two thirds of a restart: over 6 s for a day of one feed's three
         rungs, while the packagers' segments, and the parts behind them, waited for the ledger.
         Only the newest head that checks out is needed to go on; an older one is checked when a
         proof or a client first asks for its size. None is served unchecked."""
