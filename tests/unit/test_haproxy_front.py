@@ -188,12 +188,11 @@ class _Replica:
                          b"Content-Length: %d\r\n\r\n%s" % (len(reply), reply))
 
 
-def test_a_get_whose_replica_dies_with_it_is_answered_by_another_and_a_post_is_not_sent_twice(tmp_path: Path) -> None:
+def _front_before(tmp_path: Path, backend: str) -> tuple[subprocess.Popen, str]:
+    """Ray's HAProxy on orbitcast's configuration, the main app's backend replaced by
+    `backend` (its lines after the section name), listening on free ports: (process, base URL)."""
     import socket
 
-    import requests
-
-    dying, alive = _Replica("dying", dying=True), _Replica("alive", dying=False)
     ports = []
     for _ in range(3):
         with socket.socket() as s:
@@ -203,16 +202,22 @@ def test_a_get_whose_replica_dies_with_it_is_answered_by_another_and_a_post_is_n
     text = text.replace("28030", str(ports[0])).replace("28401", str(ports[1])).replace("28404", str(ports[2]))
     main = text.index("\nbackend http-main") + 1
     end = text.index("\nlisten stats") + 1
-    text = text[:main] + ("backend http-main\n    balance roundrobin\n"
-                          f"    server dying 127.0.0.1:{dying.port}\n    server alive 127.0.0.1:{alive.port}\n") + text[end:]
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(text)
+    cfg.write_text(text[:main] + "backend http-main\n" + backend + text[end:])
     proc = subprocess.Popen([real_haproxy(), "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not _listening(ports[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{ports[0]}"
+
+
+def test_a_get_whose_replica_dies_with_it_is_answered_by_another_and_a_post_is_not_sent_twice(tmp_path: Path) -> None:
+    import requests
+
+    dying, alive = _Replica("dying", dying=True), _Replica("alive", dying=False)
+    proc, base = _front_before(tmp_path, "    balance roundrobin\n"
+                               f"    server dying 127.0.0.1:{dying.port}\n    server alive 127.0.0.1:{alive.port}\n")
     try:
-        base = f"http://127.0.0.1:{ports[0]}"
-        deadline = time.monotonic() + 10
-        while not _listening(ports[0]) and time.monotonic() < deadline:
-            time.sleep(0.1)
         for i in range(4):  # round robin: two of them were sent to the dying replica first
             r = requests.get(f"{base}/live/iss/360p/index.m3u8?n={i}", timeout=10)
             assert (r.status_code, r.text) == (200, "alive"), (i, r.status_code, r.text)
@@ -237,27 +242,11 @@ def test_a_request_that_finds_its_replica_gone_does_not_wait_out_haproxys_second
     import requests
 
     leaving, staying = _Replica("leaving", dying=False), _Replica("staying", dying=False)
-    ports = []
-    for _ in range(3):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    text = front_config(serve_config(tmp_path))
-    text = text.replace("28030", str(ports[0])).replace("28401", str(ports[1])).replace("28404", str(ports[2]))
-    main = text.index("\nbackend http-main") + 1
-    end = text.index("\nlisten stats") + 1
     options = "check observe layer4 error-limit 3 on-error mark-down"  # as Serve writes them
-    text = text[:main] + ("backend http-main\n"
-                          f"    server leaving 127.0.0.1:{leaving.port} {options}\n"
-                          f"    server staying 127.0.0.1:{staying.port} {options}\n") + text[end:]
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(text)
-    proc = subprocess.Popen([real_haproxy(), "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc, base = _front_before(tmp_path, f"    server leaving 127.0.0.1:{leaving.port} {options}\n"
+                                         f"    server staying 127.0.0.1:{staying.port} {options}\n")
     try:
-        url = f"http://127.0.0.1:{ports[0]}/live/iss/360p/index.m3u8"
-        deadline = time.monotonic() + 10
-        while not _listening(ports[0]) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        url = f"{base}/live/iss/360p/index.m3u8"
         for _ in range(4):
             assert requests.get(url, timeout=10).status_code == 200
         assert leaving.got["GET"] >= 1  # both replicas took viewers
