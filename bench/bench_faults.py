@@ -105,7 +105,7 @@ class Player:
         times = sorted(t for t in self.parts.values() if t0 <= t <= t1)
         if not times:
             return t1 - t0, None
-        edges = [t0, *times]
+        edges = [t0, *times, t1]  # a wait still going on at t1 counts too
         return max(b - a for a, b in zip(edges, edges[1:])), times[0] - t0
 
 
