@@ -2,7 +2,9 @@
 certifies every segment, seals each once as a Threema file blob and sends one small E2E file
 message per recipient (the delivery edge among them).
 
-One per feed so that packaging grows with the feeds and no feed waits behind another. It holds
+One per feed so that packaging grows with the feeds and no feed waits behind another, and a
+second one standing by (config `standby_packagers`), idle until the transcoder sends it the feed
+because the first died (orbitcast/standby.py). It holds
 the sender's private key and recipients' public keys, never a recipient's private key. Nothing
 it stores is plaintext media: the blobs at rest are ciphertext, and each catalog row keeps the
 file message sealed to the edge that opens them (time-shift, docs/archive.md). Its catalog's
@@ -13,6 +15,8 @@ analysis stage's tags to the subscribers that asked for them (text messages, doc
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import threading
 import time
 from collections import Counter, deque
@@ -45,6 +49,7 @@ from orbitcast.sealed_delivery import (
 from orbitcast.sealing.blobs import SegmentMeta
 from orbitcast.sealing.sealer import SealedSegment, SegmentSealer
 from orbitcast.segment import Part, Segment
+from orbitcast.standby import check_incarnation
 from orbitcast.store import Store
 
 from .analysis_name import actor_name as analyser_name
@@ -68,7 +73,7 @@ def gateway_client(plan: SealingPlan, identity: str, secret: str,
     return GatewayClient(plan.gateway_url, identity, secret)
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"watch": 4})
 class Packager:
     def __init__(self, config: OrbitcastConfig, feed: str, plan: SealingPlan,
                  ledger: "ray.actor.ActorHandle | None" = None, gateway: "ray.actor.ActorHandle | None" = None,
@@ -96,10 +101,19 @@ class Packager:
         self.plan_blobs = plan.gateway.blob_store if plan.gateway is not None else None
         self.init_tags: dict[str, str] = {}  # rendition -> tag of the init its segments play with
         self.upkeep: dict = {}  # the last compaction / retention run
-        threading.Thread(target=self._maintain, name="archive-upkeep", daemon=True).start()
         self.metrics = PackagerMetrics(feed)  # seal times, messages, ledger size: to the metrics hub
-        report_in_thread(source_name("packager", feed), self._metrics_snapshot)
         self.tag_to = tag_recipients(config, feed)  # subscribers of the analysis tags
+        self.started_at = time.time()
+        self.incarnation_token = secrets.token_hex(8)  # orbitcast/standby.py
+        self.first_publish_at: float | None = None  # None: a standby that has not taken the feed
+
+    def _take_the_feed(self) -> None:
+        """At the first publish: the feed's work besides publishing starts here. A standby
+        (orbitcast/standby.py) waits idle until it takes the feed; two packagers of a feed
+        compacting one catalog, or reporting under one metrics source, would trip each other."""
+        self.first_publish_at = time.time()
+        threading.Thread(target=self._maintain, name="archive-upkeep", daemon=True).start()
+        report_in_thread(source_name("packager", self.feed), self._metrics_snapshot)
         if self.tag_to:
             threading.Thread(target=self._follow_tags, name="analysis-tags", daemon=True).start()
 
@@ -117,9 +131,23 @@ class Packager:
                 time.sleep(0.2)
         return self._edge_public
 
-    def publish(self, inits: dict[str, bytes], items: list[Part | Segment]) -> int:
+    def incarnation(self) -> str:
+        return self.incarnation_token
+
+    @ray.method(concurrency_group="watch")
+    def alive(self, seconds: float) -> bool:
+        """Answers after `seconds`: a call in flight, so that the caller hears of this process's
+        death as the connection drops (a call made after it would wait for Ray's restart)."""
+        time.sleep(seconds)
+        return True
+
+    def publish(self, inits: dict[str, bytes], items: list[Part | Segment], incarnation: str | None = None) -> int:
         """Inits, then parts and segments in `sending_order`. `inits`: the init of each rung;
-        one this packager has not sent yet is sealed and sent first."""
+        one this packager has not sent yet is sealed and sent first. `incarnation`: the process
+        the call is meant for (orbitcast/standby.py); None: whichever runs it."""
+        check_incarnation(self.incarnation_token, incarnation)
+        if self.first_publish_at is None:
+            self._take_the_feed()
         for rendition, init in inits.items():
             tag = init_tag(init)
             if self.init_tags.get(rendition) == tag:
@@ -278,4 +306,5 @@ class Packager:
 
     def stats(self) -> dict:
         return {"counters": dict(self.counters), "seal_seconds": list(self.seal_seconds), "sent": list(self.message_ids),
-                "refusals": list(self.refusals)}
+                "refusals": list(self.refusals), "started_at": self.started_at, "first_publish_at": self.first_publish_at,
+                "pid": os.getpid()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
@@ -20,6 +21,7 @@ from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.turns import Turns
 from orbitcast.media.units import FeedStreams, MediaUnit
 from orbitcast.priority import give_way
+from orbitcast.standby import NotThisIncarnation, Standby
 
 from .analysis import AnalysisLink
 
@@ -27,20 +29,27 @@ log = logging.getLogger(__name__)
 # Hand-offs to a feed's packager that may be in flight before the transcoder waits: parts go
 # on as soon as they are cut, and a packager that falls behind slows its feed, not the pool.
 IN_FLIGHT = 8
+WATCH_S = 30.0  # a watch call to the active packager answers after this, and is made again
+INCARNATION_WAIT_S = 60.0
+# A call to an actor whose process died fails after Ray's grace for the death's notice (1 s by
+# default, checked on a timer: 1-2 s here); at 0 it fails as the connection drops (about 10 ms),
+# and the hand-offs go to the packager's standby at once. KubeRay sets the same for RayService.
+MEMBER_ENV = {"RAY_timeout_ms_task_wait_for_death_info": "0"}
 
 
 @ray.remote(max_restarts=-1, max_concurrency=8)
 class Transcoder:
     """One pool member. A restarted member comes back empty; feeds then open again."""
 
-    def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"],
+    def __init__(self, config: OrbitcastConfig, packagers: dict[str, Standby["ray.actor.ActorHandle"]],
                  governor: "ray.actor.ActorHandle | None" = None) -> None:
         give_way()  # bulk work: the viewer path runs first (orbitcast/priority.py)
         self.config = config
-        self.packagers = packagers
+        self.packagers = packagers  # per feed its packager and standby; this member's own choice
         self._feeds: dict[str, LiveTranscoder] = {}
         self._published_init: dict[str, dict[str, bytes]] = {}
         self._in_flight: dict[str, HandOffs[ray.ObjectRef]] = {}  # per feed, to its packager (media/handoffs.py)
+        self._watch: dict[str, tuple[int, ray.ObjectRef]] = {}  # per feed: (packager watched, its watch call)
         self._turns: dict[str, Turns] = {}
         self._openings = Openings()
         self._analysis: dict[str, AnalysisLink | None] = {}  # feed -> its hand-off to analysis (None: off)
@@ -142,8 +151,59 @@ class Transcoder:
         # The feed's packager runs its calls in the order they were made, so parts, segments
         # and inits reach it in the order they were cut without waiting for each one here.
         pending = self._in_flight.setdefault(feed, HandOffs(IN_FLIGHT))
-        pending.add(self.packagers[feed].publish.remote(inits, out), through)
-        pending.settle(_done, ray.get)  # ray.get raises what the packager raised: the feed sees it
+        packagers = self.packagers[feed]
+
+        def recover(err: BaseException) -> "Callable[[tuple], ray.ObjectRef] | None":
+            if not packagers.has_standby:
+                return None  # Ray retries on the packager it starts again
+            if isinstance(err, NotThisIncarnation):  # it died and came back since we asked
+                packagers.started_again()
+            elif isinstance(err, RayActorError):  # died with the hand-off in flight
+                log.warning("the packager of %s died (%s): its standby takes the feed", feed, type(err).__name__)
+                packagers.fail_over()
+            else:
+                return None  # the packager's own error: the feed sees it
+            return self._sender(feed, packagers)
+
+        # what the packager took is collected first: sent again is only what it had not done
+        pending.settle(_done, ray.get, recover)  # ray.get raises what the packager raised
+        if packagers.has_standby and self._died(feed, packagers):
+            log.warning("the packager of %s died: its standby takes the feed", feed)
+            packagers.fail_over()
+            pending.send_again(self._sender(feed, packagers))
+        pending.add(self._sender(feed, packagers)((inits, out)), through, (inits, out))
+        pending.settle(_done, ray.get, recover)
+
+    def _sender(self, feed: str, packagers: Standby["ray.actor.ActorHandle"]) -> "Callable[[tuple], ray.ObjectRef]":
+        """How to hand off to the active packager now. With a standby: to the incarnation asked
+        of it (asked once, and again after it died), not retried by Ray on a packager started
+        again (that takes a second or more): the hand-off goes to the standby instead."""
+        target = packagers.active
+        if not packagers.has_standby:
+            return lambda payload: target.publish.remote(*payload)
+        if packagers.incarnations[packagers.index] is None:
+            # the standby answers at once; a packager still starting, once it has started
+            packagers.incarnations[packagers.index] = ray.get(target.incarnation.remote(), timeout=INCARNATION_WAIT_S)
+        watched = self._watch.get(feed)
+        if watched is None or watched[0] != packagers.index:
+            self._watch[feed] = (packagers.index, target.alive.options(max_task_retries=0).remote(WATCH_S))
+        incarnation = packagers.incarnations[packagers.index]
+        return lambda payload: target.publish.options(max_task_retries=0).remote(*payload, incarnation)
+
+    def _died(self, feed: str, packagers: Standby["ray.actor.ActorHandle"]) -> bool:
+        """Whether the call in flight that watches the active packager says it died (what was
+        handed to it since would otherwise wait for Ray to start it again)."""
+        watched = self._watch.get(feed)
+        if watched is None or watched[0] != packagers.index or not _done(watched[1]):
+            return False
+        del self._watch[feed]  # armed again by the next _sender
+        try:
+            ray.get(watched[1])
+        except RayActorError:
+            return True
+        except ray.exceptions.RayError:
+            pass
+        return False
 
     def _handed_through(self, feed: str, tr: LiveTranscoder) -> int | None:
         pending = self._in_flight.get(feed)
@@ -161,9 +221,10 @@ class TranscoderPool:
     the site's plan (energy.follow_plan), it stops the standby members beyond the plan's pool
     cap and starts them again when the cap lifts."""
 
-    def __init__(self, config: OrbitcastConfig, packagers: dict[str, "ray.actor.ActorHandle"],
+    def __init__(self, config: OrbitcastConfig, packagers: dict[str, Standby["ray.actor.ActorHandle"]],
                  governor: "ray.actor.ActorHandle | None" = None) -> None:
-        self._start = lambda: Transcoder.options(num_cpus=config.transcoder_cpus).remote(config, packagers, governor)
+        self._start = lambda: Transcoder.options(
+            num_cpus=config.transcoder_cpus, runtime_env={"env_vars": MEMBER_ENV}).remote(config, packagers, governor)
         self.members = [self._start() for _ in range(config.transcoders)]
         self.placement = Placement(len(self.members))
         self.parked: set[int] = set()  # members stopped under the plan's cap

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-# class names as Ray lists them; one of each is killed (the first alive, by pid)
+# class names as Ray lists them; one of each is killed (the busiest alive, `victim`)
 KINDS = [
     ("transcoder member", "Transcoder"),
     ("packager", "Packager"),
@@ -109,22 +109,34 @@ class Player:
         return max(b - a for a, b in zip(edges, edges[1:])), times[0] - t0
 
 
+def publishing_packager(pipeline, feed: str) -> int | None:
+    """The pid of the packager that publishes `feed` now (its standby idle), as it says."""
+    import ray
+
+    handles = [pipeline.packagers[feed], *([pipeline.standby_packagers[feed]] if feed in pipeline.standby_packagers else [])]
+    stats = [ray.get(h.stats.remote(), timeout=30) for h in handles]
+    took = [(s["first_publish_at"], s["pid"]) for s in stats if s["first_publish_at"] is not None]
+    return max(took)[1] if took else None
+
+
 def victim(class_name: str) -> int | None:
-    """The pid of a live actor of `class_name`, from its process title (`ray::Edge`, or
-    `ray::Edge.method` while it runs one; the local demo runs without Ray's dashboard, which the
-    state API needs)."""
+    """The pid of the busiest live actor of `class_name` (most CPU time: the transcoder member
+    that holds the feed, the packager that publishes it, not a standby), from its process title
+    (`ray::Edge`, or `ray::Edge.method` while it runs one; the local demo runs without Ray's
+    dashboard, which the state API needs)."""
     import psutil
 
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    found: list[tuple[float, int]] = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cpu_times"]):
         title = (proc.info["cmdline"] or [""])[0].split(" ")[0]
         if title == f"ray::{class_name}" or title.startswith(f"ray::{class_name}."):
-            found.append(proc.info["pid"])
-    return min(found) if found else None
+            cpu = proc.info["cpu_times"]
+            found.append((cpu.user + cpu.system if cpu else 0.0, proc.info["pid"]))
+    return max(found)[1] if found else None
 
 
 def run(base: str, feed: str, rung: str, settle: float, segment_s: float = 1.0,
-        kinds: list[tuple[str, str]] = KINDS) -> dict:
+        kinds: list[tuple[str, str]] = KINDS, pipeline=None) -> dict:
     player = Player(f"{base}/live/{feed}/{rung}/index.m3u8")
     thread = threading.Thread(target=player.run, daemon=True)
     thread.start()
@@ -136,7 +148,7 @@ def run(base: str, feed: str, rung: str, settle: float, segment_s: float = 1.0,
     report: dict = {"rung": rung, "hold_back_s": player.hold_back, "quiet_longest_wait_s": round(quiet_wait, 3),
                     "kills": []}
     for label, class_name in kinds:
-        pid = victim(class_name)
+        pid = publishing_packager(pipeline, feed) if class_name == "Packager" and pipeline else victim(class_name)
         if pid is None:
             print(f"{label}: none running, skipped", flush=True)
             continue
@@ -182,6 +194,8 @@ def main() -> None:
                         help="comma-separated labels to kill, in this order (default: every kind: "
                              + ", ".join(label for label, _ in KINDS) + ")")
     parser.add_argument("--repeat", type=int, default=1, help="kill each kind this many times (one after the other)")
+    parser.add_argument("--no-standby", action="store_true",
+                        help="no standby packager (standby_packagers: false): the packager's restart is waited for")
     args = parser.parse_args()
     by_label = dict(KINDS)
     labels = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(by_label)
@@ -192,9 +206,10 @@ def main() -> None:
     from bench.demo_server import running_demo
 
     serve = {"min_replicas": args.replicas, "max_replicas": max(4, args.replicas)} if args.replicas else None
-    with running_demo(port=args.port, serve_settings=serve) as demo:
+    updates = {"standby_packagers": False} if args.no_standby else {}
+    with running_demo(port=args.port, serve_settings=serve, **updates) as demo:
         print(f"demo playable after {demo.startup_s:.1f} s at {demo.base}", flush=True)
-        report = run(demo.base, args.feed, args.rung, args.settle, demo.pipeline.config.segment_duration, kinds)
+        report = run(demo.base, args.feed, args.rung, args.settle, demo.pipeline.config.segment_duration, kinds, demo.pipeline)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"faults-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=1))

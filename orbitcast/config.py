@@ -281,6 +281,11 @@ class OrbitcastConfig(_Strict):
     ledger_key: str | None = Field(default=None, description="Ed25519 signing key file of the ledger; default: <store>/ledger/ed25519.key")
     transcoders: int = Field(default=2, ge=1, le=256, description="transcoder pool members")
     transcoder_cpus: float = Field(default=1.0, ge=0.0, description="logical CPUs each pool member reserves")
+    standby_packagers: bool = Field(
+        default=True,
+        description="a second packager per feed, idle until the first dies; then it takes the feed at once "
+                    "instead of after Ray's restart (a second or more)",
+    )
     serve: ServeConfig = ServeConfig()
     threema: ThreemaConfig = ThreemaConfig()
     clock: ClockConfig = ClockConfig()

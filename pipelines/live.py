@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ray
 from ray import serve
@@ -44,6 +44,7 @@ from orbitcast.config import ConfigError, OrbitcastConfig, anchored, load_config
 from orbitcast.energy.errors import EnergyError
 from orbitcast.energy.governor import LadderGovernor
 from orbitcast.sealed_delivery import build_plan
+from orbitcast.standby import Standby
 from orbitcast.store import Store
 from pipelines.local import NAMESPACE, use_local_serve_env
 
@@ -55,13 +56,14 @@ class Pipeline:
     config: OrbitcastConfig
     clock: "ray.actor.ActorHandle"
     edge: "ray.actor.ActorHandle"
-    packagers: dict[str, "ray.actor.ActorHandle"]
+    packagers: dict[str, "ray.actor.ActorHandle"]  # the one each feed starts with
     pool: "ray.actor.ActorHandle"
     feeds: dict[str, "ray.actor.ActorHandle"]
     ledger: "ray.actor.ActorHandle | None" = None
     gateway: "ray.actor.ActorHandle | None" = None  # the embedded gateway (None: a remote one)
     inbox: "ray.actor.ActorHandle | None" = None
     governor: "ray.actor.ActorHandle | None" = None  # the site's plan, live (energy.follow_plan)
+    standby_packagers: dict[str, "ray.actor.ActorHandle"] = field(default_factory=dict)  # config.standby_packagers
 
     @property
     def url(self) -> str:
@@ -99,11 +101,12 @@ class Pipeline:
 
         settle([feed.stop.remote() for feed in self.feeds.values()], 1.0)
         # the catalog's and the analysis table's buffered rows reach the store before the kill
-        settle([*(packager.flush.remote() for packager in self.packagers.values()), self.edge.flush_analysis.remote()], 1.5)
+        packagers = [*self.packagers.values(), *self.standby_packagers.values()]
+        settle([*(packager.flush.remote() for packager in packagers), self.edge.flush_analysis.remote()], 1.5)
         if self.gateway is not None:
             settle([self.gateway.stop.remote()], 0.5)
         others = [self.gateway, self.inbox, self.governor]
-        for handle in [*self.feeds.values(), self.pool, *self.packagers.values(), self.edge, *others]:
+        for handle in [*self.feeds.values(), self.pool, *packagers, self.edge, *others]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
         if self.ledger is not None:
@@ -146,9 +149,16 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
         ledger = LedgerActor.options(name=LEDGER_NAME, namespace=LEDGER_NAMESPACE).remote(config, clock)
     except ValueError:  # another pipeline's ledger holds the name: this one works unnamed
         ledger = LedgerActor.remote(config, clock)
-    packagers = {f.name: Packager.remote(config, f.name, plan.packager_view(), ledger, gateway) for f in config.feeds}
+    # A feed's packager and its standby on different nodes where there are several (SPREAD), so
+    # that a node's loss leaves one of them.
+    def packager(feed: str) -> "ray.actor.ActorHandle":
+        return Packager.options(scheduling_strategy="SPREAD").remote(config, feed, plan.packager_view(), ledger, gateway)
+
+    packagers = {f.name: packager(f.name) for f in config.feeds}
+    standbys = {f.name: packager(f.name) for f in config.feeds} if config.standby_packagers else {}
     governor = LadderGovernorActor.remote(config) if config.energy.follow_plan.enabled else None
-    pool = TranscoderPool.remote(config, packagers, governor)
+    pool = TranscoderPool.remote(config, {name: Standby([p, *([standbys[name]] if name in standbys else [])])
+                                          for name, p in packagers.items()}, governor)
     # The three Serve apps deploy together and in the background (a few seconds each when
     # one after another) while the feeds fill their first segment; the packager waits for the
     # gateway before its first send, and the gateway retries callbacks until the edge answers.
@@ -162,7 +172,7 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
                                  logging_config=quiet))
     serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
     feeds = {f.name: FeedActor.remote(f, pool, clock, edge, config.segment_duration, config.part_duration) for f in config.feeds}
-    return Pipeline(config, clock, edge, packagers, pool, feeds, ledger, gateway, inbox, governor)
+    return Pipeline(config, clock, edge, packagers, pool, feeds, ledger, gateway, inbox, governor, standbys)
 
 
 def run_until_stopped(pipeline: Pipeline, announce: bool = True) -> None:

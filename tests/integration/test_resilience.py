@@ -1,7 +1,7 @@
 """A transcoder pool member dies: its feed moves to another member and keeps playing, and no
-sequence number is lost or listed twice. The gateway dies: what it had not delivered is queued
-again from the store. The edge dies with every Delivery replica: the stream comes back with its
-init segment."""
+sequence number is lost or listed twice. The packager dies: its standby takes the feed. The
+gateway dies: what it had not delivered is queued again from the store. The edge dies with
+every Delivery replica: the stream comes back with its init segment."""
 
 from __future__ import annotations
 
@@ -47,6 +47,42 @@ def test_feed_moves_when_its_transcoder_dies(live):
         seqs = _seqs(live, "synth", rendition)
         assert seqs == sorted(set(seqs)), seqs
         assert seqs[-1] - seqs[0] == len(seqs) - 1, f"a seq is missing: {seqs}"
+    assert live.feeds()["synth"]["state"] == "live"
+
+
+def test_the_packagers_standby_takes_the_feed_when_the_packager_dies(live):
+    """The packager that publishes the feed is killed (SIGKILL): the transcoder sends what was
+    in flight to the standby, which takes the feed: no seq missing or listed twice, and what it
+    published is certified. The killed one, started again by Ray, stands by, idle."""
+    import signal
+
+    import ray._private.state as state
+
+    live.wait_media("synth", 4)
+    pair = [live.pipeline.packagers["synth"], live.pipeline.standby_packagers["synth"]]
+    publishing = [ray.get(p.stats.remote())["first_publish_at"] is not None for p in pair]
+    assert publishing == [True, False], "the feed starts on its first packager; the standby is idle"
+    primary, standby = pair
+    pid = next(a["Pid"] for a in state.actors().values()
+               if a["ActorID"] == primary._actor_id.hex() and a["State"] == "ALIVE")
+    newest = max(_seqs(live, "synth", "360p"))
+    killed_at = time.time()
+    os.kill(pid, signal.SIGKILL)
+
+    deadline = time.monotonic() + 90
+    while max(_seqs(live, "synth", "360p")) < newest + 3:
+        assert time.monotonic() < deadline, f"synth stopped after its packager died: {live.feeds()['synth']}"
+        time.sleep(0.5)
+    took = ray.get(standby.stats.remote())
+    assert took["first_publish_at"] is not None and took["first_publish_at"] > killed_at, took["first_publish_at"]
+    for rendition in ("360p", "240p"):
+        seqs = _seqs(live, "synth", rendition)
+        assert seqs == sorted(set(seqs)), seqs
+        assert seqs[-1] - seqs[0] == len(seqs) - 1, f"a seq is missing: {seqs}"
+        for seq in (s for s in seqs if s > newest):  # published by the standby: certified
+            assert live.get(f"/ledger/synth/proof/{rendition}/{seq}").status_code == 200, (rendition, seq)
+    back = ray.get(primary.stats.remote(), timeout=60)  # started again by Ray
+    assert back["started_at"] > killed_at and back["first_publish_at"] is None
     assert live.feeds()["synth"]["state"] == "live"
 
 

@@ -1,0 +1,59 @@
+"""A process and its standby: calls go to the active one; when it dies, to the other at once.
+
+Ray starts a killed actor again, but a new worker process, its imports and its `__init__`
+take about a second, longer than a low-latency player's part hold-back. A standby already
+running takes the calls meanwhile, and the one Ray started again becomes the standby.
+
+Calls made to the active one between its death and the moment the caller hears of it wait in
+Ray for the process started again, and would run there after the standby has done them. So
+each call names the incarnation it is meant for (a token each process draws at its start), and
+a process refuses a call meant for another (`NotThisIncarnation`): the caller has sent it to
+the standby already, or asks for the token again and sends it anew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class NotThisIncarnation(Exception):
+    """A call meant for a process that has died since; this one was started in its place."""
+
+
+def check_incarnation(mine: str, meant: str | None) -> None:
+    """Raise NotThisIncarnation for a call meant for another incarnation (None: any)."""
+    if meant is not None and meant != mine:
+        raise NotThisIncarnation(f"meant for incarnation {meant}, this is {mine}")
+
+
+class Standby(Generic[T]):
+    def __init__(self, members: Sequence[T]) -> None:
+        if not members:
+            raise ValueError("a standby needs at least one member")
+        self.members = tuple(members)
+        self.index = 0
+        self.fail_overs = 0
+        # each member's incarnation as last asked; None: to ask (never asked, or died since)
+        self.incarnations: list[str | None] = [None] * len(self.members)
+
+    @property
+    def active(self) -> T:
+        return self.members[self.index]
+
+    @property
+    def has_standby(self) -> bool:
+        return len(self.members) > 1
+
+    def fail_over(self) -> T:
+        """The active member died: the next one takes the calls (with one member, itself again)."""
+        self.incarnations[self.index] = None
+        self.index = (self.index + 1) % len(self.members)
+        self.fail_overs += 1
+        return self.active
+
+    def started_again(self) -> None:
+        """The active member refused a call meant for its predecessor: ask its incarnation anew."""
+        self.incarnations[self.index] = None
