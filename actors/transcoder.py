@@ -21,7 +21,7 @@ from orbitcast.media.transcode import LiveTranscoder
 from orbitcast.media.turns import Turns
 from orbitcast.media.units import FeedStreams, MediaUnit
 from orbitcast.priority import give_way
-from orbitcast.standby import NotThisIncarnation, Standby
+from orbitcast.standby import DEATH_NOTICE_ENV, NotThisIncarnation, Standby
 
 from .analysis import AnalysisLink
 
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 IN_FLIGHT = 8
 WATCH_S = 30.0  # a watch call to the active packager answers after this, and is made again
 INCARNATION_WAIT_S = 60.0
-# A call to an actor whose process died fails after Ray's grace for the death's notice (1 s by
-# default, checked on a timer: 1-2 s here); at 0 it fails as the connection drops (about 10 ms),
-# and the hand-offs go to the packager's standby at once. KubeRay sets the same for RayService.
-MEMBER_ENV = {"RAY_timeout_ms_task_wait_for_death_info": "0"}
 
 
 @ray.remote(max_restarts=-1, max_concurrency=8)
@@ -223,8 +219,9 @@ class TranscoderPool:
 
     def __init__(self, config: OrbitcastConfig, packagers: dict[str, Standby["ray.actor.ActorHandle"]],
                  governor: "ray.actor.ActorHandle | None" = None) -> None:
+        # DEATH_NOTICE_ENV: a member hears at once that its feed's packager died (its standby)
         self._start = lambda: Transcoder.options(
-            num_cpus=config.transcoder_cpus, runtime_env={"env_vars": MEMBER_ENV}).remote(config, packagers, governor)
+            num_cpus=config.transcoder_cpus, runtime_env={"env_vars": DEATH_NOTICE_ENV}).remote(config, packagers, governor)
         self.members = [self._start() for _ in range(config.transcoders)]
         self.placement = Placement(len(self.members))
         self.parked: set[int] = set()  # members stopped under the plan's cap

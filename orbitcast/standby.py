@@ -18,6 +18,13 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+# For the environment of an actor that must hear at once that a process it calls died. A call in
+# flight to a dead actor fails after Ray's grace for the death's notice (1 s by default, checked
+# on a timer: 1-2 s here); at 0 it fails as the connection drops (about 10 ms). KubeRay sets the
+# same for RayService. Only where the caller has somewhere else to go (a standby, another pool
+# member): elsewhere Ray's retry on the process it starts again is the way.
+DEATH_NOTICE_ENV = {"RAY_timeout_ms_task_wait_for_death_info": "0"}
+
 
 class NotThisIncarnation(Exception):
     """A call meant for a process that has died since; this one was started in its place."""

@@ -44,7 +44,7 @@ from orbitcast.config import ConfigError, OrbitcastConfig, anchored, load_config
 from orbitcast.energy.errors import EnergyError
 from orbitcast.energy.governor import LadderGovernor
 from orbitcast.sealed_delivery import build_plan
-from orbitcast.standby import Standby
+from orbitcast.standby import DEATH_NOTICE_ENV, Standby
 from orbitcast.store import Store
 from pipelines.local import NAMESPACE, use_local_serve_env
 
@@ -171,7 +171,10 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
         targets.append(RunTarget(build_gateway_app(gateway), name=GATEWAY_APP, route_prefix=GATEWAY_PREFIX,
                                  logging_config=quiet))
     serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
-    feeds = {f.name: FeedActor.remote(f, pool, clock, edge, config.segment_duration, config.part_duration) for f in config.feeds}
+    # DEATH_NOTICE_ENV: a feed hears at once that its pool member died, and moves to another
+    # (with Ray's default grace, 1-2 s later)
+    feeds = {f.name: FeedActor.options(runtime_env={"env_vars": DEATH_NOTICE_ENV}).remote(
+        f, pool, clock, edge, config.segment_duration, config.part_duration) for f in config.feeds}
     return Pipeline(config, clock, edge, packagers, pool, feeds, ledger, gateway, inbox, governor, standbys)
 
 
