@@ -77,7 +77,7 @@ def gateway_client(plan: SealingPlan, identity: str, secret: str,
 class Packager:
     def __init__(self, config: OrbitcastConfig, feed: str, plan: SealingPlan,
                  ledger: "ray.actor.ActorHandle | None" = None, gateway: "ray.actor.ActorHandle | None" = None,
-                 deliver: bool = True) -> None:
+                 deliver: bool = True, standby: bool = False) -> None:
         assert plan.sender_keys is not None and plan.edge_keys is None, "the packager holds the sender key only"
         # False for a recording (docs/vod.md): its media is sealed, catalogued and certified, but
         # no message is sent; the edge opens the sealed message the catalog keeps when asked.
@@ -86,7 +86,10 @@ class Packager:
         self.config = config
         self.feed = feed
         self.store = Store(config.store)
-        self.catalog = Catalog(self.store, flush_every=len(config.ladder.rungs) * 5)
+        # Rows written with each publish's segments: rows held back for a bigger file died with
+        # the process (a packager killed lost up to five segments from the catalog, so from
+        # time-shift, while they had been sent and certified). The upkeep folds the small files.
+        self.catalog = Catalog(self.store)
         self.ledger = ledger
         self.sealer = SegmentSealer(plan.sender_keys, max_blob_bytes=config.threema.max_blob_bytes)
         self.client = gateway_client(plan, plan.sender, plan.sender_secret, gateway)
@@ -105,13 +108,19 @@ class Packager:
         self.tag_to = tag_recipients(config, feed)  # subscribers of the analysis tags
         self.started_at = time.time()
         self.incarnation_token = secrets.token_hex(8)  # orbitcast/standby.py
-        self.first_publish_at: float | None = None  # None: a standby that has not taken the feed
+        self.first_publish_at: float | None = None  # None: nothing published by this process yet
+        self._took_feed = False
+        # The feed's first packager takes it now (its metrics are there before its first part,
+        # and for a feed that never makes one). A standby, and any packager Ray started again
+        # (it may be standing by now, the feed with the other), waits for its first publish.
+        if not standby and not ray.get_runtime_context().was_current_actor_reconstructed:
+            self._take_the_feed()
 
     def _take_the_feed(self) -> None:
-        """At the first publish: the feed's work besides publishing starts here. A standby
-        (orbitcast/standby.py) waits idle until it takes the feed; two packagers of a feed
-        compacting one catalog, or reporting under one metrics source, would trip each other."""
-        self.first_publish_at = time.time()
+        """The feed's work besides publishing starts here. A standby (orbitcast/standby.py)
+        waits idle until it takes the feed; two packagers of a feed compacting one catalog, or
+        reporting under one metrics source, would trip each other."""
+        self._took_feed = True
         threading.Thread(target=self._maintain, name="archive-upkeep", daemon=True).start()
         report_in_thread(source_name("packager", self.feed), self._metrics_snapshot)
         if self.tag_to:
@@ -147,7 +156,9 @@ class Packager:
         the call is meant for (orbitcast/standby.py); None: whichever runs it."""
         check_incarnation(self.incarnation_token, incarnation)
         if self.first_publish_at is None:
-            self._take_the_feed()
+            self.first_publish_at = time.time()
+            if not self._took_feed:
+                self._take_the_feed()
         for rendition, init in inits.items():
             tag = init_tag(init)
             if self.init_tags.get(rendition) == tag:
@@ -189,6 +200,7 @@ class Packager:
         for seg, one in zip(segments, sealed):
             # the row says where its ciphertext rests and holds the edge's sealed message for it
             self.catalog.add(seg, archived_of(one, self.edge, self.init_tags.get(seg.rendition)))
+        self.catalog.flush()
 
     def _send(self, data: bytes, meta: SegmentMeta, transient: bool = False) -> SealedSegment:
         return self._send_many([(data, meta)], transient)[0]

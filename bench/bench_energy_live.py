@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(args.seconds)
         wall = time.time() - t0
         api = requests.get(pipeline.url + "api/energy", timeout=10).json()
-        ray.get(pipeline.packagers["iss"].flush.remote())
+        pipeline.flush_catalogs()
         rows = Catalog(Store(config.store)).query(
             "iss", columns=["rendition", "duration", "joules", "energy_source", "energy_error", "program_date_time"]).to_pylist()
     finally:

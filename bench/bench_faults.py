@@ -113,8 +113,7 @@ def publishing_packager(pipeline, feed: str) -> int | None:
     """The pid of the packager that publishes `feed` now (its standby idle), as it says."""
     import ray
 
-    handles = [pipeline.packagers[feed], *([pipeline.standby_packagers[feed]] if feed in pipeline.standby_packagers else [])]
-    stats = [ray.get(h.stats.remote(), timeout=30) for h in handles]
+    stats = [ray.get(h.stats.remote(), timeout=30) for h in pipeline.packagers_of(feed)]
     took = [(s["first_publish_at"], s["pid"]) for s in stats if s["first_publish_at"] is not None]
     return max(took)[1] if took else None
 

@@ -70,6 +70,20 @@ class Pipeline:
         host = self.config.serve.host
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{self.config.serve.port}/"
 
+    def packagers_of(self, feed: str) -> list["ray.actor.ActorHandle"]:
+        """The feed's packager and its standby: either may be the one publishing now."""
+        return [self.packagers[feed], *([self.standby_packagers[feed]] if feed in self.standby_packagers else [])]
+
+    def flush_catalogs(self) -> None:
+        """Every packager's buffered catalog rows, written to the store."""
+        ray.get([p.flush.remote() for feed in self.packagers for p in self.packagers_of(feed)])
+
+    def catalog_rows(self, feed: str) -> list[dict]:
+        """The catalog as the store holds it, after every packager of `feed` flushed its rows."""
+        first, *rest = self.packagers_of(feed)
+        ray.get([p.flush.remote() for p in rest])
+        return ray.get(first.catalog_rows.remote())
+
     def wait_playable(self, timeout: float) -> bool:
         """True once some feed has a segment in every rung."""
         deadline = time.monotonic() + timeout
@@ -151,11 +165,12 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
         ledger = LedgerActor.remote(config, clock)
     # A feed's packager and its standby on different nodes where there are several (SPREAD), so
     # that a node's loss leaves one of them.
-    def packager(feed: str) -> "ray.actor.ActorHandle":
-        return Packager.options(scheduling_strategy="SPREAD").remote(config, feed, plan.packager_view(), ledger, gateway)
+    def packager(feed: str, standby: bool = False) -> "ray.actor.ActorHandle":
+        return Packager.options(scheduling_strategy="SPREAD").remote(config, feed, plan.packager_view(), ledger,
+                                                                     gateway, standby=standby)
 
     packagers = {f.name: packager(f.name) for f in config.feeds}
-    standbys = {f.name: packager(f.name) for f in config.feeds} if config.standby_packagers else {}
+    standbys = {f.name: packager(f.name, standby=True) for f in config.feeds} if config.standby_packagers else {}
     governor = LadderGovernorActor.remote(config) if config.energy.follow_plan.enabled else None
     pool = TranscoderPool.remote(config, {name: Standby([p, *([standbys[name]] if name in standbys else [])])
                                           for name, p in packagers.items()}, governor)

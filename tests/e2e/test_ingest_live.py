@@ -54,7 +54,7 @@ def _until(predicate, timeout: float, what: str):
 
 
 def _catalog(live) -> list[tuple[str, int]]:
-    rows = ray.get(live.pipeline.packagers[FEED].catalog_rows.remote())
+    rows = live.pipeline.catalog_rows(FEED)
     return [(r["rendition"], r["seq"]) for r in rows if r["feed"] == FEED]
 
 

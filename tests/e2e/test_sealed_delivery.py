@@ -44,7 +44,7 @@ def _decodes(path: Path) -> dict:
 def _versions(live, feed: str, rendition: str) -> dict[int, list[dict]]:
     """Every catalogued version of each seq: a segment made again (a transcoder that took the
     feed over remakes the one in progress) has a row per version."""
-    rows = ray.get(live.pipeline.packagers[feed].catalog_rows.remote())
+    rows = live.pipeline.catalog_rows(feed)
     out: dict[int, list[dict]] = {}
     for r in rows:
         if r["feed"] == feed and r["rendition"] == rendition:
@@ -222,8 +222,8 @@ def test_gateway_on_serve_answers_as_threema_does(live, subscribers, path, param
 
 def test_edge_delivery_receipts_reach_the_sender(live):
     live.wait_media("synth", 6)
-    sent: dict[str, str] = {}  # message id -> recipient, from every feed's packager
-    for packager in live.pipeline.packagers.values():
+    sent: dict[str, str] = {}  # message id -> recipient, from every feed's packager (and standby)
+    for packager in (p for feed in live.pipeline.packagers for p in live.pipeline.packagers_of(feed)):
         sent.update({message_id: to for _, _, to, message_id in ray.get(packager.stats.remote())["sent"]})
     to_edge = [message_id for message_id, to in sent.items() if to == "*ORBEDGE"]
     assert len(to_edge) >= 20

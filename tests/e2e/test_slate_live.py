@@ -92,7 +92,7 @@ class Relay:
     def catalog(self) -> list[tuple[str, int]]:
         import ray
 
-        rows = ray.get(self.pipeline.packagers[FEED].catalog_rows.remote())
+        rows = self.pipeline.catalog_rows(FEED)
         return [(r["rendition"], r["seq"]) for r in rows if r["feed"] == FEED]
 
 

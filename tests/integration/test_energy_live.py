@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import ray
 
 from orbitcast.catalog import Catalog
 from orbitcast.store import Store
@@ -16,7 +15,7 @@ pytestmark = pytest.mark.ray
 
 def test_recent_catalog_rows_carry_joules_source_and_error(live):
     live.wait_media("synth", 8)
-    ray.get(live.pipeline.packagers["synth"].flush.remote())
+    live.pipeline.flush_catalogs()
     table = Catalog(Store(live.config.store)).query("synth", columns=["rendition", "seq", "joules", "energy_source",
                                                                        "energy_error"])
     rungs = [r.name for r in live.config.ladder.rungs]

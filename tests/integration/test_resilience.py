@@ -52,8 +52,9 @@ def test_feed_moves_when_its_transcoder_dies(live):
 
 def test_the_packagers_standby_takes_the_feed_when_the_packager_dies(live):
     """The packager that publishes the feed is killed (SIGKILL): the transcoder sends what was
-    in flight to the standby, which takes the feed: no seq missing or listed twice, and what it
-    published is certified. The killed one, started again by Ray, stands by, idle."""
+    in flight to the standby, which takes the feed: no seq missing or listed twice, what it
+    published is certified, and every seq served is in the catalog (the killed one's rows
+    included). The killed one, started again by Ray, stands by, idle."""
     import signal
 
     import ray._private.state as state
@@ -81,6 +82,10 @@ def test_the_packagers_standby_takes_the_feed_when_the_packager_dies(live):
         assert seqs[-1] - seqs[0] == len(seqs) - 1, f"a seq is missing: {seqs}"
         for seq in (s for s in seqs if s > newest):  # published by the standby: certified
             assert live.get(f"/ledger/synth/proof/{rendition}/{seq}").status_code == 200, (rendition, seq)
+        # the archive lost nothing either: what the killed one had catalogued is in the store
+        catalogued = {r["seq"] for r in live.pipeline.catalog_rows("synth") if r["rendition"] == rendition}
+        missing = [s for s in seqs[:-1] if s not in catalogued]  # the newest may still be on its way
+        assert not missing, f"{rendition}: seqs served but not in the catalog: {missing}"
     back = ray.get(primary.stats.remote(), timeout=60)  # started again by Ray
     assert back["started_at"] > killed_at and back["first_publish_at"] is None
     assert live.feeds()["synth"]["state"] == "live"
