@@ -26,7 +26,7 @@ import requests
 from nacl.public import PublicKey
 
 from orbitcast.archive import archived_of
-from orbitcast.catalog import Catalog, put_init
+from orbitcast.catalog import Catalog, put_init, warm_writer
 from orbitcast.config import OrbitcastConfig
 from orbitcast.delivery.names import init_tag
 from orbitcast.gateway.blobstore import BlobStore
@@ -115,6 +115,17 @@ class Packager:
         # (it may be standing by now, the feed with the other), waits for its first publish.
         if not standby and not ray.get_runtime_context().was_current_actor_reconstructed:
             self._take_the_feed()
+        else:
+            threading.Thread(target=self._warm, name="warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        """Standing by: what a first publish would do once, done now (the catalog writer's first
+        table, the edge's key from the gateway), so that taking the feed does not wait for it."""
+        try:
+            warm_writer()
+            self._edge_key()
+        except Exception:  # noqa: BLE001 - the first publish does it again, as without warming
+            log.debug("warming the standby packager of %s failed", self.feed, exc_info=True)
 
     def _take_the_feed(self) -> None:
         """The feed's work besides publishing starts here. A standby (orbitcast/standby.py)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -46,6 +47,7 @@ class Transcoder:
         self._published_init: dict[str, dict[str, bytes]] = {}
         self._in_flight: dict[str, HandOffs[ray.ObjectRef]] = {}  # per feed, to its packager (media/handoffs.py)
         self._watch: dict[str, tuple[int, ray.ObjectRef]] = {}  # per feed: (packager watched, its watch call)
+        self._hand_locks: dict[str, threading.Lock] = {}  # per feed: its hand-offs, the watcher's and the push's
         self._turns: dict[str, Turns] = {}
         self._openings = Openings()
         self._analysis: dict[str, AnalysisLink | None] = {}  # feed -> its hand-off to analysis (None: off)
@@ -146,34 +148,62 @@ class Transcoder:
     def _hand_on(self, feed: str, inits: dict[str, bytes], out: list, through: int | None) -> None:
         # The feed's packager runs its calls in the order they were made, so parts, segments
         # and inits reach it in the order they were cut without waiting for each one here.
-        pending = self._in_flight.setdefault(feed, HandOffs(IN_FLIGHT))
+        with self._guard:
+            lock = self._hand_locks.get(feed)
+            if lock is None:
+                lock = self._hand_locks[feed] = threading.Lock()
+                if self.packagers[feed].has_standby:
+                    threading.Thread(target=self._watch_packager, args=(feed,), name=f"watch-{feed}", daemon=True).start()
+        with lock:
+            pending = self._in_flight.setdefault(feed, HandOffs(IN_FLIGHT))
+            recover = functools.partial(self._recover, feed)
+            # what the packager took is collected first: sent again is only what it had not done
+            pending.settle(_done, ray.get, recover)  # ray.get raises what the packager raised
+            self._fail_over_if_died(feed)
+            pending.add(self._sender(feed)((inits, out)), through, (inits, out))
+            pending.settle(_done, ray.get, recover)
+
+    def _recover(self, feed: str, err: BaseException) -> "Callable[[tuple], ray.ObjectRef] | None":
+        """For a hand-off that failed: where to send it and those after it (HandOffs.settle)."""
         packagers = self.packagers[feed]
+        if not packagers.has_standby:
+            return None  # Ray retries on the packager it starts again
+        if isinstance(err, NotThisIncarnation):  # it died and came back since we asked
+            packagers.started_again()
+        elif isinstance(err, RayActorError):  # died with the hand-off in flight
+            log.warning("the packager of %s died (%s): its standby takes the feed", feed, type(err).__name__)
+            packagers.fail_over()
+        else:
+            return None  # the packager's own error: the feed sees it
+        return self._sender(feed)
 
-        def recover(err: BaseException) -> "Callable[[tuple], ray.ObjectRef] | None":
-            if not packagers.has_standby:
-                return None  # Ray retries on the packager it starts again
-            if isinstance(err, NotThisIncarnation):  # it died and came back since we asked
-                packagers.started_again()
-            elif isinstance(err, RayActorError):  # died with the hand-off in flight
-                log.warning("the packager of %s died (%s): its standby takes the feed", feed, type(err).__name__)
-                packagers.fail_over()
-            else:
-                return None  # the packager's own error: the feed sees it
-            return self._sender(feed, packagers)
-
-        # what the packager took is collected first: sent again is only what it had not done
-        pending.settle(_done, ray.get, recover)  # ray.get raises what the packager raised
+    def _fail_over_if_died(self, feed: str) -> None:
+        """Under the feed's hand-off lock: the active packager died, as its watch call says:
+        every hand-off not taken goes to the standby now."""
+        packagers = self.packagers[feed]
         if packagers.has_standby and self._died(feed, packagers):
             log.warning("the packager of %s died: its standby takes the feed", feed)
             packagers.fail_over()
-            pending.send_again(self._sender(feed, packagers))
-        pending.add(self._sender(feed, packagers)((inits, out)), through, (inits, out))
-        pending.settle(_done, ray.get, recover)
+            self._in_flight[feed].send_again(self._sender(feed))
 
-    def _sender(self, feed: str, packagers: Standby["ray.actor.ActorHandle"]) -> "Callable[[tuple], ray.ObjectRef]":
+    def _watch_packager(self, feed: str) -> None:
+        """Fails the feed over as soon as the watch call to its packager ends, not at the next
+        hand-off (up to a part later)."""
+        while True:
+            watched = self._watch.get(feed)
+            if watched is None:  # armed by the next hand-off
+                time.sleep(0.05)
+                continue
+            ray.wait([watched[1]], timeout=WATCH_S + 5)
+            with self._hand_locks[feed]:
+                if feed in self._in_flight:
+                    self._fail_over_if_died(feed)
+
+    def _sender(self, feed: str) -> "Callable[[tuple], ray.ObjectRef]":
         """How to hand off to the active packager now. With a standby: to the incarnation asked
         of it (asked once, and again after it died), not retried by Ray on a packager started
         again (that takes a second or more): the hand-off goes to the standby instead."""
+        packagers = self.packagers[feed]
         target = packagers.active
         if not packagers.has_standby:
             return lambda payload: target.publish.remote(*payload)

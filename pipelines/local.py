@@ -13,6 +13,7 @@ gets the same variables (cluster.yaml).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import sys
@@ -51,8 +52,34 @@ def serve_ingress_env() -> dict[str, str]:
     }
 
 
+# A side port is bound a while after it is chosen, by HAProxy, while Ray's processes bind ports
+# of their own: one the kernel handed out as "any free port" could be taken meanwhile (seen
+# once: HAProxy's stats port, and the demo did not start). Chosen above Ray's worker ports
+# (10002-19999 by default) and below the kernel's range for such ports, a free one stays free.
+PICK_FROM = 20000
+
+
+def ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
+    """The lowest port the kernel hands out for a bind to port 0 (Linux's default: 32768)."""
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free port on 127.0.0.1 that no later bind to port 0 can take (see PICK_FROM)."""
+    high = ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(PICK_FROM, high) if high > PICK_FROM + 100 else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    with socket.socket() as s:  # a crowded machine: any free port, as before
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

@@ -62,3 +62,22 @@ def test_the_head_notices_a_lost_node_as_the_chaos_test_does() -> None:
     head = " ".join(load()["head_start_ray_commands"])
     for key, value in NODE_LOSS_ENV.items():
         assert f"{key}={value}" in head
+
+
+def test_the_side_ports_lie_outside_the_kernels_range_for_any_free_port(tmp_path) -> None:
+    """HAProxy binds its side ports after Ray's processes have bound theirs: ports taken from
+    the kernel's range for port 0 could be handed to one of them meanwhile."""
+    import socket
+
+    from pipelines.local import PICK_FROM, SIDE_PORTS, ephemeral_low, free_port, local_serve_env
+
+    high = ephemeral_low()
+    env = local_serve_env()
+    for name in SIDE_PORTS:
+        assert PICK_FROM <= int(env[name]) < high, (name, env[name])
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # free, as said
+    (tmp_path / "range").write_text("40000\t60999\n")
+    assert ephemeral_low(str(tmp_path / "range")) == 40000
+    assert ephemeral_low(str(tmp_path / "missing")) == 32768
