@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # on as soon as they are cut, and a packager that falls behind slows its feed, not the pool.
 IN_FLIGHT = 8
 WATCH_S = 30.0  # a watch call to the active packager answers after this, and is made again
-INCARNATION_WAIT_S = 60.0
+INCARNATION_ASK_S = 2.0  # a standby answers in milliseconds; one on a lost node, never
 
 
 @ray.remote(max_restarts=-1, max_concurrency=8)
@@ -194,27 +194,41 @@ class Transcoder:
             if watched is None:  # armed by the next hand-off
                 time.sleep(0.05)
                 continue
-            ray.wait([watched[1]], timeout=WATCH_S + 5)
-            with self._hand_locks[feed]:
-                if feed in self._in_flight:
-                    self._fail_over_if_died(feed)
+            try:
+                ray.wait([watched[1]], timeout=WATCH_S + 5)
+                with self._hand_locks[feed]:
+                    if feed in self._in_flight:
+                        self._fail_over_if_died(feed)
+            except Exception:  # noqa: BLE001 - the next hand-off fails over as well; keep watching
+                log.exception("watching the packager of %s failed", feed)
+                time.sleep(0.5)
 
     def _sender(self, feed: str) -> "Callable[[tuple], ray.ObjectRef]":
         """How to hand off to the active packager now. With a standby: to the incarnation asked
         of it (asked once, and again after it died), not retried by Ray on a packager started
-        again (that takes a second or more): the hand-off goes to the standby instead."""
+        again (that takes a second or more): the hand-off goes to the standby instead. Where
+        neither answers (both gone with a node), as without a standby: Ray's retry on the
+        packager it starts again."""
         packagers = self.packagers[feed]
+        if packagers.has_standby:
+            for _ in packagers.members:
+                if packagers.incarnations[packagers.index] is not None:
+                    break
+                try:  # the standby answers at once; one Ray is starting again, once started
+                    packagers.incarnations[packagers.index] = ray.get(
+                        packagers.active.incarnation.remote(), timeout=INCARNATION_ASK_S)
+                except (RayActorError, GetTimeoutError):
+                    packagers.fail_over()
+            incarnation = packagers.incarnations[packagers.index]
+            if incarnation is not None:
+                target = packagers.active
+                watched = self._watch.get(feed)
+                if watched is None or watched[0] != packagers.index:
+                    self._watch[feed] = (packagers.index, target.alive.options(max_task_retries=0).remote(WATCH_S))
+                return lambda payload: target.publish.options(max_task_retries=0).remote(*payload, incarnation)
+            log.warning("no packager of %s answers: hand-offs wait for Ray to start one again", feed)
         target = packagers.active
-        if not packagers.has_standby:
-            return lambda payload: target.publish.remote(*payload)
-        if packagers.incarnations[packagers.index] is None:
-            # the standby answers at once; a packager still starting, once it has started
-            packagers.incarnations[packagers.index] = ray.get(target.incarnation.remote(), timeout=INCARNATION_WAIT_S)
-        watched = self._watch.get(feed)
-        if watched is None or watched[0] != packagers.index:
-            self._watch[feed] = (packagers.index, target.alive.options(max_task_retries=0).remote(WATCH_S))
-        incarnation = packagers.incarnations[packagers.index]
-        return lambda payload: target.publish.options(max_task_retries=0).remote(*payload, incarnation)
+        return lambda payload: target.publish.remote(*payload)
 
     def _died(self, feed: str, packagers: Standby["ray.actor.ActorHandle"]) -> bool:
         """Whether the call in flight that watches the active packager says it died (what was
