@@ -109,6 +109,7 @@ class Packager:
         self.started_at = time.time()
         self.incarnation_token = secrets.token_hex(8)  # orbitcast/standby.py
         self.first_publish_at: float | None = None  # None: nothing published by this process yet
+        self.last_publish_at = 0.0
         self._took_feed = False
         # The feed's first packager takes it now (its metrics are there before its first part,
         # and for a feed that never makes one). A standby, and any packager Ray started again
@@ -154,6 +155,10 @@ class Packager:
     def incarnation(self) -> str:
         return self.incarnation_token
 
+    def whereabouts(self) -> tuple[str, float]:
+        """(incarnation, when it last published; 0: never): which of a feed's packagers has it."""
+        return self.incarnation_token, self.last_publish_at
+
     @ray.method(concurrency_group="watch")
     def alive(self, seconds: float) -> bool:
         """Answers after `seconds`: a call in flight, so that the caller hears of this process's
@@ -166,6 +171,7 @@ class Packager:
         one this packager has not sent yet is sealed and sent first. `incarnation`: the process
         the call is meant for (orbitcast/standby.py); None: whichever runs it."""
         check_incarnation(self.incarnation_token, incarnation)
+        self.last_publish_at = time.time()
         if self.first_publish_at is None:
             self.first_publish_at = time.time()
             if not self._took_feed:

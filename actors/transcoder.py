@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 # on as soon as they are cut, and a packager that falls behind slows its feed, not the pool.
 IN_FLIGHT = 8
 WATCH_S = 30.0  # a watch call to the active packager answers after this, and is made again
-INCARNATION_ASK_S = 2.0  # a standby answers in milliseconds; one on a lost node, never
+# A packager still starting answers once started (the pipeline's start: seconds), one that died
+# fails the call; only a packager on a node lost and not yet noticed leaves the call waiting.
+INCARNATION_WAIT_S = 60.0
+FIND_S = 2.0  # a member started anew asks both packagers which has the feed
 
 
 @ray.remote(max_restarts=-1, max_concurrency=8)
@@ -211,12 +214,14 @@ class Transcoder:
         packager it starts again."""
         packagers = self.packagers[feed]
         if packagers.has_standby:
+            if not packagers.found:  # this member's first hand-off of the feed
+                packagers.found_publishing(_ask_all([p.whereabouts.remote() for p in packagers.members], FIND_S))
             for _ in packagers.members:
                 if packagers.incarnations[packagers.index] is not None:
                     break
                 try:  # the standby answers at once; one Ray is starting again, once started
                     packagers.incarnations[packagers.index] = ray.get(
-                        packagers.active.incarnation.remote(), timeout=INCARNATION_ASK_S)
+                        packagers.active.incarnation.remote(), timeout=INCARNATION_WAIT_S)
                 except (RayActorError, GetTimeoutError):
                     packagers.fail_over()
             incarnation = packagers.incarnations[packagers.index]
@@ -248,6 +253,18 @@ class Transcoder:
     def _handed_through(self, feed: str, tr: LiveTranscoder) -> int | None:
         pending = self._in_flight.get(feed)
         return pending.taken_through(tr.published_through) if pending is not None else tr.published_through
+
+
+def _ask_all(refs: list[ray.ObjectRef], timeout: float) -> list:
+    """Each call's answer, None where it failed or did not come within `timeout`."""
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    answers = []
+    for ref in refs:
+        try:
+            answers.append(ray.get(ref) if ref in ready else None)
+        except ray.exceptions.RayError:
+            answers.append(None)
+    return answers
 
 
 def _done(ref: ray.ObjectRef) -> bool:

@@ -45,6 +45,22 @@ class Standby(Generic[T]):
         self.fail_overs = 0
         # each member's incarnation as last asked; None: to ask (never asked, or died since)
         self.incarnations: list[str | None] = [None] * len(self.members)
+        self.found = False  # whether `found_publishing` has been told what the members said
+
+    def found_publishing(self, answers: Sequence[tuple[str, float] | None]) -> None:
+        """What each member said when asked (its incarnation, when it last published, 0: never;
+        None: no answer): calls go to the one that published last. A caller that starts anew
+        (a pool member Ray started again) keeps to the packager that has the feed, rather than
+        move it to the first one, which may be the standby now; two packagers taking turns
+        would both keep the feed's catalog."""
+        self.found = True
+        latest = 0.0  # none has published (a pipeline starting): the first
+        for i, answer in enumerate(answers):
+            if answer is None:
+                continue
+            self.incarnations[i] = answer[0]
+            if answer[1] > latest:
+                latest, self.index = answer[1], i
 
     @property
     def active(self) -> T:

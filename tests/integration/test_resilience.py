@@ -54,7 +54,8 @@ def test_the_packagers_standby_takes_the_feed_when_the_packager_dies(live):
     """The packager that publishes the feed is killed (SIGKILL): the transcoder sends what was
     in flight to the standby, which takes the feed: no seq missing or listed twice, what it
     published is certified, and every seq served is in the catalog (the killed one's rows
-    included). The killed one, started again by Ray, stands by, idle."""
+    included). The killed one, started again by Ray, stands by, idle, also when the feed's
+    transcoder member dies next and another takes the feed."""
     import signal
 
     import ray._private.state as state
@@ -88,6 +89,19 @@ def test_the_packagers_standby_takes_the_feed_when_the_packager_dies(live):
         assert not missing, f"{rendition}: seqs served but not in the catalog: {missing}"
     back = ray.get(primary.stats.remote(), timeout=60)  # started again by Ray
     assert back["started_at"] > killed_at and back["first_publish_at"] is None
+
+    # The feed's transcoder member dies now: the member that takes the feed keeps to the
+    # packager that has it, the standby, rather than hand the feed back to the first one.
+    pool = live.pipeline.pool
+    member = ray.get(live.pipeline.feeds["synth"].placement.remote())
+    newest = max(_seqs(live, "synth", "360p"))
+    ray.kill(ray.get(pool.member.remote(member)), no_restart=False)
+    deadline = time.monotonic() + 90
+    while max(_seqs(live, "synth", "360p")) < newest + 3:
+        assert time.monotonic() < deadline, f"synth stopped after its member died: {live.feeds()['synth']}"
+        time.sleep(0.5)
+    assert ray.get(primary.stats.remote())["first_publish_at"] is None, "the feed went back to the first packager"
+    assert ray.get(standby.stats.remote())["counters"]["sent"] > took["counters"]["sent"]
     assert live.feeds()["synth"]["state"] == "live"
 
 

@@ -135,3 +135,17 @@ def test_a_call_meant_for_a_process_that_died_is_refused_by_the_one_started_in_i
     assert packagers.active == "standby" and packagers.incarnations == [None, "d1"]
     packagers.started_again()  # the standby refused a call: it too was started again since
     assert packagers.incarnations == [None, None]
+
+
+def test_a_member_started_anew_keeps_to_the_packager_that_has_the_feed() -> None:
+    """The primary died earlier and its successor stands by; the standby publishes. A pool
+    member Ray started again asks both and hands off to the standby, not to the first."""
+    packagers = Standby(["first", "second"])
+    packagers.found_publishing([("a1", 0.0), ("b2", 1796686000.5)])
+    assert packagers.found and packagers.active == "second" and packagers.incarnations == ["a1", "b2"]
+    fresh = Standby(["first", "second"])
+    fresh.found_publishing([None, ("b2", 0.0)])  # nothing published yet; the first still starting
+    assert fresh.active == "first" and fresh.incarnations == [None, "b2"]
+    start = Standby(["first", "second"])
+    start.found_publishing([("a1", 0.0), ("b2", 0.0)])  # a pipeline starting: the first
+    assert start.active == "first"
