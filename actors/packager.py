@@ -336,4 +336,4 @@ class Packager:
     def stats(self) -> dict:
         return {"counters": dict(self.counters), "seal_seconds": list(self.seal_seconds), "sent": list(self.message_ids),
                 "refusals": list(self.refusals), "started_at": self.started_at, "first_publish_at": self.first_publish_at,
-                "pid": os.getpid()}
+                "last_publish_at": self.last_publish_at, "pid": os.getpid()}

@@ -110,12 +110,11 @@ class Player:
 
 
 def publishing_packager(pipeline, feed: str) -> int | None:
-    """The pid of the packager that publishes `feed` now (its standby idle), as it says."""
+    """The pid of the packager that publishes `feed` now (its standby idle)."""
     import ray
 
-    stats = [ray.get(h.stats.remote(), timeout=30) for h in pipeline.packagers_of(feed)]
-    took = [(s["first_publish_at"], s["pid"]) for s in stats if s["first_publish_at"] is not None]
-    return max(took)[1] if took else None
+    handle = pipeline.publishing_packager(feed)
+    return ray.get(handle.stats.remote(), timeout=30)["pid"] if handle is not None else None
 
 
 def victim(class_name: str) -> int | None:

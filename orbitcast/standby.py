@@ -42,7 +42,6 @@ class Standby(Generic[T]):
             raise ValueError("a standby needs at least one member")
         self.members = tuple(members)
         self.index = 0
-        self.fail_overs = 0
         # each member's incarnation as last asked; None: to ask (never asked, or died since)
         self.incarnations: list[str | None] = [None] * len(self.members)
         self.found = False  # whether `found_publishing` has been told what the members said
@@ -74,7 +73,6 @@ class Standby(Generic[T]):
         """The active member died: the next one takes the calls (with one member, itself again)."""
         self.incarnations[self.index] = None
         self.index = (self.index + 1) % len(self.members)
-        self.fail_overs += 1
         return self.active
 
     def started_again(self) -> None:

@@ -74,6 +74,12 @@ class Pipeline:
         """The feed's packager and its standby: either may be the one publishing now."""
         return [self.packagers[feed], *([self.standby_packagers[feed]] if feed in self.standby_packagers else [])]
 
+    def publishing_packager(self, feed: str) -> "ray.actor.ActorHandle | None":
+        """The packager of `feed` that published last (None: neither has yet)."""
+        last, index = max((ray.get(h.stats.remote(), timeout=30)["last_publish_at"], i)
+                           for i, h in enumerate(self.packagers_of(feed)))
+        return self.packagers_of(feed)[index] if last > 0 else None
+
     def flush_catalogs(self) -> None:
         """Every packager's buffered catalog rows, written to the store."""
         ray.get([p.flush.remote() for feed in self.packagers for p in self.packagers_of(feed)])

@@ -28,7 +28,6 @@ class HandOffs(Generic[Ref]):
         self._pending: deque[tuple[Ref, int | None, Any]] = deque()
         self._taken: int | None = None
         self._resends = 0  # in a row, since a hand-off was last taken
-        self.sent_again = 0  # hand-offs sent again, in all
 
     def add(self, ref: Ref, through: int | None, payload: Any = None) -> None:
         """A hand-off sent; `through`: the highest seq finished in every rung with it;
@@ -39,7 +38,6 @@ class HandOffs(Generic[Ref]):
         """Every hand-off in flight, oldest first, sent again by `send` (the packager they went
         to died: to its standby)."""
         self._resends += 1
-        self.sent_again += len(self._pending)
         self._pending = deque((send(payload), through, payload) for _, through, payload in self._pending)
 
     def settle(self, done: Callable[[Ref], bool], get: Callable[[Ref], object],

@@ -210,12 +210,8 @@ def _victim(class_name: str, pipeline) -> dict | None:
         held = ray.get(pipeline.pool.member.remote(index), timeout=30)._actor_id.hex()
         found = [a for a in found if a["ActorID"] == held]
     if class_name == "Packager":  # the one publishing the feed, not its idle standby
-        handles = pipeline.packagers_of(FEED)
-        ids = {a["ActorID"] for a in found}
-        took = {h._actor_id.hex(): ray.get(h.stats.remote(), timeout=30)["first_publish_at"]
-                for h in handles if h._actor_id.hex() in ids}
-        publishing = max((t, i) for i, t in took.items() if t is not None)[1]
-        found = [a for a in found if a["ActorID"] == publishing]
+        publishing = pipeline.publishing_packager(FEED)
+        found = [a for a in found if publishing is not None and a["ActorID"] == publishing._actor_id.hex()]
     return min(found, key=lambda a: a["Pid"]) if found else None
 
 
