@@ -286,6 +286,12 @@ class OrbitcastConfig(_Strict):
         description="a second packager per feed, idle until the first dies; then it takes the feed at once "
                     "instead of after Ray's restart (a second or more)",
     )
+    standby_feeds: bool = Field(
+        default=True,
+        description="a second reader per feed that pulls its source (not one that listens for a sender), idle "
+                    "until the first dies; then it reads on from where the transcoder's timeline stands at once "
+                    "instead of after Ray's restart",
+    )
     serve: ServeConfig = ServeConfig()
     threema: ThreemaConfig = ThreemaConfig()
     clock: ClockConfig = ClockConfig()

@@ -78,3 +78,26 @@ class Standby(Generic[T]):
     def started_again(self) -> None:
         """The active member refused a call meant for its predecessor: ask its incarnation anew."""
         self.incarnations[self.index] = None
+
+
+# A pair of processes of which one runs something that must run once (a feed's source loop) and
+# the other stands by. No third party decides: each says its role when asked, and the one that
+# stands by keeps a call in flight to the other and takes over the moment it fails.
+HOLDING = "holding"
+STANDING_BY = "standing by"
+DECIDING = "deciding"  # started again by Ray: asking the other what it does
+
+
+def role_after_restart(index: int, other: str | None) -> str | None:
+    """The role a process of a pair takes when Ray has started it again, from the other's answer
+    (`HOLDING`, `STANDING_BY`, `DECIDING`; None: no answer). None: ask again.
+
+    The other holds: stand by. Otherwise the first of the pair (index 0) holds, whatever the other
+    said or did not say: both started again together (a node lost) must not both hold, and the
+    second holds only when it has seen the first die while it stood by. A second that finds the
+    first standing by asks again: the first is about to hear of the death it watches for."""
+    if other == HOLDING:
+        return STANDING_BY
+    if index == 0:
+        return HOLDING
+    return None

@@ -40,11 +40,12 @@ from deployments.gateway import APP_NAME as GATEWAY_APP
 from deployments.gateway import ROUTE_PREFIX as GATEWAY_PREFIX
 from deployments.gateway import build_app as build_gateway_app
 from orbitcast.clock.config import LOOPBACK_HOST
-from orbitcast.config import ConfigError, OrbitcastConfig, anchored, load_config
+from orbitcast.config import ConfigError, FeedConfig, OrbitcastConfig, anchored, load_config
 from orbitcast.energy.errors import EnergyError
 from orbitcast.energy.governor import LadderGovernor
+from orbitcast.media.source import listen_address
 from orbitcast.sealed_delivery import build_plan
-from orbitcast.standby import DEATH_NOTICE_ENV, Standby
+from orbitcast.standby import DEATH_NOTICE_ENV, HOLDING, Standby
 from orbitcast.store import Store
 from pipelines.local import NAMESPACE, use_local_serve_env
 
@@ -64,6 +65,7 @@ class Pipeline:
     inbox: "ray.actor.ActorHandle | None" = None
     governor: "ray.actor.ActorHandle | None" = None  # the site's plan, live (energy.follow_plan)
     standby_packagers: dict[str, "ray.actor.ActorHandle"] = field(default_factory=dict)  # config.standby_packagers
+    standby_feeds: dict[str, "ray.actor.ActorHandle"] = field(default_factory=dict)  # config.standby_feeds
 
     @property
     def url(self) -> str:
@@ -79,6 +81,21 @@ class Pipeline:
         last, index = max((ray.get(h.stats.remote(), timeout=30)["last_publish_at"], i)
                            for i, h in enumerate(self.packagers_of(feed)))
         return self.packagers_of(feed)[index] if last > 0 else None
+
+    def feed_actors_of(self, feed: str) -> list["ray.actor.ActorHandle"]:
+        """The feed's reader and its standby: either may hold the feed now."""
+        return [self.feeds[feed], *([self.standby_feeds[feed]] if feed in self.standby_feeds else [])]
+
+    def holding_feed_actor(self, feed: str) -> "ray.actor.ActorHandle | None":
+        """The FeedActor of `feed` that reads its source now (None: neither says it does)."""
+        handles = self.feed_actors_of(feed)
+        roles = ray.get([h.role.remote() for h in handles], timeout=30)
+        return next((h for h, role in zip(handles, roles) if role == HOLDING), None)
+
+    def feed_placement(self, feed: str) -> int | None:
+        """The pool member the feed is handed to now (None: not yet)."""
+        holder = self.holding_feed_actor(feed)
+        return ray.get(holder.placement.remote(), timeout=30) if holder is not None else None
 
     def flush_catalogs(self) -> None:
         """Every packager's buffered catalog rows, written to the store."""
@@ -119,14 +136,15 @@ class Pipeline:
             except Exception:  # noqa: BLE001
                 pass
 
-        settle([feed.stop.remote() for feed in self.feeds.values()], 1.0)
+        feeds = [*self.feeds.values(), *self.standby_feeds.values()]
+        settle([feed.stop.remote() for feed in feeds], 1.0)
         # the catalog's and the analysis table's buffered rows reach the store before the kill
         packagers = [*self.packagers.values(), *self.standby_packagers.values()]
         settle([*(packager.flush.remote() for packager in packagers), self.edge.flush_analysis.remote()], 1.5)
         if self.gateway is not None:
             settle([self.gateway.stop.remote()], 0.5)
         others = [self.gateway, self.inbox, self.governor]
-        for handle in [*self.feeds.values(), self.pool, *packagers, self.edge, *others]:
+        for handle in [*feeds, self.pool, *packagers, self.edge, *others]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
         if self.ledger is not None:
@@ -194,9 +212,27 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
     serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
     # DEATH_NOTICE_ENV: a feed hears at once that its pool member died, and moves to another
     # (with Ray's default grace, 1-2 s later)
-    feeds = {f.name: FeedActor.options(runtime_env={"env_vars": DEATH_NOTICE_ENV}).remote(
-        f, pool, clock, edge, config.segment_duration, config.part_duration) for f in config.feeds}
-    return Pipeline(config, clock, edge, packagers, pool, feeds, ledger, gateway, inbox, governor, standbys)
+    # (and the standby of a feed hears at once that the one reading its source died)
+    pair_token = secrets.token_hex(4)
+
+    def pair_name(feed: str, index: int) -> str:  # each of a pair asks the other what it does
+        return f"orbitcast-feed-{pair_token}-{feed}-{index}"
+
+    def feed_actor(f: FeedConfig, index: int | None = None) -> "ray.actor.ActorHandle":
+        options: dict = {"runtime_env": {"env_vars": DEATH_NOTICE_ENV}}
+        if index is not None:
+            options |= {"name": pair_name(f.name, index), "scheduling_strategy": "SPREAD"}
+        pair = (index, pair_name(f.name, 1 - index)) if index is not None else None
+        return FeedActor.options(**options).remote(f, pool, clock, edge, config.segment_duration,
+                                                   config.part_duration, pair)
+
+    # A feed that listens for its sender has one reader: a second could not listen on the same
+    # address, and the sender must call again either way.
+    paired = {f.name for f in config.feeds if config.standby_feeds and listen_address(f.source, f.options) is None}
+    feeds = {f.name: feed_actor(f, 0 if f.name in paired else None) for f in config.feeds}
+    standby_feeds = {f.name: feed_actor(f, 1) for f in config.feeds if f.name in paired}
+    return Pipeline(config, clock, edge, packagers, pool, feeds, ledger, gateway, inbox, governor, standbys,
+                    standby_feeds)
 
 
 def run_until_stopped(pipeline: Pipeline, announce: bool = True) -> None:

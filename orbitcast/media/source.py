@@ -63,6 +63,16 @@ def _listen_address(url: str, options: dict[str, str]) -> str | None:
     return None
 
 
+def listen_address(url: str, options: dict[str, str] | None = None) -> str | None:
+    """host:port where a source of `url` waits for a sender to connect, None for one it reaches."""
+    if needs_relay(url):
+        return urlsplit(url).netloc if is_listener(url) else None
+    if url.startswith("udp://"):
+        # it binds its port and waits for datagrams: until they come it waits, not fails
+        return urlsplit(url).netloc
+    return _listen_address(url, options or {})
+
+
 def _reason(err: BaseException) -> str:
     if isinstance(err, FileNotFoundError):
         return f"source not found: {err.filename or err}"
@@ -171,12 +181,7 @@ class Source:
     @property
     def listening(self) -> str | None:
         """host:port where this source waits for a sender to connect, None for one it reaches."""
-        if needs_relay(self.url):
-            return urlsplit(self.url).netloc if is_listener(self.url) else None
-        if self.url.startswith("udp://"):
-            # it binds its port and waits for datagrams: until they come it waits, not fails
-            return urlsplit(self.url).netloc
-        return _listen_address(self.url, self.options)
+        return listen_address(self.url, self.options)
 
     @property
     def relay_pid(self) -> int | None:

@@ -206,12 +206,15 @@ def _victim(class_name: str, pipeline) -> dict | None:
 
     found = [a for a in _actors() if a["ActorClassName"] == class_name]
     if class_name == "Transcoder":  # the member that holds the feed, not the one standing by
-        index = ray.get(pipeline.feeds[FEED].placement.remote(), timeout=30)
+        index = pipeline.feed_placement(FEED)
         held = ray.get(pipeline.pool.member.remote(index), timeout=30)._actor_id.hex()
         found = [a for a in found if a["ActorID"] == held]
     if class_name == "Packager":  # the one publishing the feed, not its idle standby
         publishing = pipeline.publishing_packager(FEED)
         found = [a for a in found if publishing is not None and a["ActorID"] == publishing._actor_id.hex()]
+    if class_name == "FeedActor":  # the one reading the source, not its standby
+        holder = pipeline.holding_feed_actor(FEED)
+        found = [a for a in found if holder is not None and a["ActorID"] == holder._actor_id.hex()]
     return min(found, key=lambda a: a["Pid"]) if found else None
 
 

@@ -1,6 +1,6 @@
 """A transcoder pool member dies: its feed moves to another member and keeps playing, and no
 sequence number is lost or listed twice. The packager dies: its standby takes the feed. The
-gateway dies: what it had not delivered is queued again from the store. The edge dies with
+feed's reader dies: its standby reads on. The gateway dies: what it had not delivered is queued again from the store. The edge dies with
 every Delivery replica: the stream comes back with its init segment."""
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ def _seqs(live, feed: str, rendition: str) -> list[int]:
 def test_feed_moves_when_its_transcoder_dies(live):
     live.wait_media("synth", 8)
     pool = live.pipeline.pool
-    before = ray.get(live.pipeline.feeds["synth"].placement.remote())
+    before = live.pipeline.feed_placement("synth")
     assert before is not None
     newest = max(_seqs(live, "synth", "360p"))
     ray.kill(ray.get(pool.member.remote(before)), no_restart=False)
 
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        after = ray.get(live.pipeline.feeds["synth"].placement.remote())
+        after = live.pipeline.feed_placement("synth")
         if after is not None and after != before and max(_seqs(live, "synth", "360p")) >= newest + 3:
             break
         time.sleep(1)
@@ -93,7 +93,7 @@ def test_the_packagers_standby_takes_the_feed_when_the_packager_dies(live):
     # The feed's transcoder member dies now: the member that takes the feed keeps to the
     # packager that has it, the standby, rather than hand the feed back to the first one.
     pool = live.pipeline.pool
-    member = ray.get(live.pipeline.feeds["synth"].placement.remote())
+    member = live.pipeline.feed_placement("synth")
     newest = max(_seqs(live, "synth", "360p"))
     ray.kill(ray.get(pool.member.remote(member)), no_restart=False)
     deadline = time.monotonic() + 90
@@ -102,6 +102,54 @@ def test_the_packagers_standby_takes_the_feed_when_the_packager_dies(live):
         time.sleep(0.5)
     assert ray.get(primary.stats.remote())["first_publish_at"] is None, "the feed went back to the first packager"
     assert ray.get(standby.stats.remote())["counters"]["sent"] > took["counters"]["sent"]
+    assert live.feeds()["synth"]["state"] == "live"
+
+
+def test_the_feeds_standby_reader_takes_the_source_when_the_reader_dies(live):
+    """The FeedActor reading the feed's source is killed (SIGKILL): its standby reads on from
+    where the transcoder's timeline stands, and the one Ray starts again stands by; then the
+    new reader is killed and the first takes the feed back. No seq missing or listed twice, one
+    reader at a time, and the feed says `live`."""
+    import signal
+
+    import ray._private.state as state
+
+    from orbitcast.standby import HOLDING, STANDING_BY
+
+    pair = live.pipeline.feed_actors_of("synth")
+    assert len(pair) == 2, "a feed that pulls its source has a standby reader"
+
+    def roles() -> list[str]:
+        return ray.get([h.role.remote() for h in pair], timeout=60)
+
+    def kill_the_reader() -> None:
+        holder = live.pipeline.holding_feed_actor("synth")
+        assert holder is not None, roles()
+        pid = next(a["Pid"] for a in state.actors().values()
+                   if a["ActorID"] == holder._actor_id.hex() and a["State"] == "ALIVE")
+        newest = max(_seqs(live, "synth", "360p"))
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        while max(_seqs(live, "synth", "360p")) < newest + 3:
+            assert time.monotonic() < deadline, f"synth stopped after its reader died: {live.feeds()['synth']}"
+            time.sleep(0.5)
+
+    live.wait_media("synth", 4)
+    assert roles() == [HOLDING, STANDING_BY], "the feed starts on its first reader; the standby waits"
+    kill_the_reader()
+    deadline = time.monotonic() + 60
+    while roles() != [STANDING_BY, HOLDING]:  # the first, started again by Ray, stands by
+        assert time.monotonic() < deadline, roles()
+        time.sleep(0.5)
+    kill_the_reader()
+    deadline = time.monotonic() + 60
+    while roles() != [HOLDING, STANDING_BY]:
+        assert time.monotonic() < deadline, roles()
+        time.sleep(0.5)
+    for rendition in ("360p", "240p"):
+        seqs = _seqs(live, "synth", rendition)
+        assert seqs == sorted(set(seqs)), seqs
+        assert seqs[-1] - seqs[0] == len(seqs) - 1, f"a seq is missing: {seqs}"
     assert live.feeds()["synth"]["state"] == "live"
 
 

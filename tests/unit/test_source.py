@@ -279,3 +279,16 @@ def test_reopen_of_another_file_continues_the_timeline(media: Path) -> None:
     second = read_all(src)
     last_video = max(u.time for u in first if u.kind == "video")
     assert min(u.time for u in second) == pytest.approx(last_video + 1 / 30, abs=1e-4)
+
+
+def test_a_source_that_waits_for_its_sender_is_told_from_one_it_reaches() -> None:
+    """The pipeline gives a feed a standby reader only where a second one could read it too."""
+    from orbitcast.media.source import listen_address
+
+    assert listen_address("rtmp://0.0.0.0:1935/live/cam?listen=1") == "0.0.0.0:1935"
+    assert listen_address("rtmp://0.0.0.0:1935/live/cam", {"listen": "1"}) == "0.0.0.0:1935"
+    assert listen_address("srt://0.0.0.0:9000?mode=listener") == "0.0.0.0:9000"
+    assert listen_address("udp://127.0.0.1:5000") == "127.0.0.1:5000"
+    for reached in ("lavfi:testsrc2=size=320x240:rate=25", "srt://relay.example:9000", "rtsp://cam.example/stream",
+                    "https://origin.example/live/index.m3u8", "/media/clip.mp4"):
+        assert listen_address(reached) is None, reached
