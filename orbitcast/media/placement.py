@@ -22,16 +22,9 @@ class Placement:
         self._placed: dict[str, int] = {}  # feed -> member index
 
     def assign(self, feed: str, alive: Callable[[int], bool], avoid: int | None = None) -> int:
-        """Place `feed` (again) and return its member. A feed placed on a member that is alive
-        and not to be avoided stays there: a reader that takes the feed over (a standby, or one
-        Ray started again) asks where the feed's timeline goes on, and moved back to the member it
-        left after a death, the feed started again there empty and made its open seq again whole
-        (1.6 s without a part, found by tests/e2e/test_chaos_cluster.py). Otherwise candidates go
-        least loaded first (the feed itself not counted), `avoid` last, lower index on ties; the
-        first that `alive` passes takes the feed."""
-        placed = self._placed.get(feed)
-        if placed is not None and placed != avoid and alive(placed):
-            return placed
+        """Place `feed` (again) and return its member. Candidates go least loaded first (the feed
+        itself not counted), `avoid` last, lower index on ties; the first that `alive` passes
+        takes the feed."""
         loads = dict.fromkeys(range(self.members), 0)
         for placed, member in self._placed.items():
             if placed != feed:

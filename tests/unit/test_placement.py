@@ -38,16 +38,6 @@ def test_a_feed_moved_off_a_failed_member_goes_elsewhere_and_no_longer_counts_th
     assert placement.assign("c", all_alive) == 0  # a left member 0: it is the least loaded
 
 
-def test_a_feed_asked_for_again_stays_on_its_live_member() -> None:
-    """A standby reader asks where the feed is after it moved off a member that died: it stays
-    on the member it moved to, not back on the lower-indexed one Ray started again, empty."""
-    placement = Placement(2)
-    assert placement.assign("a", all_alive) == 0
-    assert placement.assign("a", all_alive, avoid=0) == 1
-    assert placement.assign("a", all_alive) == 1
-    assert placement.assign("a", lambda i: i == 0) == 0, "its member does not answer: it moves"
-
-
 def test_the_avoided_member_takes_the_feed_when_no_other_answers() -> None:
     placement = Placement(2)
     assert placement.assign("a", lambda i: i == 0, avoid=0) == 0
