@@ -33,6 +33,9 @@ HEALTH_EVERY = 1.0
 # quarter of the time, and a demo beside a browser on two cores fell behind the wall clock).
 IN_FLIGHT = 2
 RESUME_ASK_S = 5.0  # a restarted feed's wait for its transcoder's resume point
+# The member the feed is on answers its resume point in milliseconds; one that does not answer in
+# this is on a lost node (a call to it waits until Ray has noticed and started it again, empty).
+MEMBER_ASK_S = 2.0
 WATCH_S = 30.0  # how long the standby's call to the holder stays in flight
 ASK_S = 10.0  # a question to the other of the pair unanswered this much longer is asked again
 
@@ -173,15 +176,26 @@ class FeedActor:
         self._parts_from = segment_index(self._sent_through, self.segment_duration) + 1
 
     def _resume_point(self) -> tuple[float, int] | None:
-        """Restarted by Ray after this feed's actor died: where its transcoder's timeline stands,
-        or, where the member died too (a node lost), where the edge's media of the feed ends.
+        """Taking the feed over (the standby, or one Ray started again): where its transcoder's
+        timeline stands, or, where the member died too (a node lost), where the edge's media of
+        the feed ends.
         None where neither answers: the feed starts at the wall clock, and a restart longer
         than a segment leaves gaps."""
+        where = None
         try:
-            self.member = ray.get(self.pool.assign.remote(self.feed.name), timeout=RESUME_ASK_S)
-            point = ray.get(self.member[1].resume_point.remote(self.feed.name), timeout=RESUME_ASK_S)
-            if point is not None:
-                return point
+            # where the feed is now: asked to place it anew, the pool could choose another member
+            # (the least loaded), one started again empty after the feed had moved off it
+            where = ray.get(self.pool.placed.remote(self.feed.name), timeout=RESUME_ASK_S)
+            if where is not None:
+                point = ray.get(where[1].resume_point.remote(self.feed.name), timeout=MEMBER_ASK_S)
+                if point is not None:
+                    self.member = where
+                    return point
+        except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
+            pass
+        try:  # the feed's member is gone or has it no more: another member takes it
+            self.member = ray.get(self.pool.assign.remote(self.feed.name, avoid=where[0] if where else None),
+                                  timeout=RESUME_ASK_S)
         except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
             self.member = None
         try:

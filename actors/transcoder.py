@@ -272,7 +272,7 @@ def _done(ref: ray.ObjectRef) -> bool:
     return bool(ready)
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, concurrency_groups={"read": 2})
 class TranscoderPool:
     """Places feeds on members (`Placement`) and moves a feed off a member that died. Following
     the site's plan (energy.follow_plan), it stops the standby members beyond the plan's pool
@@ -296,6 +296,13 @@ class TranscoderPool:
         with self._lock:
             index = self.placement.assign(feed, self._alive, avoid)
             return index, self.members[index]
+
+    @ray.method(concurrency_group="read")
+    def placed(self, feed: str) -> "tuple[int, ray.actor.ActorHandle] | None":
+        """The member `feed` is on now, without placing it: answered while an `assign` waits on a
+        member's ping (up to 10 s for one on a lost node)."""
+        index = self.placement.as_dict().get(feed)
+        return (index, self.members[index]) if index is not None else None
 
     def _alive(self, index: int) -> bool:
         if index in self.parked:

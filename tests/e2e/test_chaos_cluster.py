@@ -13,7 +13,9 @@ check afterwards:
   first had, in both rungs (nothing missing, nothing listed twice, no gap);
 - no part was listed and later left out of its segment's parts, no segment listed and later
   taken back;
-- every part and segment listed could be fetched;
+- every part and segment listed could be fetched (one answered 503 with Retry-After, a seq
+  closed short whose certified segment is still being made after a node's loss, once more at
+  the end, as a player tries again);
 - every whole segment fetched verifies against the ledger (`orbitcast verify --recording`);
 - after each fault, new parts came again (bounded). How long the player waited for its next
   part is printed per fault: the issue's bar is the part hold-back (a standby already
@@ -81,6 +83,9 @@ class Follower:
     # the playlists (before, then the one with it) around the first problem a playlist showed,
     # with when each came: a rare failure is read from what the player was given
     evidence: list[str] = field(default_factory=list)
+    # answered 503 with Retry-After (a segment closed short after a node's loss, its certified
+    # bytes still being made): a player tries again later, as this one does at the end
+    deferred: dict[str, float] = field(default_factory=dict)  # URI -> when first answered so
     _last: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -109,6 +114,9 @@ class Follower:
                 continue
             if r.status_code == 200:
                 return r.content
+            if r.status_code == 503 and r.headers.get("retry-after") and uri not in self.deferred:
+                self.deferred[uri] = time.time()
+                return None
             self.problems.append(f"{time.time():.3f} {uri}: HTTP {r.status_code}")
             return None
         self.problems.append(f"{time.time():.3f} {uri}: no answer")
@@ -361,6 +369,11 @@ def test_a_player_sees_no_seq_lost_through_each_kind_of_actor_death(chaos, tmp_p
                           if f is not None))
 
     for rung, p in players.items():
+        for uri, at in p.deferred.items():  # answered "not yet" (503, Retry-After): once more now
+            data = p._get(uri)
+            print(f"{rung}: {uri} answered 503 at {at:.3f}, then {'fetched' if data is not None else 'not'}")
+            if data is not None and uri.count(".") == 1:  # a whole segment
+                p.segments.setdefault(int(uri.split(".")[0]), data)
         assert len(p.segments) >= 20, (rung, len(p.segments))
         # A seq the player's playlists passed over was made if its URI still answers (from the
         # archive, once older than the window); its bytes are verified against the ledger below.
