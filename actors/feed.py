@@ -5,11 +5,10 @@ A feed may have two, a pair (`standby_feeds`): one holds the feed, the other sta
 imports done and its clock in step, with a call to the holder in flight; when that call fails
 (the holder died) it takes the feed from where the transcoder's timeline stands, a few tens of
 milliseconds later instead of the second Ray takes to start the holder again. The one Ray starts
-again asks the other what it does and stands by (orbitcast/standby.py `role_after_restart`)."""
+again asks the other what it does and stands by (actors/pair.py)."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -22,9 +21,10 @@ from orbitcast.media.boundaries import segment_index
 from orbitcast.media.feed_runner import FeedRunner, SinkError, batch_seconds_for
 from orbitcast.media.replay import NotOpenHere, ReplayBuffer
 from orbitcast.media.units import FeedStreams, MediaUnit
-from orbitcast.standby import DECIDING, HOLDING, STANDING_BY, role_after_restart
+from orbitcast.standby import HOLDING
 
 from .clock_authority import NAME as CLOCK_NAME
+from .pair import PairRole
 from .stamping_clock import StampingClock
 
 HEALTH_EVERY = 1.0
@@ -36,10 +36,6 @@ RESUME_ASK_S = 5.0  # a restarted feed's wait for its transcoder's resume point
 # The member the feed is on answers its resume point in milliseconds; one that does not answer in
 # this is on a lost node (a call to it waits until Ray has noticed and started it again, empty).
 MEMBER_ASK_S = 2.0
-WATCH_S = 30.0  # how long the standby's call to the holder stays in flight
-ASK_S = 10.0  # a question to the other of the pair unanswered this much longer is asked again
-
-log = logging.getLogger(__name__)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, concurrency_groups={"watch": 4})
@@ -60,10 +56,9 @@ class FeedActor:
         self.pool = pool
         self.edge = edge
         self.clock = clock
-        self.index, self._other_name = pair if pair is not None else (0, None)
         # Capture times (hence every segment's program date-time) come from a clock kept in
         # step with the authority; start() syncs before the source can read it.
-        self.stamp = StampingClock(clock, f"feed:{feed.name}" + (f"#{self.index + 1}" if self.index else ""),
+        self.stamp = StampingClock(clock, f"feed:{feed.name}" + (f"#{pair[0] + 1}" if pair and pair[0] else ""),
                                    authority_name=CLOCK_NAME,
                                    skew_offset_s=feed.clock_skew_offset_s,
                                    skew_drift_ppm=feed.clock_skew_drift_ppm).start()
@@ -77,56 +72,24 @@ class FeedActor:
         self._opening = True  # the next batch opens the feed on its member (replay.Openings)
         self._batch_seconds = batch_seconds_for(part_duration)
         self.runner: FeedRunner | None = None  # while this one holds the feed
-        self._role_lock = threading.Lock()
         self._stopped = False
         restarted = ray.get_runtime_context().was_current_actor_reconstructed
         threading.Thread(target=self._report, name=f"health-{feed.name}", daemon=True).start()
-        if self._other_name is None or (self.index == 0 and not restarted):
-            self._role = HOLDING
+        self.pair = (PairRole(pair[0], pair[1], lambda why: self._hold(self._resume_point()), restarted,
+                              f"feed {feed.name}") if pair is not None else None)
+        if self.pair is None or self.pair.holding:
             self._hold(self._resume_point() if restarted else None)
-        else:
-            self._role = STANDING_BY if not restarted else DECIDING
-            threading.Thread(target=self._follow, name=f"pair-{feed.name}", daemon=True).start()
+
+    @property
+    def _role(self) -> str:
+        return self.pair.role if self.pair is not None else HOLDING
 
     def _hold(self, resume: tuple[float, int] | None) -> None:
+        if self._stopped:
+            return
         self.runner = FeedRunner(self.feed, self._sink, clock=self.stamp.now, batch_seconds=self._batch_seconds,
                                  resume=resume)
         threading.Thread(target=self.runner.run, name=f"feed-{self.feed.name}", daemon=True).start()
-
-    def _take(self, why: str) -> None:
-        with self._role_lock:
-            if self._role == HOLDING or self._stopped:
-                return
-            self._role = HOLDING
-        log.warning("feed %s: %s; this one takes the feed", self.feed.name, why)
-        self._hold(self._resume_point())
-
-    def _follow(self) -> None:
-        """Standing by (or started again and deciding): ask the other of the pair what it does,
-        until this one holds the feed. Standing by, the question stays in flight for as long as
-        the other holds (`watch`): it fails the moment the other dies."""
-        other = ray.get_actor(self._other_name)
-        while not self._stopped:
-            wait = WATCH_S if self._role == STANDING_BY else 0.0
-            try:
-                answer: str | None = ray.get(other.watch.remote(wait), timeout=wait + ASK_S)
-            except ray.exceptions.GetTimeoutError:
-                continue  # slow, not dead: ask again
-            except ray.exceptions.RayActorError:
-                if self._role == STANDING_BY:
-                    self._take("the other of its pair died")
-                    return
-                answer = None
-            decided = role_after_restart(self.index, answer)
-            if decided == HOLDING:
-                self._take(f"the other of its pair is {answer or 'gone'}")
-                return
-            if decided == STANDING_BY:
-                with self._role_lock:
-                    if self._role == DECIDING:
-                        self._role = STANDING_BY
-            else:
-                time.sleep(0.1)
 
     def _sink(self, streams: FeedStreams, units: list[MediaUnit]) -> None:
         self.replay.add(units)
@@ -220,12 +183,8 @@ class FeedActor:
 
     @ray.method(concurrency_group="watch")
     def watch(self, seconds: float) -> str:
-        """This one's role (orbitcast/standby.py): at once, or, while it holds the feed, after
-        `seconds`, so that the asker's call is in flight when this process dies."""
-        deadline = time.monotonic() + seconds
-        while self._role == HOLDING and not self._stopped and time.monotonic() < deadline:
-            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-        return self._role
+        """This one's role in the feed's pair (actors/pair.py)."""
+        return self.pair.watch(seconds) if self.pair is not None else HOLDING
 
     @ray.method(concurrency_group="watch")
     def role(self) -> str:
@@ -244,7 +203,8 @@ class FeedActor:
         return self.member[0] if self.member and self.runner is not None else None
 
     def stop(self) -> None:
-        with self._role_lock:
-            self._stopped = True
+        self._stopped = True
+        if self.pair is not None:
+            self.pair.stop()
         if self.runner is not None:
             self.runner.stop()
