@@ -6,6 +6,11 @@ polls (`updates`) and answer viewers from their own copy.
 Threaded, so that the gateway's callbacks and the replicas' long polls do not queue behind
 each other.
 
+Two may run as a pair (`standby_edge`, actors/pair.py): the one standing by has its imports done
+and its archive reader open, takes no callbacks and holds the replicas' long polls; when the
+holder dies it takes over at once and rebuilds its window from the replicas, as one that Ray
+started again does (orbitcast/delivery/rebuild.py), without the second that start takes.
+
 With analysis on, a thread follows each analysed feed's `AnalysisActor` (by name, a call every
 `ANALYSIS_POLL_S`): the tags it closed go into the window as `TagUpdate`s, reach the replicas
 with the media (an EXT-X-DATERANGE per tagged segment) and are written to the analysis table
@@ -41,11 +46,13 @@ from orbitcast.gateway.blobstore import BlobStore
 from orbitcast.metrics.pipeline import EdgeMetrics
 from orbitcast.sealed_delivery import SealingPlan, part_from, rendition_info, segment_from
 from orbitcast.sealing.receiver import Receiver
+from orbitcast.standby import HOLDING, NotHolding
 from orbitcast.store import Store
 
 from .analysis_name import actor_name as analyser_name
 from .metrics_hub import report_in_thread, source_name
 from .packager import gateway_client
+from .pair import PairRole
 
 log = logging.getLogger(__name__)
 NAME = "orbitcast-edge"
@@ -57,19 +64,26 @@ ANALYSIS_CALL_S = 2.0  # an analyser that does not answer in this is given up fo
 ANALYSIS_FLUSH_S = 10.0  # the analysis table's buffered rows are written this often
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=64)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=64,
+            concurrency_groups={"watch": 4})
 class Edge:
-    def __init__(self, config: OrbitcastConfig, plan: SealingPlan, gateway: "ray.actor.ActorHandle | None" = None) -> None:
+    def __init__(self, config: OrbitcastConfig, plan: SealingPlan, gateway: "ray.actor.ActorHandle | None" = None,
+                 pair: tuple[int, str] | None = None) -> None:
+        """`pair`: (this one's place in the pair, 0 the one that starts holding; the other's actor
+        name); None: no standby."""
         assert plan.edge_keys is not None and plan.sender_keys is None, "the edge holds its own key only"
         self.config = config
         self.window = LiveWindow(policy_of(config))
         self.lock = threading.Lock()
         self.log = UpdateLog(self._snapshot)
+        restarted = ray.get_runtime_context().was_current_actor_reconstructed
         # Started again by Ray: the replicas hand over their windows before new media is taken.
-        self.rebuild = Rebuild(ray.get_runtime_context().was_current_actor_reconstructed)
+        self.rebuild = Rebuild(restarted and pair is None)
         self.health: dict[str, dict] = {f.name: {"feed": f.name, "state": "starting"} for f in config.feeds}
         self._reported: set[str] = set()  # feeds whose actors reported their health to this edge
+        self._polled_by: dict[str, float] = {}  # standing by: follower -> until when its poll is held
         self._health_lock = threading.Lock()
+        self._gateway = gateway
         self.client = gateway_client(plan, plan.edge, plan.edge_secret, gateway)
         self.receiver = Receiver(plan.edge, plan.edge_keys, plan.edge_secret, self.client.public_key, self.client.download_blob)
         self.senders = {plan.sender}
@@ -81,24 +95,61 @@ class Edge:
         self._receipts_lock = threading.Lock()
         threading.Thread(target=self._send_receipts, name="receipts", daemon=True).start()
         self.metrics = EdgeMetrics()  # recorded under self.lock; reported to the metrics hub
-        report_in_thread(source_name("edge", "edge"), self._metrics_snapshot)
-        analysed = [f.name for f in config.feeds if config.analysis.covers(f.name)]
-        table = AnalysisTable(Store(config.store)) if analysed else None
+        self._analysed = [f.name for f in config.feeds if config.analysis.covers(f.name)]
+        table = AnalysisTable(Store(config.store)) if self._analysed else None
         self.tags = TagRecorder(table, self._segment_date, config.segment_duration, time.time, flush_s=ANALYSIS_FLUSH_S)
         self._tags_lock = threading.Lock()
         self.analysis_counters = {"tags": 0, "refused": 0, "lookups": 0, "failures": 0}
-        if analysed:
-            threading.Thread(target=self._follow_analysis, args=(analysed,), name="analysis", daemon=True).start()
+        self.pair = (PairRole(pair[0], pair[1], self._take_over, restarted, "the edge", prepare=self._rebuild_anew)
+                     if pair is not None else None)
+        if self.pair is None or self.pair.holding:
+            self._start_duties()
+
+    def _start_duties(self) -> None:
+        """What only the edge that holds does beside taking media: its metrics, the tags."""
+        report_in_thread(source_name("edge", "edge"), self._metrics_snapshot)
+        if self._analysed:
+            threading.Thread(target=self._follow_analysis, args=(self._analysed,), name="analysis", daemon=True).start()
+
+    def _rebuild_anew(self) -> None:
+        """Taking over (the other of the pair died, or, started again, this one is to hold): the
+        replicas hand over their windows before new media is taken, as after a restart; those
+        whose long polls it holds are known, and not waited for longer than they take."""
+        with self._health_lock:
+            now = time.monotonic()
+            polling = {f for f, until in self._polled_by.items() if until > now and f}
+        self.rebuild = Rebuild(True, expected=polling)
+
+    def _take_over(self, why: str) -> None:
+        if self._gateway is not None:  # its callbacks come here now (the call to the dead one may take 1-2 s to fail)
+            self._gateway.holder.remote(ray.get_runtime_context().get_actor_name())
+        self._start_duties()
+
+    def _check_holding(self) -> None:
+        if self.pair is not None and not self.pair.holding:
+            raise NotHolding("this edge stands by")
+
+    @ray.method(concurrency_group="watch")
+    def watch(self, seconds: float) -> str:
+        """This one's role in the pair (actors/pair.py)."""
+        return self.pair.watch(seconds) if self.pair is not None else HOLDING
+
+    @ray.method(concurrency_group="watch")
+    def role(self) -> str:
+        return self.pair.role if self.pair is not None else HOLDING
 
     # -- the Threema side -----------------------------------------------------------------
 
     def handle_callbacks(self, bodies: list[bytes]) -> list[int]:
         """Several gateway callbacks in one call (the gateway's batched transport inside the
-        cluster); the status of each, as an HTTP front would answer it."""
+        cluster); the status of each, as an HTTP front would answer it. The one standing by
+        refuses (NotHolding): the gateway goes to the other."""
+        self._check_holding()
         return [self.handle_callback(body) for body in bodies]
 
     def handle_callback(self, body: bytes) -> int:
         """One gateway callback POST; the HTTP status to answer (as Threema's receivers do)."""
+        self._check_holding()
         self.rebuild.wait()
         status, received = self.receiver.answer_callback(body)
         if received is None:
@@ -199,7 +250,13 @@ class Edge:
                 committed: int | None = None) -> Batch:
         """Window writes after `cursor` (a long poll: returns as soon as there are some, or when
         the commit passes `committed`). A follower of the edge before a restart is asked for its
-        window (`adopt`)."""
+        window (`adopt`). The one standing by holds the poll until it takes over (then the
+        follower hands it its window) or `timeout`, then refuses (NotHolding)."""
+        if self.pair is not None and not self.pair.holding:
+            with self._health_lock:  # the replicas it will know at once when it takes over
+                self._polled_by[follower] = time.monotonic() + timeout + 1.0
+            if not self.pair.wait_holding(timeout):
+                raise NotHolding("this edge stands by")
         batch = self.log.since(epoch, cursor, timeout, lambda: dict(self.health), follower, committed)
         if batch.adopt:
             self.rebuild.asked_by(follower)
@@ -208,6 +265,7 @@ class Edge:
     def adopt(self, follower: str, updates: list, health: dict[str, dict] | None = None) -> int:
         """A replica's window and its copy of the feeds' health, handed over after a restart
         (orbitcast/delivery/rebuild.py)."""
+        self._check_holding()
         with self.lock:
             taken = adopt(self.window, self.log, updates)
         with self._health_lock:

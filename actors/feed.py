@@ -45,7 +45,7 @@ class FeedActor:
         feed: FeedConfig,
         pool: "ray.actor.ActorHandle",
         clock: "ray.actor.ActorHandle",
-        edge: "ray.actor.ActorHandle",
+        edge: "ray.actor.ActorHandle | list[ray.actor.ActorHandle]",
         segment_duration: float = 2.0,
         part_duration: float = 0.5,
         pair: tuple[int, str] | None = None,
@@ -54,7 +54,9 @@ class FeedActor:
         actor name); None: no standby."""
         self.feed = feed
         self.pool = pool
-        self.edge = edge
+        # the edge, or the edge and its standby: both are told the feed's health (the one that
+        # takes over knows it at once), and asked where the feed's media ends
+        self.edges = list(edge) if isinstance(edge, (list, tuple)) else [edge]
         self.clock = clock
         # Capture times (hence every segment's program date-time) come from a clock kept in
         # step with the authority; start() syncs before the source can read it.
@@ -161,10 +163,15 @@ class FeedActor:
                                   timeout=RESUME_ASK_S)
         except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
             self.member = None
-        try:
-            at = ray.get(self.edge.resume_at.remote(self.feed.name), timeout=RESUME_ASK_S)
-        except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError):
-            return None
+        asked = [e.resume_at.remote(self.feed.name) for e in self.edges]
+        ready, _ = ray.wait(asked, num_returns=len(asked), timeout=RESUME_ASK_S)
+        answers = []
+        for ref in ready:
+            try:
+                answers.append(ray.get(ref))
+            except ray.exceptions.RayError:
+                pass
+        at = max((a for a in answers if a is not None), default=None)
         if at is None:
             return None
         # the member that will take the feed makes the edge's open seq again: whole only
@@ -175,10 +182,12 @@ class FeedActor:
         while True:
             runner = self.runner
             if runner is not None:  # the one standing by has nothing to say of the feed
-                try:
-                    self.edge.set_health.remote(self.feed.name, runner.status())
-                except RayActorError:
-                    pass
+                status = runner.status()
+                for edge in self.edges:
+                    try:
+                        edge.set_health.remote(self.feed.name, status)
+                    except RayActorError:
+                        pass
             time.sleep(HEALTH_EVERY)
 
     @ray.method(concurrency_group="watch")

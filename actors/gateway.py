@@ -11,6 +11,8 @@ subscribers elsewhere) use the HTTP API at /threema, which the Serve app forward
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any, Sequence
 
 import ray
@@ -22,37 +24,53 @@ from orbitcast.gateway.core import Gateway
 from orbitcast.gateway.delivery import RequestsPoster
 from orbitcast.gateway.errors import BadRequest, GatewayRefusal
 from orbitcast.sealing.envelope import SealedEnvelope
+from orbitcast.standby import HOLDING, NotHolding
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 10.0
+PAIR_WATCH_S = 30.0  # how long the watch call to a recipient pair's holder stays in flight
+WATCH_POLL_S = 0.05  # how often a callback call to a pair looks whether the watch went to the other
 
 
 class ActorPoster:
     """Delivers callbacks whose URL belongs to a recipient actor of this cluster by calling its
-    `handle_callbacks(bodies) -> statuses`; every other URL over HTTP, as Threema does."""
+    `handle_callbacks(bodies) -> statuses`; every other URL over HTTP, as Threema does.
 
-    def __init__(self, actors: dict[str, "ray.actor.ActorHandle"], timeout_s: float,
-                 names: dict[str, str] | None = None) -> None:
-        self.actors = actors
-        self.names = dict(names or {})  # callback URL -> the recipient actor's name
+    A recipient may be a pair (the edge and its standby, actors/pair.py): the callbacks go to the
+    one that holds, and the moment a call to it fails (it died) or is refused (`NotHolding`), to
+    the other. Calls to a pair are not retried by Ray on the process it starts again: that takes
+    a second, and the other takes over within milliseconds and says so (`now_holding`). A
+    thread keeps a call in flight to the holder (`_watch`): a gateway started again finds the
+    holder that way."""
+
+    def __init__(self, actors: dict[str, "ray.actor.ActorHandle | list"], timeout_s: float,
+                 names: dict[str, "str | list[str]"] | None = None) -> None:
+        self.actors: dict[str, list] = {url: _as_list(a) for url, a in actors.items()}
+        self.names = {url: _as_list(n) for url, n in (names or {}).items()}  # callback URL -> the recipients' names
+        self.active: dict[str, int] = {}  # callback URL -> which of a pair takes them now
+        self._watched: set[str] = set()
+        self._lock = threading.Lock()
         self.http = RequestsPoster(timeout_s)
         self.timeout_s = timeout_s
 
-    def _actor(self, url: str) -> "ray.actor.ActorHandle | None":
-        actor = self.actors.get(url)
-        if actor is None and url in self.names:
+    def update(self, recipients: dict[str, "ray.actor.ActorHandle | list"]) -> None:
+        self.actors.update({url: _as_list(a) for url, a in recipients.items()})
+
+    def _actors(self, url: str) -> list:
+        actors = self.actors.get(url)
+        if actors is None and url in self.names:
             try:
-                actor = self.actors[url] = ray.get_actor(self.names[url])
+                actors = self.actors[url] = [ray.get_actor(name) for name in self.names[url]]
             except ValueError:  # not started yet: over HTTP meanwhile
-                return None
-        return actor
+                return []
+        return actors or []
 
     def __call__(self, url: str, body: bytes) -> int:
         return self.post_many(url, [body])[0]
 
     def post_many(self, url: str, bodies: list[bytes]) -> list[int]:
-        actor = self._actor(url)
-        if actor is None:
+        actors = self._actors(url)
+        if not actors:
             out: list[int] = []
             for body in bodies:  # HTTP recipients: one POST each, each settled on its own
                 try:
@@ -62,7 +80,70 @@ class ActorPoster:
                         raise
                     break
             return out
-        return list(ray.get(actor.handle_callbacks.remote(bodies), timeout=self.timeout_s))
+        if len(actors) == 1:
+            return list(ray.get(actors[0].handle_callbacks.remote(bodies), timeout=self.timeout_s))
+        self._watch(url, actors)
+        deadline = time.monotonic() + self.timeout_s
+        for attempt in range(len(actors) + 1):
+            index = self.active.get(url, 0)
+            call = actors[index].handle_callbacks.options(max_task_retries=0).remote(bodies)
+            # A call made after the holder's death waits in Ray for the process it starts again
+            # (a second): when the watch says the other holds now, the callbacks go there (the
+            # call left behind is refused by the one started again, which stands by).
+            while not ray.wait([call], timeout=WATCH_POLL_S)[0]:
+                if self.active.get(url, 0) != index:
+                    break
+                if time.monotonic() > deadline:
+                    raise ray.exceptions.GetTimeoutError(f"no answer from {url} in {self.timeout_s} s")
+            else:
+                try:
+                    return list(ray.get(call))
+                except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as err:
+                    if isinstance(err, ray.exceptions.RayTaskError) and not isinstance(err.cause, NotHolding):
+                        raise
+                    if attempt == len(actors):
+                        raise
+                    self._flip(url, index, len(actors))
+        raise RuntimeError(f"no edge of {url} took the callbacks")
+
+    def now_holding(self, name: str) -> None:
+        for url, names in self.names.items():
+            if name in names:
+                with self._lock:
+                    self.active[url] = names.index(name)
+
+    def _flip(self, url: str, index: int, size: int) -> None:
+        with self._lock:
+            if self.active.get(url, 0) == index:
+                self.active[url] = (index + 1) % size
+
+    def _watch(self, url: str, actors: list) -> None:
+        """A thread that keeps a call in flight to the pair's holder and goes to the other the
+        moment it fails (the holder died) or says the holder stands by now."""
+        with self._lock:
+            if url in self._watched:
+                return
+            self._watched.add(url)
+
+        def run() -> None:
+            while True:
+                index = self.active.get(url, 0)
+                try:
+                    role = ray.get(actors[index].watch.options(max_task_retries=0).remote(PAIR_WATCH_S),
+                                   timeout=PAIR_WATCH_S + 10)
+                except ray.exceptions.GetTimeoutError:
+                    continue
+                except ray.exceptions.RayActorError:
+                    role = None
+                if role != HOLDING:
+                    self._flip(url, index, len(actors))
+                    time.sleep(WATCH_POLL_S)  # the other may take a moment to say it holds
+
+        threading.Thread(target=run, name="watch-recipient", daemon=True).start()
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=64)
@@ -74,10 +155,15 @@ class GatewayActor:
         self.poster = ActorPoster({}, config.callback_timeout_s, routes)
         self.gateway.start_delivery(self.poster)
 
-    def route(self, recipients: dict[str, "ray.actor.ActorHandle"]) -> None:
-        """Callback URLs whose recipient is an actor of this cluster, and that actor: those
-        callbacks go by actor call (the same bodies, MAC and all) instead of over HTTP."""
-        self.poster.actors.update(recipients)
+    def route(self, recipients: dict[str, "ray.actor.ActorHandle | list"]) -> None:
+        """Callback URLs whose recipient is an actor of this cluster (or a pair), and that actor:
+        those callbacks go by actor call (the same bodies, MAC and all) instead of over HTTP."""
+        self.poster.update(recipients)
+
+    def holder(self, name: str) -> None:
+        """The actor `name` of a recipient pair took over (actors/pair.py): its callbacks go there
+        now, without waiting for the call to the one that died to fail."""
+        self.poster.now_holding(name)
 
     def call(self, identity: str, secret: str, method: str, args: tuple, kwargs: dict[str, Any]) -> Any:
         """One Gateway API call as `identity` (authenticated with its secret, as over HTTP)."""

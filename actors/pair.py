@@ -27,12 +27,15 @@ log = logging.getLogger(__name__)
 
 class PairRole:
     """This process's role. `take(why)` is called once, in the following thread, when this one
-    takes the duty over; the holder at the start does its own start."""
+    has taken the duty over (the holder at the start does its own start); `prepare()` just before
+    the role says so, for what a caller let in by the role must find ready."""
 
-    def __init__(self, index: int, other_name: str, take: Callable[[str], None], restarted: bool, what: str) -> None:
+    def __init__(self, index: int, other_name: str, take: Callable[[str], None], restarted: bool, what: str,
+                 prepare: Callable[[], None] | None = None) -> None:
         self.index = index
         self.other_name = other_name
         self._take_duty = take
+        self._prepare = prepare
         self.what = what  # for the log: "feed iss", "the edge"
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -70,6 +73,8 @@ class PairRole:
         with self._changed:
             if self.role == HOLDING or self.stopped:
                 return
+            if self._prepare is not None:
+                self._prepare()
             self.role = HOLDING
         log.warning("%s: %s; this one takes over", self.what, why)
         self._take_duty(why)
@@ -87,11 +92,13 @@ class PairRole:
         """Standing by (or started again and deciding): ask the other what it does, until this
         one holds the duty. Standing by, the question stays in flight for as long as the other
         holds: it fails the moment the other dies."""
-        other = self._other()
+        # Not retried by Ray on the process it starts again (an actor class may ask that of its
+        # calls): the call must fail with the death, that is what the standby waits for.
+        watch = self._other().watch.options(max_task_retries=0)
         while not self.stopped:
             wait = WATCH_S if self.role == STANDING_BY else 0.0
             try:
-                answer: str | None = ray.get(other.watch.remote(wait), timeout=wait + ASK_S)
+                answer: str | None = ray.get(watch.remote(wait), timeout=wait + ASK_S)
             except ray.exceptions.GetTimeoutError:
                 continue  # slow, not dead: ask again
             except ray.exceptions.RayActorError:

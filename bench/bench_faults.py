@@ -119,9 +119,12 @@ def publishing_packager(pipeline, feed: str) -> int | None:
 
 def holding_feed_actor(pipeline, feed: str) -> int | None:
     """The pid of the FeedActor that reads `feed`'s source now (its standby idle)."""
+    return pid_of(pipeline.holding_feed_actor(feed))
+
+
+def pid_of(handle) -> int | None:
     import ray._private.state as state
 
-    handle = pipeline.holding_feed_actor(feed)
     if handle is None:
         return None
     actor = state.actors().get(handle._actor_id.hex())
@@ -157,8 +160,9 @@ def run(base: str, feed: str, rung: str, settle: float, segment_s: float = 1.0,
     report: dict = {"rung": rung, "hold_back_s": player.hold_back, "quiet_longest_wait_s": round(quiet_wait, 3),
                     "kills": []}
     for label, class_name in kinds:
-        if pipeline is not None and class_name in ("Packager", "FeedActor"):  # not the idle standby
-            pid = (publishing_packager if class_name == "Packager" else holding_feed_actor)(pipeline, feed)
+        if pipeline is not None and class_name in ("Packager", "FeedActor", "Edge"):  # not the idle standby
+            pid = (publishing_packager(pipeline, feed) if class_name == "Packager" else
+                   holding_feed_actor(pipeline, feed) if class_name == "FeedActor" else pid_of(pipeline.edge))
         else:
             pid = victim(class_name)
         if pid is None:
@@ -207,8 +211,8 @@ def main() -> None:
                              + ", ".join(label for label, _ in KINDS) + ")")
     parser.add_argument("--repeat", type=int, default=1, help="kill each kind this many times (one after the other)")
     parser.add_argument("--no-standby", action="store_true",
-                        help="no standby packager or feed reader (standby_packagers, standby_feeds: false): "
-                             "their restart is waited for")
+                        help="no standby packager, feed reader or edge (standby_packagers, standby_feeds, "
+                             "standby_edge: false): their restart is waited for")
     args = parser.parse_args()
     by_label = dict(KINDS)
     labels = [k.strip() for k in args.kinds.split(",")] if args.kinds else list(by_label)
@@ -219,7 +223,7 @@ def main() -> None:
     from bench.demo_server import running_demo
 
     serve = {"min_replicas": args.replicas, "max_replicas": max(4, args.replicas)} if args.replicas else None
-    updates = {"standby_packagers": False, "standby_feeds": False} if args.no_standby else {}
+    updates = {"standby_packagers": False, "standby_feeds": False, "standby_edge": False} if args.no_standby else {}
     with running_demo(port=args.port, serve_settings=serve, **updates) as demo:
         print(f"demo playable after {demo.startup_s:.1f} s at {demo.base}", flush=True)
         report = run(demo.base, args.feed, args.rung, args.settle, demo.pipeline.config.segment_duration, kinds, demo.pipeline)

@@ -16,6 +16,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from ray import serve
+from ray.exceptions import RayTaskError
 
 from deployments.gateway import GatewayHealth
 from deployments.metrics import ReplicaMetricsPage
@@ -36,6 +37,7 @@ from orbitcast.energy.summary import PlanClock, energy_body
 from orbitcast.gateway.callback_app import read_callback_body
 from orbitcast.metrics.render import CONTENT_TYPE
 from orbitcast.priority import take_lead
+from orbitcast.standby import NotHolding
 from orbitcast.store import Store
 from orbitcast.vod.presentation import VodPresentation
 from orbitcast.vod.state import JobStore
@@ -160,7 +162,7 @@ def pages(replica: "Delivery") -> FastAPI:
         body = await read_callback_body(request)
         if body is None:
             return Response(status_code=400)
-        return Response(status_code=await replica.edge.handle_callback.remote(body))
+        return Response(status_code=await replica.edge_callback(body))
 
     @app.post("/sender/callback")
     async def sender_callback(request: Request) -> Response:
@@ -175,10 +177,15 @@ def pages(replica: "Delivery") -> FastAPI:
 
 class EdgeArchive:
     """Archived media for time-shift, opened by the edge (it holds the key) in its threads:
-    this replica's event loop only awaits the answer."""
+    this replica's event loop only awaits the answer. `edge()`: the edge to ask (either of a
+    pair opens the archive)."""
 
     def __init__(self, edge) -> None:
-        self.edge = edge
+        self._edge = edge
+
+    @property
+    def edge(self):
+        return self._edge()
 
     async def segment(self, feed: str, rendition: str, seq: int) -> bytes | None:
         try:
@@ -211,10 +218,12 @@ def _autoscaling(min_replicas: int, max_replicas: int) -> dict:
 )
 @serve.ingress()
 class Delivery:
-    # edge: the Edge actor; clock: the ClockAuthority (None: host clock); inbox: the SenderInbox
+    # edge: the Edge actor, or the edge and its standby (actors/pair.py); clock: the
+    # ClockAuthority (None: host clock); inbox: the SenderInbox
     def __init__(self, edge, config: OrbitcastConfig, clock=None, inbox=None, pool=None, governor=None) -> None:
         take_lead()  # the viewer path runs first, where the system allows (orbitcast/priority.py)
-        self.edge = edge
+        self.edges = list(edge) if isinstance(edge, (list, tuple)) else [edge]
+        self.holding = 0  # which of the edges last answered this replica's long poll with media
         self.config = config
         self.governor = governor  # the site's plan, live (energy.follow_plan): /api/energy's `ladder`
         self.pool = pool  # the TranscoderPool: members' energy reports
@@ -234,18 +243,20 @@ class Delivery:
         tag_rows = AnalysisTable(Store(config.store)).query
         # time-shift playlists from a catalog query here (in a thread), media from the edge,
         # the analysis tags of analysed feeds from the analysis table
-        self.timeshift = Timeshift(self.state.window, catalog_rows(Catalog(Store(config.store))), EdgeArchive(edge),
+        self.timeshift = Timeshift(self.state.window, catalog_rows(Catalog(Store(config.store))), EdgeArchive(lambda: self.edge),
                                    config.segment_duration, config.archive.timeshift_max_span_s, time.time,
                                    tag_rows, analysed)
         # recordings (orbitcast transcode): playlists from the catalog, media from the edge
         self.jobs = JobStore(Store(config.store))
-        self.vod = VodPresentation(self.jobs, catalog_rows(Catalog(Store(config.store))), EdgeArchive(edge))
+        self.vod = VodPresentation(self.jobs, catalog_rows(Catalog(Store(config.store))), EdgeArchive(lambda: self.edge))
         # analysis tags: near the live edge from the window, older ones from the analysis table
         self.analysis = AnalysisAPI(self.state.window, tag_rows,
                                     [f.name for f in config.feeds],
                                     analysed, config.archive.timeshift_max_span_s, time.time)
-        # The constructor runs on the replica's event loop: follow the edge from there.
-        self._follower = asyncio.get_running_loop().create_task(self._follow())
+        # The constructor runs on the replica's event loop: follow the edge from there (each of a
+        # pair: the one standing by holds the poll until it takes over).
+        loop = asyncio.get_running_loop()
+        self._follower = asyncio.gather(*(loop.create_task(self._follow(i)) for i in range(len(self.edges))))
         # requests, viewers (CMCD), part hops: reported to the metrics hub; GET /metrics
         energy = config.energy.enabled or config.energy.site is not None
         self.metrics = ReplicaMetricsPage(self.state, clock, self.gateway, self.energy_for_metrics if energy else None)
@@ -257,21 +268,49 @@ class Delivery:
         serve_live_here(live)  # this replica's server answers /live/ itself (fast_path.py)
         return live
 
-    async def _follow(self) -> None:
+    @property
+    def edge(self):
+        return self.edges[self.holding]
+
+    async def _follow(self, index: int) -> None:
+        edge = self.edges[index]
+        # A pair's calls are not retried by Ray on a process it starts again (a second): the
+        # other edge takes over meanwhile, and its held poll answers.
+        updates = edge.updates.options(max_task_retries=0) if len(self.edges) > 1 else edge.updates
         while True:
             try:
-                batch = await self.edge.updates.remote(self.state.epoch, self.state.cursor, FOLLOW_TIMEOUT_S,
-                                                       self.follower, self.state.committed)
-                if batch.adopt:  # the edge started again: it rebuilds its window from ours
-                    await self.edge.adopt.remote(self.follower, self.state.hand_over(), self.state.health)
+                batch = await updates.remote(self.state.epoch, self.state.cursor, FOLLOW_TIMEOUT_S,
+                                             self.follower, self.state.committed)
+                self.holding = index
+                if batch.adopt:  # an edge that started again or took over: it rebuilds its window from ours
+                    await edge.adopt.remote(self.follower, self.state.hand_over(), self.state.health)
                     continue
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the edge restarts: Ray brings it back
+            except RayTaskError as err:
+                if isinstance(err.cause, NotHolding):
+                    continue  # the standby: it held the poll while it stood by
                 log.warning("delivery: following the edge failed; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
+            except Exception:  # noqa: BLE001 - the edge restarts: Ray brings it back
+                if len(self.edges) == 1:
+                    log.warning("delivery: following the edge failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
             self.state.apply(batch)
+
+    async def edge_callback(self, body: bytes) -> int:
+        """A remote gateway's callback for the edge: to the one that holds (of a pair, the other
+        when this one refuses)."""
+        for attempt in range(len(self.edges)):
+            try:
+                return await self.edge.handle_callback.remote(body)
+            except RayTaskError as err:
+                if not isinstance(err.cause, NotHolding) or attempt == len(self.edges) - 1:
+                    raise
+                self.holding = (self.holding + 1) % len(self.edges)
+        raise AssertionError("unreachable")
 
     async def _pool_energy(self) -> list[dict]:
         """The pool members' energy reports, asked for at most every ENERGY_CACHE_S."""

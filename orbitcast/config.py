@@ -286,6 +286,11 @@ class OrbitcastConfig(_Strict):
         description="a second packager per feed, idle until the first dies; then it takes the feed at once "
                     "instead of after Ray's restart (a second or more)",
     )
+    standby_edge: bool = Field(
+        default=True,
+        description="a second edge, idle until the first dies; then it takes the gateway's callbacks and rebuilds "
+                    "its window from the Delivery replicas at once instead of after Ray's restart",
+    )
     standby_feeds: bool = Field(
         default=True,
         description="a second reader per feed that pulls its source (not one that listens for a sender), idle "

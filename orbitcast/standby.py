@@ -101,3 +101,8 @@ def role_after_restart(index: int, other: str | None) -> str | None:
     if index == 0:
         return HOLDING
     return None
+
+
+class NotHolding(Exception):
+    """A call that only the holder of a pair takes, made to the one standing by: the caller goes
+    to the other."""

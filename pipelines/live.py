@@ -56,7 +56,7 @@ APP_NAME = "orbitcast"
 class Pipeline:
     config: OrbitcastConfig
     clock: "ray.actor.ActorHandle"
-    edge: "ray.actor.ActorHandle"
+    edges: list["ray.actor.ActorHandle"]  # the edge, and its standby (config.standby_edge)
     packagers: dict[str, "ray.actor.ActorHandle"]  # the one each feed starts with
     pool: "ray.actor.ActorHandle"
     feeds: dict[str, "ray.actor.ActorHandle"]
@@ -66,6 +66,14 @@ class Pipeline:
     governor: "ray.actor.ActorHandle | None" = None  # the site's plan, live (energy.follow_plan)
     standby_packagers: dict[str, "ray.actor.ActorHandle"] = field(default_factory=dict)  # config.standby_packagers
     standby_feeds: dict[str, "ray.actor.ActorHandle"] = field(default_factory=dict)  # config.standby_feeds
+
+    @property
+    def edge(self) -> "ray.actor.ActorHandle":
+        """The edge that holds now (the first while neither says so)."""
+        if len(self.edges) == 1:
+            return self.edges[0]
+        roles = ray.get([e.role.remote() for e in self.edges], timeout=30)
+        return next((e for e, role in zip(self.edges, roles) if role == HOLDING), self.edges[0])
 
     @property
     def url(self) -> str:
@@ -140,11 +148,12 @@ class Pipeline:
         settle([feed.stop.remote() for feed in feeds], 1.0)
         # the catalog's and the analysis table's buffered rows reach the store before the kill
         packagers = [*self.packagers.values(), *self.standby_packagers.values()]
-        settle([*(packager.flush.remote() for packager in packagers), self.edge.flush_analysis.remote()], 1.5)
+        settle([*(packager.flush.remote() for packager in packagers), *(e.flush_analysis.remote() for e in self.edges)],
+               1.5)
         if self.gateway is not None:
             settle([self.gateway.stop.remote()], 0.5)
         others = [self.gateway, self.inbox, self.governor]
-        for handle in [*feeds, self.pool, *packagers, self.edge, *others]:
+        for handle in [*feeds, self.pool, *packagers, *self.edges, *others]:
             if handle is not None:
                 ray.kill(handle, no_restart=True)
         if self.ledger is not None:
@@ -177,12 +186,19 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
     # and it hands the edge and the sender's inbox their callbacks by actor calls, in batches.
     # Named, so that a gateway that Ray starts again finds them (its routes die with it).
     edge_name, inbox_name = (f"orbitcast-{part}-{secrets.token_hex(4)}" for part in ("edge", "inbox"))
-    routes = {plan.edge_callback_url: edge_name, plan.sender_callback_url: inbox_name}
+    # The edge and its standby (actors/pair.py), SPREAD; DEATH_NOTICE_ENV: the standby hears at
+    # once that the edge died, and tells the gateway that the callbacks go to it now.
+    edge_names = [f"{edge_name}-{i}" for i in range(2)] if config.standby_edge else [edge_name]
+    routes = {plan.edge_callback_url: edge_names, plan.sender_callback_url: inbox_name}
     gateway = GatewayActor.remote(plan.gateway, routes) if plan.gateway is not None else None
-    edge = Edge.options(name=edge_name).remote(config, plan.edge_view(), gateway)
+    if config.standby_edge:
+        edges = [Edge.options(name=name, scheduling_strategy="SPREAD", runtime_env={"env_vars": DEATH_NOTICE_ENV})
+                 .remote(config, plan.edge_view(), gateway, (i, edge_names[1 - i])) for i, name in enumerate(edge_names)]
+    else:
+        edges = [Edge.options(name=edge_name).remote(config, plan.edge_view(), gateway)]
     inbox = SenderInbox.options(name=inbox_name).remote(plan.packager_view(), gateway)
     if gateway is not None:
-        ray.get(gateway.route.remote({plan.edge_callback_url: edge, plan.sender_callback_url: inbox}))
+        ray.get(gateway.route.remote({plan.edge_callback_url: edges, plan.sender_callback_url: inbox}))
     try:
         ledger = LedgerActor.options(name=LEDGER_NAME, namespace=LEDGER_NAMESPACE).remote(config, clock)
     except ValueError:  # another pipeline's ledger holds the name: this one works unnamed
@@ -203,7 +219,7 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
     # gateway before its first send, and the gateway retries callbacks until the edge answers.
     quiet = {"enable_access_log": False, "log_level": "WARNING"}
     targets = [
-        RunTarget(build_app(edge, config, clock, inbox, pool, governor), name=APP_NAME, route_prefix="/", logging_config=quiet),
+        RunTarget(build_app(edges, config, clock, inbox, pool, governor), name=APP_NAME, route_prefix="/", logging_config=quiet),
         RunTarget(build_ledger_app(ledger), name=LEDGER_APP, route_prefix=LEDGER_PREFIX, logging_config=quiet),
     ]
     if gateway is not None:
@@ -223,7 +239,7 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
         if index is not None:
             options |= {"name": pair_name(f.name, index), "scheduling_strategy": "SPREAD"}
         pair = (index, pair_name(f.name, 1 - index)) if index is not None else None
-        return FeedActor.options(**options).remote(f, pool, clock, edge, config.segment_duration,
+        return FeedActor.options(**options).remote(f, pool, clock, edges, config.segment_duration,
                                                    config.part_duration, pair)
 
     # A feed that listens for its sender has one reader: a second could not listen on the same
@@ -231,7 +247,7 @@ def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
     paired = {f.name for f in config.feeds if config.standby_feeds and listen_address(f.source, f.options) is None}
     feeds = {f.name: feed_actor(f, 0 if f.name in paired else None) for f in config.feeds}
     standby_feeds = {f.name: feed_actor(f, 1) for f in config.feeds if f.name in paired}
-    return Pipeline(config, clock, edge, packagers, pool, feeds, ledger, gateway, inbox, governor, standbys,
+    return Pipeline(config, clock, edges, packagers, pool, feeds, ledger, gateway, inbox, governor, standbys,
                     standby_feeds)
 
 

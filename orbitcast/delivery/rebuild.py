@@ -17,7 +17,9 @@ part it was told exists (found by tests/e2e/test_chaos_cluster.py). So:
 - meanwhile the edge holds the gateway's callbacks (`Rebuild.wait`): until every replica that
   asked has handed its window over, `quiet_s` after the start at least (the replicas' long
   polls are retried on the new edge as soon as it is up), and `max_s` at most (a replica that
-  does not come must not stop the stream).
+  does not come must not stop the stream). A standby edge that takes over knows the replicas
+  already (`expected`: those whose long polls it held while it stood by): once they have all
+  handed their windows over, the rebuild is over without the quiet wait.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ MAX_S = 1.5  # callbacks are held at most this long: a bound on what the rebuild
 
 class Rebuild:
     def __init__(self, needed: bool, clock: Callable[[], float] = time.monotonic,
-                 quiet_s: float = QUIET_S, max_s: float = MAX_S) -> None:
+                 quiet_s: float = QUIET_S, max_s: float = MAX_S, expected: Iterable[str] = ()) -> None:
         self.clock = clock
+        self.expected = frozenset(expected)
         self.started = clock()
         self.quiet_s, self.max_s = quiet_s, max_s
         self.asked: set[str] = set()
@@ -76,7 +79,8 @@ class Rebuild:
         if not self._done:
             elapsed = self.clock() - self.started
             handed = bool(self.asked) and self.asked <= self.adopted
-            if elapsed >= self.max_s or (handed and elapsed >= self.quiet_s):
+            known = bool(self.expected) and self.expected <= self.adopted and handed
+            if elapsed >= self.max_s or (handed and elapsed >= self.quiet_s) or known:
                 self._done = True
                 self.waited_s = elapsed
                 self._changed.notify_all()

@@ -235,8 +235,8 @@ def _victim(class_name: str, pipeline) -> dict | None:
     if class_name == "Packager":  # the one publishing the feed, not its idle standby
         publishing = pipeline.publishing_packager(FEED)
         found = [a for a in found if publishing is not None and a["ActorID"] == publishing._actor_id.hex()]
-    if class_name == "FeedActor":  # the one reading the source, not its standby
-        holder = pipeline.holding_feed_actor(FEED)
+    if class_name in ("FeedActor", "Edge"):  # the one reading the source, the edge that holds: not a standby
+        holder = pipeline.holding_feed_actor(FEED) if class_name == "FeedActor" else pipeline.edge
         found = [a for a in found if holder is not None and a["ActorID"] == holder._actor_id.hex()]
     return min(found, key=lambda a: a["Pid"]) if found else None
 

@@ -144,6 +144,22 @@ def test_the_hold_ends_once_every_replica_that_asked_has_handed_its_window_over(
     assert (stats["asked"], stats["adopted"]) == (1, 1)
 
 
+def test_a_standby_that_takes_over_waits_for_the_replicas_it_knew_and_no_longer() -> None:
+    """The standby held the long polls of replicas a and b while it stood by: once both handed
+    their windows over, the callbacks go on, without the quiet wait a restarted edge keeps for
+    replicas it cannot know of."""
+    now = [100.0]
+    rebuild = Rebuild(True, clock=lambda: now[0], quiet_s=10.0, max_s=20.0, expected={"a", "b"})
+    rebuild.asked_by("a")
+    rebuild.asked_by("b")
+    rebuild.adopted_from("a")
+    now[0] += 0.01
+    assert not rebuild.done, "b has not handed its window over yet"
+    rebuild.adopted_from("b")
+    assert rebuild.done
+    assert Rebuild(True, clock=lambda: now[0], quiet_s=10.0, max_s=20.0).done is False, "a restart keeps the wait"
+
+
 def test_an_edge_started_for_the_first_time_holds_nothing() -> None:
     rebuild = Rebuild(False)
     started = time.monotonic()
