@@ -1,6 +1,6 @@
 """A transcoder pool member dies: its feed moves to another member and keeps playing, and no
 sequence number is lost or listed twice. The packager dies: its standby takes the feed. The
-feed's reader dies: its standby reads on. The gateway dies: what it had not delivered is queued again from the store. The edge dies with
+feed's reader dies: its standby reads on. The edge dies: its standby takes over. The gateway dies: what it had not delivered is queued again from the store. The edge dies with
 every Delivery replica: the stream comes back with its init segment."""
 
 from __future__ import annotations
@@ -144,6 +144,45 @@ def test_the_feeds_standby_reader_takes_the_source_when_the_reader_dies(live):
     kill_the_reader()
     deadline = time.monotonic() + 60
     while roles() != [HOLDING, STANDING_BY]:
+        assert time.monotonic() < deadline, roles()
+        time.sleep(0.5)
+    for rendition in ("360p", "240p"):
+        seqs = _seqs(live, "synth", rendition)
+        assert seqs == sorted(set(seqs)), seqs
+        assert seqs[-1] - seqs[0] == len(seqs) - 1, f"a seq is missing: {seqs}"
+    assert live.feeds()["synth"]["state"] == "live"
+
+
+def test_the_edges_standby_takes_over_when_the_edge_dies(live):
+    """The edge that holds is killed (SIGKILL): its standby takes the gateway's callbacks and
+    rebuilds its window from the Delivery replicas, and the one Ray starts again stands by. The
+    playlists go on with no seq missing or listed twice, and `/api/feeds` still knows the feed."""
+    import signal
+
+    import ray._private.state as state
+
+    from orbitcast.standby import HOLDING, STANDING_BY
+
+    edges = live.pipeline.edges
+    assert len(edges) == 2, "the edge has a standby"
+
+    def roles() -> list[str]:
+        return ray.get([e.role.remote() for e in edges], timeout=60)
+
+    live.wait_media("synth", 4)
+    before = roles()
+    assert sorted(before) == [HOLDING, STANDING_BY], before
+    holder = edges[before.index(HOLDING)]
+    pid = next(a["Pid"] for a in state.actors().values()
+               if a["ActorID"] == holder._actor_id.hex() and a["State"] == "ALIVE")
+    newest = max(_seqs(live, "synth", "360p"))
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while max(_seqs(live, "synth", "360p")) < newest + 3:
+        assert time.monotonic() < deadline, f"synth stopped after the edge died: {live.feeds()['synth']}"
+        time.sleep(0.5)
+    deadline = time.monotonic() + 60
+    while roles() != before[::-1]:  # the standby holds; the one started again stands by
         assert time.monotonic() < deadline, roles()
         time.sleep(0.5)
     for rendition in ("360p", "240p"):
