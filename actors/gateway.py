@@ -135,6 +135,10 @@ class ActorPoster:
                     continue
                 except ray.exceptions.RayActorError:
                     role = None
+                except Exception:  # noqa: BLE001 - the callbacks' own failures move them too; keep watching
+                    log.warning("watching the recipient pair of %s failed", url, exc_info=True)
+                    time.sleep(1.0)
+                    continue
                 if role != HOLDING:
                     self._flip(url, index, len(actors))
                     time.sleep(WATCH_POLL_S)  # the other may take a moment to say it holds

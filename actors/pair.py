@@ -77,7 +77,10 @@ class PairRole:
                 self._prepare()
             self.role = HOLDING
         log.warning("%s: %s; this one takes over", self.what, why)
-        self._take_duty(why)
+        try:
+            self._take_duty(why)
+        except Exception:  # noqa: BLE001 - it holds now whatever failed: the failure is logged
+            log.exception("%s: taking over", self.what)
         with self._changed:
             self._changed.notify_all()
 
@@ -106,6 +109,10 @@ class PairRole:
                     self._take("the other of its pair died")
                     return
                 answer = None
+            except Exception:  # noqa: BLE001 - not an answer (a serialization error, Ray shutting down): ask again
+                log.warning("%s: asking the other of the pair failed", self.what, exc_info=True)
+                time.sleep(1.0)
+                continue
             decided = role_after_restart(self.index, answer)
             if decided == HOLDING:
                 self._take(f"the other of its pair is {answer or 'gone'}")
