@@ -243,12 +243,13 @@ class Delivery:
         tag_rows = AnalysisTable(Store(config.store)).query
         # time-shift playlists from a catalog query here (in a thread), media from the edge,
         # the analysis tags of analysed feeds from the analysis table
-        self.timeshift = Timeshift(self.state.window, catalog_rows(Catalog(Store(config.store))), EdgeArchive(lambda: self.edge),
+        archive = EdgeArchive(lambda: self.edge)
+        self.timeshift = Timeshift(self.state.window, catalog_rows(Catalog(Store(config.store))), archive,
                                    config.segment_duration, config.archive.timeshift_max_span_s, time.time,
                                    tag_rows, analysed)
         # recordings (orbitcast transcode): playlists from the catalog, media from the edge
         self.jobs = JobStore(Store(config.store))
-        self.vod = VodPresentation(self.jobs, catalog_rows(Catalog(Store(config.store))), EdgeArchive(lambda: self.edge))
+        self.vod = VodPresentation(self.jobs, catalog_rows(Catalog(Store(config.store))), archive)
         # analysis tags: near the live edge from the window, older ones from the analysis table
         self.analysis = AnalysisAPI(self.state.window, tag_rows,
                                     [f.name for f in config.feeds],
