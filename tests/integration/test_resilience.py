@@ -105,91 +105,69 @@ def test_the_packagers_standby_takes_the_feed_when_the_packager_dies(live):
     assert live.feeds()["synth"]["state"] == "live"
 
 
-def test_the_feeds_standby_reader_takes_the_source_when_the_reader_dies(live):
-    """The FeedActor reading the feed's source is killed (SIGKILL): its standby reads on from
-    where the transcoder's timeline stands, and the one Ray starts again stands by; then the
-    new reader is killed and the first takes the feed back. No seq missing or listed twice, one
-    reader at a time, and the feed says `live`."""
+def _sigkill_and_go_on(live, handle: "ray.actor.ActorHandle", what: str) -> None:
+    """SIGKILL to the actor's process (no clean-up), then three new seqs listed."""
     import signal
 
     import ray._private.state as state
 
-    from orbitcast.standby import HOLDING, STANDING_BY
-
-    pair = live.pipeline.feed_actors_of("synth")
-    assert len(pair) == 2, "a feed that pulls its source has a standby reader"
-
-    def roles() -> list[str]:
-        return ray.get([h.role.remote() for h in pair], timeout=60)
-
-    def kill_the_reader() -> None:
-        holder = live.pipeline.holding_feed_actor("synth")
-        assert holder is not None, roles()
-        pid = next(a["Pid"] for a in state.actors().values()
-                   if a["ActorID"] == holder._actor_id.hex() and a["State"] == "ALIVE")
-        newest = max(_seqs(live, "synth", "360p"))
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 90
-        while max(_seqs(live, "synth", "360p")) < newest + 3:
-            assert time.monotonic() < deadline, f"synth stopped after its reader died: {live.feeds()['synth']}"
-            time.sleep(0.5)
-
-    live.wait_media("synth", 4)
-    assert roles() == [HOLDING, STANDING_BY], "the feed starts on its first reader; the standby waits"
-    kill_the_reader()
-    deadline = time.monotonic() + 60
-    while roles() != [STANDING_BY, HOLDING]:  # the first, started again by Ray, stands by
-        assert time.monotonic() < deadline, roles()
+    pid = next(a["Pid"] for a in state.actors().values()
+               if a["ActorID"] == handle._actor_id.hex() and a["State"] == "ALIVE")
+    newest = max(_seqs(live, "synth", "360p"))
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while max(_seqs(live, "synth", "360p")) < newest + 3:
+        assert time.monotonic() < deadline, f"synth stopped after {what} died: {live.feeds()['synth']}"
         time.sleep(0.5)
-    kill_the_reader()
+
+
+def _until_roles(pair: list, want: list[str]) -> None:
     deadline = time.monotonic() + 60
-    while roles() != [HOLDING, STANDING_BY]:
-        assert time.monotonic() < deadline, roles()
+    while (roles := ray.get([h.role.remote() for h in pair], timeout=60)) != want:
+        assert time.monotonic() < deadline, roles
         time.sleep(0.5)
+
+
+def _no_seq_missing_or_twice(live) -> None:
     for rendition in ("360p", "240p"):
         seqs = _seqs(live, "synth", rendition)
         assert seqs == sorted(set(seqs)), seqs
         assert seqs[-1] - seqs[0] == len(seqs) - 1, f"a seq is missing: {seqs}"
     assert live.feeds()["synth"]["state"] == "live"
+
+
+def test_the_feeds_standby_reader_takes_the_source_when_the_reader_dies(live):
+    """The FeedActor reading the feed's source is killed (SIGKILL): its standby reads on from
+    where the transcoder's timeline stands, and the one Ray starts again stands by; then the
+    new reader is killed and the first takes the feed back. No seq missing or listed twice, one
+    reader at a time, and the feed says `live`."""
+    from orbitcast.standby import HOLDING, STANDING_BY
+
+    pair = live.pipeline.feed_actors_of("synth")
+    assert len(pair) == 2, "a feed that pulls its source has a standby reader"
+    live.wait_media("synth", 4)
+    _until_roles(pair, [HOLDING, STANDING_BY])  # the feed starts on its first reader
+    _sigkill_and_go_on(live, pair[0], "its reader")
+    _until_roles(pair, [STANDING_BY, HOLDING])  # the first, started again by Ray, stands by
+    _sigkill_and_go_on(live, pair[1], "its reader")
+    _until_roles(pair, [HOLDING, STANDING_BY])
+    _no_seq_missing_or_twice(live)
 
 
 def test_the_edges_standby_takes_over_when_the_edge_dies(live):
     """The edge that holds is killed (SIGKILL): its standby takes the gateway's callbacks and
     rebuilds its window from the Delivery replicas, and the one Ray starts again stands by. The
     playlists go on with no seq missing or listed twice, and `/api/feeds` still knows the feed."""
-    import signal
-
-    import ray._private.state as state
-
     from orbitcast.standby import HOLDING, STANDING_BY
 
     edges = live.pipeline.edges
     assert len(edges) == 2, "the edge has a standby"
-
-    def roles() -> list[str]:
-        return ray.get([e.role.remote() for e in edges], timeout=60)
-
     live.wait_media("synth", 4)
-    before = roles()
+    before = ray.get([e.role.remote() for e in edges], timeout=60)
     assert sorted(before) == [HOLDING, STANDING_BY], before
-    holder = edges[before.index(HOLDING)]
-    pid = next(a["Pid"] for a in state.actors().values()
-               if a["ActorID"] == holder._actor_id.hex() and a["State"] == "ALIVE")
-    newest = max(_seqs(live, "synth", "360p"))
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 90
-    while max(_seqs(live, "synth", "360p")) < newest + 3:
-        assert time.monotonic() < deadline, f"synth stopped after the edge died: {live.feeds()['synth']}"
-        time.sleep(0.5)
-    deadline = time.monotonic() + 60
-    while roles() != before[::-1]:  # the standby holds; the one started again stands by
-        assert time.monotonic() < deadline, roles()
-        time.sleep(0.5)
-    for rendition in ("360p", "240p"):
-        seqs = _seqs(live, "synth", rendition)
-        assert seqs == sorted(set(seqs)), seqs
-        assert seqs[-1] - seqs[0] == len(seqs) - 1, f"a seq is missing: {seqs}"
-    assert live.feeds()["synth"]["state"] == "live"
+    _sigkill_and_go_on(live, edges[before.index(HOLDING)], "the edge")
+    _until_roles(edges, before[::-1])  # the standby holds; the one started again stands by
+    _no_seq_missing_or_twice(live)
 
 
 def test_messages_waiting_for_an_absent_subscriber_outlive_the_gateway(live):
