@@ -24,12 +24,11 @@ from orbitcast.gateway.core import Gateway
 from orbitcast.gateway.delivery import RequestsPoster
 from orbitcast.gateway.errors import BadRequest, GatewayRefusal
 from orbitcast.sealing.envelope import SealedEnvelope
-from orbitcast.standby import HOLDING, NotHolding
+from orbitcast.standby import NotHolding
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 10.0
-PAIR_WATCH_S = 30.0  # how long the watch call to a recipient pair's holder stays in flight
-WATCH_POLL_S = 0.05  # how often a callback call to a pair looks whether the watch went to the other
+WATCH_POLL_S = 0.05  # how often a callback call to a pair looks whether the other took over
 
 
 class ActorPoster:
@@ -40,15 +39,13 @@ class ActorPoster:
     one that holds, and the moment a call to it fails (it died) or is refused (`NotHolding`), to
     the other. Calls to a pair are not retried by Ray on the process it starts again: that takes
     a second, and the other takes over within milliseconds and says so (`now_holding`). A
-    thread keeps a call in flight to the holder (`_watch`): a gateway started again finds the
-    holder that way."""
+    gateway started again tries the first and is refused by it if it stands by."""
 
     def __init__(self, actors: dict[str, "ray.actor.ActorHandle | list"], timeout_s: float,
                  names: dict[str, "str | list[str]"] | None = None) -> None:
         self.actors: dict[str, list] = {url: _as_list(a) for url, a in actors.items()}
         self.names = {url: _as_list(n) for url, n in (names or {}).items()}  # callback URL -> the recipients' names
         self.active: dict[str, int] = {}  # callback URL -> which of a pair takes them now
-        self._watched: set[str] = set()
         self._lock = threading.Lock()
         self.http = RequestsPoster(timeout_s)
         self.timeout_s = timeout_s
@@ -82,14 +79,13 @@ class ActorPoster:
             return out
         if len(actors) == 1:
             return list(ray.get(actors[0].handle_callbacks.remote(bodies), timeout=self.timeout_s))
-        self._watch(url, actors)
         deadline = time.monotonic() + self.timeout_s
         for attempt in range(len(actors) + 1):
             index = self.active.get(url, 0)
             call = actors[index].handle_callbacks.options(max_task_retries=0).remote(bodies)
             # A call made after the holder's death waits in Ray for the process it starts again
-            # (a second): when the watch says the other holds now, the callbacks go there (the
-            # call left behind is refused by the one started again, which stands by).
+            # (a second): when the other says it holds now (`now_holding`), the callbacks go
+            # there (the call left behind is refused by the one started again, which stands by).
             while not ray.wait([call], timeout=WATCH_POLL_S)[0]:
                 if self.active.get(url, 0) != index:
                     break
@@ -116,34 +112,6 @@ class ActorPoster:
         with self._lock:
             if self.active.get(url, 0) == index:
                 self.active[url] = (index + 1) % size
-
-    def _watch(self, url: str, actors: list) -> None:
-        """A thread that keeps a call in flight to the pair's holder and goes to the other the
-        moment it fails (the holder died) or says the holder stands by now."""
-        with self._lock:
-            if url in self._watched:
-                return
-            self._watched.add(url)
-
-        def run() -> None:
-            while True:
-                index = self.active.get(url, 0)
-                try:
-                    role = ray.get(actors[index].watch.options(max_task_retries=0).remote(PAIR_WATCH_S),
-                                   timeout=PAIR_WATCH_S + 10)
-                except ray.exceptions.GetTimeoutError:
-                    continue
-                except ray.exceptions.RayActorError:
-                    role = None
-                except Exception:  # noqa: BLE001 - the callbacks' own failures move them too; keep watching
-                    log.warning("watching the recipient pair of %s failed", url, exc_info=True)
-                    time.sleep(1.0)
-                    continue
-                if role != HOLDING:
-                    self._flip(url, index, len(actors))
-                    time.sleep(WATCH_POLL_S)  # the other may take a moment to say it holds
-
-        threading.Thread(target=run, name="watch-recipient", daemon=True).start()
 
 
 def _as_list(value: Any) -> list:

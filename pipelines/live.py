@@ -70,10 +70,7 @@ class Pipeline:
     @property
     def edge(self) -> "ray.actor.ActorHandle":
         """The edge that holds now (the first while neither says so)."""
-        if len(self.edges) == 1:
-            return self.edges[0]
-        roles = ray.get([e.role.remote() for e in self.edges], timeout=30)
-        return next((e for e, role in zip(self.edges, roles) if role == HOLDING), self.edges[0])
+        return _holding(self.edges) or self.edges[0]
 
     @property
     def url(self) -> str:
@@ -96,9 +93,7 @@ class Pipeline:
 
     def holding_feed_actor(self, feed: str) -> "ray.actor.ActorHandle | None":
         """The FeedActor of `feed` that reads its source now (None: neither says it does)."""
-        handles = self.feed_actors_of(feed)
-        roles = ray.get([h.role.remote() for h in handles], timeout=30)
-        return next((h for h, role in zip(handles, roles) if role == HOLDING), None)
+        return _holding(self.feed_actors_of(feed))
 
     def feed_placement(self, feed: str) -> int | None:
         """The pool member the feed is handed to now (None: not yet)."""
@@ -167,6 +162,14 @@ class Pipeline:
             except Exception:  # noqa: BLE001
                 break
             time.sleep(0.1)
+
+
+def _holding(pair: list["ray.actor.ActorHandle"]) -> "ray.actor.ActorHandle | None":
+    """The one of a pair (actors/pair.py) that says it holds; None: neither does now."""
+    if len(pair) == 1:
+        return pair[0]
+    roles = ray.get([h.role.remote() for h in pair], timeout=30)
+    return next((h for h, role in zip(pair, roles) if role == HOLDING), None)
 
 
 def start(config: OrbitcastConfig, on_cluster: bool = False) -> Pipeline:
